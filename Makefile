@@ -1,0 +1,43 @@
+# potune: set-up, default run and tests. Every install step lives here.
+SHELL := /bin/bash
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+BIN := $(abspath $(VENV))/bin
+STAMP := $(VENV)/.potune-installed
+CORES ?= 2
+CONFIG ?= config/config.yaml
+PYTEST_ARGS ?=
+
+export PATH := $(BIN):$(PATH)
+export MPLBACKEND := Agg
+
+.PHONY: venv run dry-run test test-fast lint report clean-venv
+
+venv: $(STAMP)
+
+$(STAMP): requirements.lock pyproject.toml
+	@$(PYTHON) -c 'import sys; assert sys.version_info[:2] >= (3, 11), "potune needs Python >= 3.11, found " + sys.version' 
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --disable-pip-version-check -r requirements.lock
+	$(BIN)/python -m pip install -q --disable-pip-version-check --no-deps fitsnap3==3.1.0.4
+	$(BIN)/python -m pip install -q --disable-pip-version-check --no-deps -e .
+	touch $@
+
+## The default search on the data shipped in data/ (Zuo 2020 Si).
+run: venv
+	$(BIN)/snakemake --cores $(CORES) --configfile $(CONFIG) --rerun-incomplete
+
+dry-run: venv
+	$(BIN)/snakemake -n --cores $(CORES) --configfile $(CONFIG)
+
+test: venv
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+test-fast: venv
+	$(BIN)/python -m pytest -m "not slow and not slurm" $(PYTEST_ARGS)
+
+lint: venv
+	$(BIN)/snakemake --lint --configfile $(CONFIG)
+
+clean-venv:
+	rm -rf $(VENV)

@@ -1,0 +1,24 @@
+# potune: hyperparameter optimisation of machine-learned interatomic potentials.
+# Wiring only: the rules are in workflow/rules/, the science in the potune library
+# (workflow/potune/), the rule entry points in scripts/.
+#
+#   snakemake --cores 2                          # default search (config/config.yaml)
+#   snakemake --cores 8 --configfile my.yaml     # your own search
+#   snakemake -n                                 # dry run
+from snakemake.utils import min_version
+
+min_version("9.0")
+
+
+include: "workflow/rules/common.smk"
+include: "workflow/rules/split.smk"
+include: "workflow/rules/propose.smk"
+include: "workflow/rules/fit.smk"
+include: "workflow/rules/validate.smk"
+include: "workflow/rules/report.smk"
+
+
+rule all:
+    input:
+        final_targets(),
+    default_target: True

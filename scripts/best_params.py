@@ -1,0 +1,5 @@
+"""Rule `best_params`: the best trial's hyperparameters."""
+from potune.steps import best_step, logged
+
+with logged(snakemake.log[0], "w"):
+    best_step(snakemake.params.cfg, snakemake.input.table, snakemake.output.best)

@@ -1,0 +1,18 @@
+"""Rule `collect`: append one iteration's trials to the trial table."""
+from potune.steps import collect_step, logged, proposal_trials
+
+it = int(snakemake.wildcards.iteration)
+run_dir = snakemake.params.run_dir
+trial_dirs = {
+    t: [f"{run_dir}/iter{it}/{t}/fold{f}" for f in range(snakemake.params.n_folds)]
+    for t in proposal_trials(snakemake.input.proposals)
+}
+with logged(snakemake.log[0], "w"):
+    collect_step(
+        snakemake.params.cfg,
+        it,
+        snakemake.input.previous[0] if snakemake.input.previous else None,
+        snakemake.input.proposals,
+        trial_dirs,
+        snakemake.output.table,
+    )

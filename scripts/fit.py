@@ -1,0 +1,15 @@
+"""Rule `fit`: fit one trial on one fold (a failed fit is recorded, not raised)."""
+from potune.steps import fit_step
+
+fit_step(
+    snakemake.input.params,
+    snakemake.input.train,
+    snakemake.output.model,
+    snakemake.output.result,
+    snakemake.log[0],
+    snakemake.params.fitter,
+    snakemake.params.settings,
+    threads=snakemake.threads,
+    mem_mb=snakemake.resources.mem_mb,
+    runtime_min=snakemake.resources.runtime,
+)

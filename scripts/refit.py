@@ -1,0 +1,15 @@
+"""Rule `refit`: the best hyperparameters fitted on the whole training set."""
+from potune.steps import refit_step
+
+refit_step(
+    snakemake.input.best,
+    snakemake.input.train,
+    snakemake.output.model,
+    snakemake.output.result,
+    snakemake.log[0],
+    snakemake.params.fitter,
+    snakemake.params.settings,
+    threads=snakemake.threads,
+    mem_mb=snakemake.resources.mem_mb,
+    runtime_min=snakemake.resources.runtime,
+)

@@ -1,0 +1,5 @@
+"""Rule `split`: check the data and write the train/validation folds."""
+from potune.steps import logged, split
+
+with logged(snakemake.log[0], "w"):
+    split(snakemake.params.cfg, snakemake.output.summary.rsplit("/", 1)[0])

@@ -1,0 +1,5 @@
+"""Rule `summary`: summary.md of the run."""
+from potune.steps import logged, summary_step
+
+with logged(snakemake.log[0], "w"):
+    summary_step(snakemake.params.cfg, snakemake.params.run_dir, dict(snakemake.input.items()), snakemake.output.md)

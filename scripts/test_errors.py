@@ -1,0 +1,12 @@
+"""Rule `test_errors`: errors of the refitted best potential on the test set."""
+from potune.steps import logged, test_step
+
+with logged(snakemake.log[0], "w"):
+    test_step(
+        snakemake.params.cfg,
+        snakemake.input.model,
+        snakemake.input.test,
+        snakemake.output.errors,
+        snakemake.output.predictions,
+        snakemake.output.metrics,
+    )

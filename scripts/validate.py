@@ -1,0 +1,12 @@
+"""Rule `validate`: errors of one fitted trial on its validation fold."""
+from potune.steps import logged, validate_step
+
+with logged(snakemake.log[0], "w"):
+    validate_step(
+        snakemake.input.fit,
+        snakemake.input.model,
+        snakemake.input.valid,
+        snakemake.output.result,
+        snakemake.params.fitter,
+        snakemake.params.loss,
+    )

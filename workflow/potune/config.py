@@ -1,0 +1,173 @@
+"""Configuration: defaults deep-merged under the user's YAML, validated against the JSON
+schema (``workflow/schemas/config.schema.yaml``), then checked for meaning (bounds, names
+of hyperparameters, files) so that a mistake stops the run before any job, with a message
+that names the key."""
+
+from __future__ import annotations
+
+import copy
+import difflib
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from .errors import ConfigError
+from .space import Space
+
+PACKAGE_DIR = Path(__file__).resolve().parent
+SCHEMA_PATH = PACKAGE_DIR.parent / "schemas" / "config.schema.yaml"
+DEFAULTS_PATH = PACKAGE_DIR / "defaults.yaml"
+#: sections taken whole from the user's config (never merged with the defaults')
+REPLACE_WHOLE = {"space", "fixed"}
+
+
+def load_yaml_file(path: str | os.PathLike) -> dict:
+    path = Path(path)
+    if not path.exists():
+        raise ConfigError(f"{path}: config file not found")
+    try:
+        with open(path) as fh:
+            data = yaml.safe_load(fh)
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML: {exc}") from exc
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: expected a mapping at the top level, got {type(data).__name__}")
+    return data
+
+
+def load_defaults() -> dict:
+    return load_yaml_file(DEFAULTS_PATH)
+
+
+def load_schema() -> dict:
+    return load_yaml_file(SCHEMA_PATH)
+
+
+def deep_merge(base: dict, override: dict, _path: str = "") -> dict:
+    """``override`` merged into a copy of ``base``: mappings key by key, everything else
+    (lists, scalars, and the sections in :data:`REPLACE_WHOLE`) replaced."""
+    out = copy.deepcopy(base)
+    for k, v in (override or {}).items():
+        if isinstance(v, dict) and isinstance(out.get(k), dict) and k not in REPLACE_WHOLE:
+            out[k] = deep_merge(out[k], v, f"{_path}{k}.")
+        else:
+            out[k] = copy.deepcopy(v)
+    return out
+
+
+def _check_unknown_keys(raw: Any, schema: dict, path: str = "", defs: dict | None = None) -> None:
+    """Unknown keys, with a "did you mean" suggestion (before the schema's terser message)."""
+    if not isinstance(raw, dict) or schema.get("additionalProperties", True) is not False:
+        return
+    props = schema.get("properties", {})
+    for key, value in raw.items():
+        if key not in props:
+            close = difflib.get_close_matches(str(key), list(props), n=1, cutoff=0.6)
+            hint = f"; did you mean '{path}{close[0]}'?" if close else f"; known keys: {', '.join(props)}"
+            raise ConfigError(f"unknown config key '{path}{key}'{hint}")
+        sub = props[key]
+        if "$ref" in sub:
+            sub = (defs or {}).get(sub["$ref"].split("/")[-1], sub)
+        _check_unknown_keys(value, sub, f"{path}{key}.", defs)
+
+
+def _validate_schema(cfg: dict, schema: dict) -> None:
+    import jsonschema
+
+    validator = jsonschema.Draft7Validator(schema)
+    errors = sorted(validator.iter_errors(cfg), key=lambda e: list(e.absolute_path))
+    if errors:
+        err = errors[0]
+        key = ".".join(str(p) for p in err.absolute_path) or "(top level)"
+        raise ConfigError(f"config key '{key}': {err.message}")
+
+
+def _check_hyperparameter_names(cfg: dict, space: Space) -> None:
+    from .fitters import get_fitter
+
+    fitter = get_fitter(cfg["fitter"])
+    known = list(fitter.HYPERPARAMETERS)
+    for section, names in (("space", space.names), ("fixed", list(cfg.get("fixed") or {}))):
+        for name in names:
+            if name not in known:
+                close = difflib.get_close_matches(name, known, n=1, cutoff=0.6)
+                hint = f"; did you mean '{close[0]}'?" if close else f"; known: {', '.join(known)}"
+                raise ConfigError(f"{section}.{name}: not a hyperparameter of fitter '{cfg['fitter']}'{hint}")
+    both = sorted(set(space.names) & set(cfg.get("fixed") or {}))
+    if both:
+        raise ConfigError(f"fixed.{both[0]}: is also in the search space; a hyperparameter is either fixed or searched")
+    check = getattr(fitter, "check_config", None)
+    if check is not None:
+        check(cfg, space)
+
+
+def _check_files(cfg: dict) -> None:
+    data = cfg["data"]
+    for key in ("train", "test", "validation"):
+        p = data.get(key)
+        if p is not None and not Path(p).is_file():
+            raise ConfigError(f"data.{key}: file not found: {p}")
+    method = cfg["split"]["method"]
+    if method == "file" and not data.get("validation"):
+        raise ConfigError("data.validation: split.method is 'file' but no validation file is given")
+    if method != "file" and data.get("validation"):
+        raise ConfigError(f"data.validation: a validation file is given but split.method is '{method}'; set split.method: file")
+    if cfg["optimizer"].get("priors") and not Path(cfg["optimizer"]["priors"]).is_file():
+        raise ConfigError(f"optimizer.priors: file not found: {cfg['optimizer']['priors']}")
+
+
+def check_writable(directory: str | os.PathLike, key: str = "results_dir") -> None:
+    """Create ``directory`` if needed and check a file can be written there."""
+    d = Path(directory)
+    try:
+        d.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=d, prefix=".potune-write-test-"):
+            pass
+    except OSError as exc:
+        raise ConfigError(f"{key}: cannot write results to {d}: {exc.strerror or exc}") from exc
+
+
+def resolve_config(raw: dict, check_files: bool = True) -> dict:
+    """Validate a user's configuration and return it with every default filled in.
+
+    Parameters
+    ----------
+    raw
+        The user's configuration (as loaded from YAML / given to Snakemake).
+    check_files
+        Also check that data files exist and the results directory is writable.
+
+    Raises
+    ------
+    ConfigError
+        Naming the offending key (with a suggestion for a misspelt one).
+    """
+    schema = load_schema()
+    if not isinstance(raw, dict):
+        raise ConfigError("config: expected a mapping")
+    _check_unknown_keys(raw, schema, defs=schema.get("definitions", {}))
+    cfg = deep_merge(load_defaults(), raw)
+    _validate_schema(cfg, schema)
+    if not cfg["data"].get("train"):
+        raise ConfigError("data.train: no training data given")
+    space = Space.from_config(cfg["space"])
+    _check_hyperparameter_names(cfg, space)
+    from .optimizers import REGISTRY
+
+    if cfg["optimizer"]["kind"] not in REGISTRY:
+        raise ConfigError(
+            f"optimizer.kind: unknown optimiser {cfg['optimizer']['kind']!r}; available: {', '.join(sorted(REGISTRY))}"
+        )
+    if check_files:
+        _check_files(cfg)
+        check_writable(Path(cfg["results_dir"]) / cfg["run_name"])
+    return cfg
+
+
+def n_folds(cfg: dict) -> int:
+    return int(cfg["split"]["k"]) if cfg["split"]["method"] == "kfold" else 1

@@ -1,0 +1,91 @@
+"""Predict with a fitted potential and measure its errors against reference data."""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import pandas as pd
+
+from .data import CT, REF_E, REF_F
+from .metrics import Residuals
+
+
+def predict(calc, frames: Sequence) -> tuple[list[float], list[np.ndarray], float]:
+    """Energies and forces of ``frames`` with ASE calculator ``calc``.
+
+    Returns
+    -------
+    energies (eV), forces (eV/Å, one (N, 3) array per frame), seconds per atom
+    """
+    energies, forces = [], []
+    n_atoms = 0
+    t0 = time.perf_counter()
+    for atoms in frames:
+        a = atoms.copy()
+        a.calc = calc
+        energies.append(float(a.get_potential_energy()))
+        forces.append(np.array(a.get_forces(), dtype=float))
+        n_atoms += len(a)
+    dt = time.perf_counter() - t0
+    return energies, forces, dt / max(n_atoms, 1)
+
+
+def residuals(frames: Sequence, energies: Sequence[float], forces: Sequence[np.ndarray]) -> Residuals:
+    r = Residuals()
+    for a, e, f in zip(frames, energies, forces):
+        ref_f = a.arrays.get(REF_F)
+        r.add(a.info.get(CT, "default"), len(a), e - a.info[REF_E], None if ref_f is None else f - ref_f)
+    return r
+
+
+def evaluate(calc, frames: Sequence, loss_kind: str = "weighted", alpha: float = 0.5) -> tuple[dict, Residuals, dict]:
+    """Errors of ``calc`` on ``frames``.
+
+    Returns
+    -------
+    metrics
+        ``loss``, ``energy_rmse_mev``, ``force_rmse``, ``energy_mae_mev``, ``force_mae``,
+        ``predict_ms_per_atom``, counts, and ``per_config_type`` (a dict of the same metrics).
+    residuals
+        The per-structure residuals.
+    predictions
+        Arrays for parity plots: reference/predicted energies per atom, forces, config types.
+    """
+    energies, forces, s_per_atom = predict(calc, frames)
+    res = residuals(frames, energies, forces)
+    metrics = res.summary()
+    metrics["loss"] = res.loss(loss_kind, alpha)
+    metrics["predict_ms_per_atom"] = 1000.0 * s_per_atom
+    metrics["per_config_type"] = res.by_config_type()
+    n = np.array([len(a) for a in frames], dtype=float)
+    with_f = [i for i, a in enumerate(frames) if REF_F in a.arrays]
+    preds = {
+        "config_type": np.array([a.info.get(CT, "default") for a in frames]),
+        "energy_ref_per_atom": np.array([a.info[REF_E] for a in frames]) / n,
+        "energy_pred_per_atom": np.array(energies) / n,
+        "force_ref": np.concatenate([frames[i].arrays[REF_F].ravel() for i in with_f]) if with_f else np.zeros(0),
+        "force_pred": np.concatenate([forces[i].ravel() for i in with_f]) if with_f else np.zeros(0),
+        "force_config_type": np.concatenate([[frames[i].info.get(CT, "default")] * (3 * len(frames[i])) for i in with_f])
+        if with_f
+        else np.zeros(0, dtype=str),
+    }
+    return metrics, res, preds
+
+
+def errors_table(metrics: dict) -> pd.DataFrame:
+    """Overall and per-config_type errors as a table (one row each)."""
+    cols = ["n_structures", "n_atoms", "energy_rmse_mev", "energy_mae_mev", "force_rmse", "force_mae"]
+    rows = [{"config_type": "all", **{c: metrics[c] for c in cols}}]
+    for ct, m in metrics.get("per_config_type", {}).items():
+        rows.append({"config_type": ct, **{c: m[c] for c in cols}})
+    return pd.DataFrame(rows)
+
+
+def save_predictions(path: str | os.PathLike, preds: dict) -> None:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    np.savez_compressed(path, **preds)

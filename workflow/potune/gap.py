@@ -1,0 +1,286 @@
+"""GAP fits with QUIP's ``gap_fit`` and predictions through ``quippy``.
+
+Hyperparameters (the names used in ``space`` and ``fixed``) and their defaults are listed in
+:data:`HYPERPARAMETERS`; settings that are not searched (descriptor kind, energy-only
+training, e0 method, ...) come from the ``gap`` section of the configuration.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+import time
+from pathlib import Path
+from typing import Sequence
+
+from .errors import ConfigError
+from .runner import RunResult, run_limited
+
+#: searchable/fixable GAP hyperparameters and their defaults. ``None`` means "derived":
+#: soap_turbo's rcut_hard = cutoff, rcut_soft = cutoff - cutoff_transition_width,
+#: atom_sigma_r = atom_sigma_t = atom_sigma.
+HYPERPARAMETERS: dict[str, object] = {
+    # SOAP descriptor (soap and soap_turbo)
+    "cutoff": 5.0,
+    "cutoff_transition_width": 1.0,
+    "atom_sigma": 0.5,
+    "n_max": 8,
+    "l_max": 8,
+    "zeta": 4,
+    "delta": 1.0,
+    "n_sparse": 1000,
+    "sparse_method": "cur_points",
+    "central_weight": 1.0,
+    # soap_turbo only
+    "rcut_hard": None,
+    "rcut_soft": None,
+    "atom_sigma_r": None,
+    "atom_sigma_t": None,
+    "atom_sigma_r_scaling": 0.0,
+    "atom_sigma_t_scaling": 0.0,
+    "amplitude_scaling": 0.0,
+    "radial_enhancement": 0,
+    "basis": "poly3gauss",
+    "scaling_mode": "polynomial",
+    # regularisation (gap_fit default_sigma)
+    "sigma_energy": 0.001,
+    "sigma_force": 0.1,
+    "sigma_virial": 0.0,
+    # optional two-body term (gap.two_body: true)
+    "two_body_cutoff": 5.0,
+    "two_body_delta": 1.0,
+    "two_body_n_sparse": 20,
+    "two_body_theta_uniform": 1.0,
+    # e0: an explicit value (eV) overrides gap.e0_method
+    "e0": None,
+}
+
+SOAP_TURBO_ONLY = {
+    "rcut_hard", "rcut_soft", "atom_sigma_r", "atom_sigma_t", "atom_sigma_r_scaling",
+    "atom_sigma_t_scaling", "amplitude_scaling", "radial_enhancement", "basis", "scaling_mode",
+}
+SOAP_ONLY = {"cutoff_transition_width"}  # soap_turbo uses rcut_soft instead (derived from it by default)
+TWO_BODY = {"two_body_cutoff", "two_body_delta", "two_body_n_sparse", "two_body_theta_uniform"}
+
+SPARSE_METHODS = ("cur_points", "random", "uniform", "cur_covariance", "pivot", "kmeans", "covariance")
+
+
+def find_gap_fit() -> str:
+    """Path of the ``gap_fit`` executable (PATH first, then beside the running Python)."""
+    exe = shutil.which("gap_fit")
+    if exe:
+        return exe
+    cand = Path(sys.executable).parent / "gap_fit"
+    if cand.exists():
+        return str(cand)
+    raise FileNotFoundError("gap_fit not found: install quippy-ase (make venv) or put gap_fit on PATH")
+
+
+def resolve_params(params: dict) -> dict:
+    """Defaults, then ``params``; derived soap_turbo values filled in."""
+    unknown = set(params) - set(HYPERPARAMETERS)
+    if unknown:
+        raise ConfigError(f"unknown GAP hyperparameter(s): {sorted(unknown)}")
+    p = {**HYPERPARAMETERS, **params}
+    if p["rcut_hard"] is None:
+        p["rcut_hard"] = p["cutoff"]
+    if p["rcut_soft"] is None:
+        p["rcut_soft"] = p["rcut_hard"] - p["cutoff_transition_width"]
+    if p["atom_sigma_r"] is None:
+        p["atom_sigma_r"] = p["atom_sigma"]
+    if p["atom_sigma_t"] is None:
+        p["atom_sigma_t"] = p["atom_sigma"]
+    return p
+
+
+def _fmt(v) -> str:
+    if isinstance(v, bool):
+        return "T" if v else "F"
+    if isinstance(v, float):
+        return repr(v)
+    return str(v)
+
+
+def _per_species(v, n: int) -> str:
+    return "{" + " ".join([_fmt(v)] * n) + "}"
+
+
+def descriptor_strings(p: dict, settings: dict, species_z: Sequence[int]) -> list[str]:
+    """The ``gap={...}`` descriptor entries for one set of resolved hyperparameters."""
+    kind = settings.get("descriptor", "soap")
+    common = (
+        f"n_sparse={int(p['n_sparse'])} sparse_method={p['sparse_method']} delta={_fmt(float(p['delta']))} "
+        f"covariance_type=dot_product zeta={_fmt(p['zeta'])}"
+    )
+    out = []
+    if settings.get("two_body"):
+        out.append(
+            f"distance_2b cutoff={_fmt(float(p['two_body_cutoff']))} covariance_type=ard_se "
+            f"delta={_fmt(float(p['two_body_delta']))} theta_uniform={_fmt(float(p['two_body_theta_uniform']))} "
+            f"n_sparse={int(p['two_body_n_sparse'])} sparse_method=uniform add_species=T"
+        )
+    if kind == "soap":
+        out.append(
+            f"soap cutoff={_fmt(float(p['cutoff']))} cutoff_transition_width={_fmt(float(p['cutoff_transition_width']))} "
+            f"atom_sigma={_fmt(float(p['atom_sigma']))} n_max={int(p['n_max'])} l_max={int(p['l_max'])} "
+            f"central_weight={_fmt(float(p['central_weight']))} add_species=T {common}"
+        )
+    elif kind == "soap_turbo":
+        n = len(species_z)
+        zs = "{" + " ".join(str(z) for z in species_z) + "}"
+        for i in range(1, n + 1):
+            out.append(
+                f"soap_turbo l_max={int(p['l_max'])} alpha_max={_per_species(int(p['n_max']), n)} "
+                f"atom_sigma_r={_per_species(float(p['atom_sigma_r']), n)} "
+                f"atom_sigma_t={_per_species(float(p['atom_sigma_t']), n)} "
+                f"atom_sigma_r_scaling={_per_species(float(p['atom_sigma_r_scaling']), n)} "
+                f"atom_sigma_t_scaling={_per_species(float(p['atom_sigma_t_scaling']), n)} "
+                f"amplitude_scaling={_per_species(float(p['amplitude_scaling']), n)} "
+                f"central_weight={_per_species(float(p['central_weight']), n)} "
+                f"radial_enhancement={int(p['radial_enhancement'])} basis={p['basis']} scaling_mode={p['scaling_mode']} "
+                f"rcut_hard={_fmt(float(p['rcut_hard']))} rcut_soft={_fmt(float(p['rcut_soft']))} "
+                f"n_species={n} species_Z={zs} central_index={i} add_species=F {common}"
+            )
+    else:
+        raise ConfigError(f"gap.descriptor: unknown descriptor {kind!r}; choose soap or soap_turbo")
+    return out
+
+
+def check_params(p: dict) -> None:
+    """Reject values gap_fit would crash on, with a message naming the hyperparameter."""
+    checks = [
+        ("cutoff", p["cutoff"] > 0, "must be > 0"),
+        ("atom_sigma", p["atom_sigma"] > 0, "must be > 0"),
+        ("n_max", int(p["n_max"]) >= 1, "must be >= 1"),
+        ("l_max", int(p["l_max"]) >= 0, "must be >= 0"),
+        ("zeta", p["zeta"] > 0, "must be > 0"),
+        ("delta", p["delta"] > 0, "must be > 0"),
+        ("n_sparse", int(p["n_sparse"]) >= 1, "must be >= 1"),
+        ("sigma_energy", p["sigma_energy"] > 0, "must be > 0"),
+        ("sigma_force", p["sigma_force"] >= 0, "must be >= 0"),
+        ("rcut_soft", p["rcut_soft"] <= p["rcut_hard"], "must be <= rcut_hard"),
+    ]
+    for name, ok, msg in checks:
+        if not ok:
+            raise ValueError(f"{name} = {p[name]} {msg}")
+
+
+def build_command(
+    params: dict,
+    settings: dict,
+    train_file: str | os.PathLike,
+    model_file: str | os.PathLike,
+    species_z: Sequence[int],
+    seed: int = 0,
+    gap_fit: str | None = None,
+) -> list[str]:
+    """The ``gap_fit`` command line (a list of arguments; no shell involved).
+
+    Parameters
+    ----------
+    params
+        Hyperparameters (any subset of :data:`HYPERPARAMETERS`).
+    settings
+        The ``gap`` section of the configuration (descriptor, two_body, energy_only,
+        e0_method, sparse_jitter).
+    train_file
+        Normalised extxyz (``REF_energy``/``REF_forces``).
+    """
+    p = resolve_params(params)
+    check_params(p)
+    gap = " : ".join(descriptor_strings(p, settings, species_z))
+    cmd = [
+        gap_fit or find_gap_fit(),
+        f"at_file={train_file}",
+        f"gap={{{gap}}}",
+        f"default_sigma={{{_fmt(float(p['sigma_energy']))} {_fmt(float(p['sigma_force']))} "
+        f"{_fmt(float(p['sigma_virial']))} 0.0}}",
+        "energy_parameter_name=REF_energy",
+        "force_parameter_name=" + ("NONE" if settings.get("energy_only") else "REF_forces"),
+        "virial_parameter_name=NONE",
+        f"sparse_jitter={_fmt(float(settings.get('sparse_jitter', 1e-8)))}",
+        f"gp_file={model_file}",
+        f"rnd_seed={max(1, int(seed))}",  # gap_fit aborts on seed 0
+        "do_copy_at_file=F",
+    ]
+    if p["e0"] is not None:
+        cmd.append(f"e0={_fmt(float(p['e0']))}")
+    else:
+        cmd.append(f"e0_method={settings.get('e0_method', 'average')}")
+    return cmd
+
+
+def fit(
+    params: dict,
+    settings: dict,
+    train_file: str | os.PathLike,
+    model_dir: str | os.PathLike,
+    log_file: str | os.PathLike,
+    species_z: Sequence[int],
+    seed: int = 0,
+    timeout_s: float | None = None,
+    mem_limit_mb: float | None = None,
+    threads: int = 1,
+) -> RunResult:
+    """Fit one GAP; the model is ``model_dir/gap.xml`` (plus its sparseX files).
+
+    The training file is copied into the model's working folder first: gap_fit writes an
+    index file beside its input, and fits running side by side must not share one.
+    Never raises for a failing fit: the outcome is in the returned status/reason.
+    """
+    model_dir = Path(model_dir)
+    model_dir.mkdir(parents=True, exist_ok=True)
+    work = model_dir / "_work"
+    work.mkdir(exist_ok=True)
+    train_copy = work / "train.xyz"
+    shutil.copyfile(train_file, train_copy)
+    model_file = model_dir / "gap.xml"
+    try:
+        cmd = build_command(params, settings, train_copy.resolve(), model_file.resolve(), species_z, seed)
+    except (ValueError, ConfigError) as exc:
+        Path(log_file).write_text(f"invalid hyperparameters: {exc}\n")
+        return RunResult(None, "failed", f"invalid hyperparameters: {exc}", 0.0, 0.0)
+    env = {**os.environ, "OMP_NUM_THREADS": str(threads)}
+    res = run_limited(cmd, log_file, timeout_s=timeout_s, mem_limit_mb=mem_limit_mb, cwd=work, env=env)
+    shutil.rmtree(work, ignore_errors=True)
+    if res.status == "ok" and not model_file.exists():
+        res = RunResult(res.returncode, "failed", "gap_fit exited 0 but wrote no gap.xml", res.wall_s, res.peak_rss_mb)
+    if res.status != "ok":
+        for f in model_dir.glob("gap.xml*"):
+            f.unlink()
+    return res
+
+
+def calculator(model_dir: str | os.PathLike):
+    """An ASE calculator for a fitted GAP (``quippy.potential.Potential``)."""
+    from quippy.potential import Potential
+
+    xml = Path(model_dir) / "gap.xml"
+    if not xml.exists():
+        raise FileNotFoundError(f"{xml}: no GAP model")
+    return Potential(param_filename=str(xml))
+
+
+def check_config(cfg: dict, space) -> None:
+    """Hyperparameters that only make sense with another descriptor or the two-body term."""
+    settings = cfg.get("gap", {})
+    names = set(space.names) | set(cfg.get("fixed") or {})
+    kind = settings.get("descriptor", "soap")
+    if kind == "soap":
+        wrong = sorted(names & SOAP_TURBO_ONLY)
+        if wrong:
+            raise ConfigError(f"{wrong[0]}: only used by gap.descriptor soap_turbo (descriptor is soap)")
+    else:
+        wrong = sorted(names & SOAP_ONLY)
+        if wrong:
+            raise ConfigError(f"{wrong[0]}: not used by soap_turbo; search rcut_soft instead")
+    if not settings.get("two_body"):
+        wrong = sorted(names & TWO_BODY)
+        if wrong:
+            raise ConfigError(f"{wrong[0]}: set gap.two_body: true to use the two-body term")
+    sm = space.params[space.names.index("sparse_method")] if "sparse_method" in space.names else None
+    values = list(sm.values) if sm else [(cfg.get("fixed") or {}).get("sparse_method", "cur_points")]
+    for v in values:
+        if v not in SPARSE_METHODS:
+            raise ConfigError(f"sparse_method: {v!r} is not one of {', '.join(SPARSE_METHODS)}")

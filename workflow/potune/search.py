@@ -1,0 +1,202 @@
+"""The search loop's decisions: replay the trial table into an optimiser, propose the next
+batch, and decide when to stop."""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass
+from typing import Sequence
+
+import numpy as np
+import pandas as pd
+
+from .optimizers import make_optimizer
+from .space import Space
+
+#: loss told for a failed trial when nothing finite has been seen yet
+DEFAULT_FAILURE_LOSS = 1.0e3
+
+
+def failure_penalty(losses: Sequence[float], configured: float | None = None) -> float:
+    """Loss told to the optimiser for a failed trial.
+
+    ``configured`` when given; otherwise the worst finite loss seen so far, or
+    :data:`DEFAULT_FAILURE_LOSS` when there is none.
+    """
+    if configured is not None:
+        return float(configured)
+    finite = [float(v) for v in losses if v is not None and math.isfinite(float(v))]
+    return max(finite) if finite else DEFAULT_FAILURE_LOSS
+
+
+def ok_mask(table: pd.DataFrame) -> pd.Series:
+    loss = pd.to_numeric(table["loss"], errors="coerce")
+    return (table["status"] == "ok") & np.isfinite(loss)
+
+
+def told_losses(table: pd.DataFrame, penalty: float | None = None) -> np.ndarray:
+    """Losses as told to the optimiser: failed trials get the failure penalty."""
+    loss = pd.to_numeric(table["loss"], errors="coerce").to_numpy(dtype=float)
+    ok = ok_mask(table).to_numpy()
+    pen = failure_penalty(loss[ok], penalty)
+    return np.where(ok, loss, pen)
+
+
+def replay(opt, table: pd.DataFrame, space: Space, penalty: float | None = None) -> None:
+    """Tell ``opt`` every trial of ``table``, one ``tell`` per iteration, in order."""
+    if table is None or len(table) == 0:
+        return
+    table = table.sort_values(["iteration", "trial"], kind="stable")
+    losses = told_losses(table, penalty)
+    for it in sorted(table["iteration"].unique()):
+        sel = (table["iteration"] == it).to_numpy()
+        rows = table[sel]
+        points = [space.to_point(r) for r in rows.to_dict("records")]
+        opt.tell(points, losses[sel].tolist())
+
+
+@dataclass
+class Proposal:
+    iteration: int
+    index: int
+    point: dict
+    seed: int
+
+    @property
+    def trial(self) -> str:
+        return f"t{self.index:02d}"
+
+    @property
+    def trial_id(self) -> str:
+        return f"{self.iteration}-{self.index:02d}"
+
+
+def trial_seed(base_seed: int, iteration: int, index: int) -> int:
+    """A per-trial seed (for the fitter's own randomness, e.g. sparse point selection)."""
+    return int(np.random.SeedSequence([int(base_seed), int(iteration), int(index)]).generate_state(1)[0] % (2**31 - 2)) + 1
+
+
+def propose(
+    table: pd.DataFrame | None,
+    space: Space,
+    opt_cfg: dict,
+    iteration: int,
+    priors: pd.DataFrame | None = None,
+) -> tuple[list[Proposal], dict]:
+    """The next batch of trials, from the configuration and the trial table.
+
+    Parameters
+    ----------
+    table
+        Every finished trial so far (None or empty at the first iteration).
+    priors
+        Trials of an earlier search, told before the first ask (warm start).
+
+    Returns
+    -------
+    proposals, optimiser state (a readable dict)
+    """
+    opt = make_optimizer(space, opt_cfg)
+    penalty = opt_cfg.get("failure_penalty")
+    if priors is not None and len(priors):
+        replay(opt, priors.assign(iteration=-1), space, penalty)
+    replay(opt, table, space, penalty)
+    n = int(opt_cfg.get("batch_size", 4))
+    points = opt.ask(n)
+    seed = int(opt_cfg.get("seed", 0))
+    props = [Proposal(iteration, k, space.to_dict(p), trial_seed(seed, iteration, k)) for k, p in enumerate(points)]
+    return props, opt.state()
+
+
+def best_trial(table: pd.DataFrame) -> dict | None:
+    """The row with the lowest finite loss among successful trials (None if there is none)."""
+    if table is None or len(table) == 0:
+        return None
+    ok = table[ok_mask(table)]
+    if len(ok) == 0:
+        return None
+    loss = pd.to_numeric(ok["loss"])
+    return ok.loc[loss.idxmin()].to_dict()
+
+
+def should_stop(
+    table: pd.DataFrame | None,
+    stop_cfg: dict,
+    iteration: int,
+    started_at: float | None = None,
+    now: float | None = None,
+) -> tuple[bool, str]:
+    """Whether iteration ``iteration`` should not run, and why.
+
+    Rules, checked in order: ``max_iterations`` (iterations 0..max-1 run), ``target_loss``
+    (best loss <= target), ``patience`` (no improvement of the best loss during the last
+    ``patience`` iterations), ``max_walltime_min`` (minutes since the search started).
+    """
+    max_it = stop_cfg.get("max_iterations")
+    if max_it is not None and iteration >= int(max_it):
+        return True, f"max_iterations ({max_it}) reached"
+    if table is None or len(table) == 0:
+        return False, ""
+    best = best_trial(table)
+    target = stop_cfg.get("target_loss")
+    if target is not None and best is not None and float(best["loss"]) <= float(target):
+        return True, f"target_loss {target} reached (best loss {float(best['loss']):.6g}, trial {best['trial_id']})"
+    patience = stop_cfg.get("patience")
+    if patience and iteration > int(patience):
+        ok = table[ok_mask(table)]
+        loss = pd.to_numeric(ok["loss"])
+        recent = ok["iteration"] >= iteration - int(patience)
+        if len(ok) and recent.any() and (~recent).any():
+            if loss[recent].min() >= loss[~recent].min():
+                return True, f"patience: no improvement in the last {patience} iteration(s)"
+        elif len(ok) and not recent.any():
+            return True, f"patience: no successful trial in the last {patience} iteration(s)"
+    budget = stop_cfg.get("max_walltime_min")
+    if budget is not None and started_at is not None:
+        elapsed = ((now or time.time()) - started_at) / 60.0
+        if elapsed >= float(budget):
+            return True, f"wall-time budget of {budget} min used ({elapsed:.1f} min)"
+    return False, ""
+
+
+def load_priors(path: str, space: Space, fixed: dict) -> pd.DataFrame:
+    """Trials of an earlier search (its ``trials.csv``) to tell the optimiser first.
+
+    Rows whose fixed hyperparameters differ from ``fixed``, or whose point lies outside the
+    space, are skipped with a warning that says how many.
+    """
+    import warnings
+
+    from .trials import read_table
+
+    df = read_table(path)
+    missing = [n for n in space.names + ["status", "loss"] if n not in df.columns]
+    if missing:
+        from .errors import ConfigError
+
+        raise ConfigError(f"optimizer.priors: {path} lacks column(s) {missing}")
+    keep = []
+    n_fixed, n_out = 0, 0
+    for row in df.to_dict("records"):
+        if any(k in row and str(row[k]) != str(v) and not _num_equal(row[k], v) for k, v in fixed.items()):
+            n_fixed += 1
+            continue
+        if not space.contains(row):
+            n_out += 1
+            continue
+        keep.append(row)
+    if n_fixed:
+        warnings.warn(f"optimizer.priors: skipped {n_fixed} row(s) of {path} whose fixed hyperparameters differ")
+    if n_out:
+        warnings.warn(f"optimizer.priors: skipped {n_out} row(s) of {path} outside the search space")
+    out = pd.DataFrame(keep, columns=df.columns)
+    out["trial"] = [f"p{i:04d}" for i in range(len(out))]
+    return out
+
+
+def _num_equal(a, b) -> bool:
+    try:
+        return math.isclose(float(a), float(b), rel_tol=1e-9)
+    except (TypeError, ValueError):
+        return False

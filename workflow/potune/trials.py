@@ -1,0 +1,107 @@
+"""The trial table: one row per trial, the one source of truth of a search.
+
+Columns: ``iteration``, ``trial``, ``trial_id``, every hyperparameter (searched and fixed),
+``status`` (ok / failed), ``reason``, ``loss``, validation errors (``energy_rmse_mev`` in
+meV/atom, ``force_rmse`` in eV/Å, MAEs), ``fit_time_s`` (summed over folds),
+``peak_mem_mb``, ``predict_ms_per_atom``, ``n_folds``, per-config_type errors
+(``energy_rmse_mev[<config_type>]``, ``force_rmse[<config_type>]``), and the files each
+row comes from (``params_file``, ``fit_logs``).
+"""
+
+from __future__ import annotations
+
+import io
+import math
+import os
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import pandas as pd
+
+from .io import atomic_write_text, read_json, read_yaml
+
+METRICS = ["energy_rmse_mev", "force_rmse", "energy_mae_mev", "force_mae", "predict_ms_per_atom"]
+
+
+def trial_row(params_file: str | os.PathLike, fold_dirs: Sequence[str | os.PathLike]) -> dict:
+    """One table row from a trial's proposal file and its per-fold ``fit.json``/``valid.json``."""
+    prop = read_yaml(params_file)
+    row: dict = {
+        "iteration": int(prop["iteration"]),
+        "trial": prop["trial"],
+        "trial_id": prop["trial_id"],
+    }
+    row.update(prop["point"])
+    for k, v in (prop.get("fixed") or {}).items():
+        row.setdefault(k, v)
+    status, reason = "ok", ""
+    fit_time, peak = 0.0, 0.0
+    folds = []
+    logs = []
+    for i, d in enumerate(fold_dirs):
+        d = Path(d)
+        fit = read_json(d / "fit.json")
+        val = read_json(d / "valid.json")
+        logs.append(str(d / "fit.log"))
+        fit_time += float(fit.get("wall_s") or 0.0)
+        peak = max(peak, float(fit.get("peak_rss_mb") or 0.0))
+        if status == "ok":
+            if fit["status"] != "ok":
+                status, reason = "failed", fit["reason"]
+            elif val["status"] != "ok":
+                status, reason = "failed", val["reason"]
+            if status != "ok" and len(fold_dirs) > 1:
+                reason = f"fold {i}: {reason}"
+        folds.append(val)
+    row["status"] = status
+    row["reason"] = reason
+    if status == "ok":
+        row["loss"] = float(np.mean([f["loss"] for f in folds]))
+        for m in METRICS:
+            row[m] = float(np.mean([f[m] for f in folds]))
+        cts = sorted({ct for f in folds for ct in f.get("per_config_type", {})})
+        for ct in cts:
+            for m in ("energy_rmse_mev", "force_rmse"):
+                vals = [f["per_config_type"][ct][m] for f in folds if ct in f.get("per_config_type", {})]
+                row[f"{m}[{ct}]"] = float(np.mean(vals))
+    else:
+        row["loss"] = math.nan
+        for m in METRICS:
+            row[m] = math.nan
+    row["fit_time_s"] = fit_time
+    row["peak_mem_mb"] = peak
+    row["n_folds"] = len(fold_dirs)
+    row["params_file"] = str(params_file)
+    row["fit_logs"] = ";".join(logs)
+    return row
+
+
+def order_columns(df: pd.DataFrame, param_names: Sequence[str]) -> pd.DataFrame:
+    head = ["iteration", "trial", "trial_id", *param_names, "status", "reason", "loss", *METRICS,
+            "fit_time_s", "peak_mem_mb", "n_folds"]
+    tail = ["params_file", "fit_logs"]
+    head = [c for c in head if c in df.columns]
+    middle = [c for c in df.columns if c not in head and c not in tail]
+    return df[head + sorted(middle) + [c for c in tail if c in df.columns]]
+
+
+def append_rows(previous: pd.DataFrame | None, rows: Sequence[dict], param_names: Sequence[str]) -> pd.DataFrame:
+    new = pd.DataFrame(list(rows))
+    df = new if previous is None or len(previous) == 0 else pd.concat([previous, new], ignore_index=True)
+    df = df.sort_values(["iteration", "trial"], kind="stable").reset_index(drop=True)
+    return order_columns(df, param_names)
+
+
+def write_table(path: str | os.PathLike, df: pd.DataFrame) -> None:
+    """Write the table atomically (never a half-written trials.csv)."""
+    buf = io.StringIO()
+    df.to_csv(buf, index=False)
+    atomic_write_text(path, buf.getvalue())
+
+
+def read_table(path: str | os.PathLike) -> pd.DataFrame:
+    df = pd.read_csv(path, keep_default_na=True)
+    if "reason" in df.columns:
+        df["reason"] = df["reason"].fillna("").astype(str)
+    return df

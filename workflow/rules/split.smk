@@ -1,0 +1,34 @@
+# Data: read and check the reference data, split it into training and validation folds.
+
+
+rule split:
+    input:
+        unpack(data_inputs),
+    output:
+        **split_outputs(),
+    log:
+        f"{R}/logs/split.log",
+    params:
+        cfg=C,
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=30,
+    conda:
+        "../../envs/potune.yaml"
+    script:
+        "../../scripts/split.py"
+
+
+rule record_run:
+    output:
+        config=f"{R}/run/config.yaml",
+        versions=f"{R}/run/versions.yaml",
+    log:
+        f"{R}/logs/record_run.log",
+    params:
+        cfg=C,
+    conda:
+        "../../envs/potune.yaml"
+    script:
+        "../../scripts/record_run.py"

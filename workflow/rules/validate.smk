@@ -1,0 +1,45 @@
+# Errors of each fitted trial on its validation fold; of the best potential on the test set.
+
+
+rule validate:
+    input:
+        fit=rules.fit.output.result,
+        model=rules.fit.output.model,
+        valid=f"{R}/split/fold{{fold}}/valid.xyz",
+    output:
+        result=f"{R}/iter{{iteration}}/{{trial}}/fold{{fold}}/valid.json",
+    log:
+        f"{R}/iter{{iteration}}/{{trial}}/fold{{fold}}/validate.log",
+    params:
+        fitter=FITTER,
+        loss=C["loss"],
+    threads: RES["validate"]["threads"]
+    resources:
+        mem_mb=RES["validate"]["mem_mb"],
+        runtime=RES["validate"]["runtime"],
+    conda:
+        f"../../envs/{FITTER}.yaml"
+    script:
+        "../../scripts/validate.py"
+
+
+rule test_errors:
+    input:
+        model=rules.refit.output.model,
+        test=f"{R}/split/test.xyz",
+    output:
+        errors=f"{R}/best/test_errors.csv",
+        predictions=f"{R}/best/test_predictions.npz",
+        metrics=f"{R}/best/test_metrics.json",
+    log:
+        f"{R}/logs/test_errors.log",
+    params:
+        cfg=C,
+    threads: 1
+    resources:
+        mem_mb=RES["validate"]["mem_mb"],
+        runtime=RES["validate"]["runtime"],
+    conda:
+        f"../../envs/{FITTER}.yaml"
+    script:
+        "../../scripts/test_errors.py"
