@@ -20,6 +20,7 @@ import numpy as np
 import pandas as pd
 
 from .io import atomic_write_text, read_json, read_yaml
+from .metrics import combine_folds
 
 METRICS = ["energy_rmse_mev", "force_rmse", "energy_mae_mev", "force_mae", "predict_ms_per_atom"]
 
@@ -57,9 +58,8 @@ def trial_row(params_file: str | os.PathLike, fold_dirs: Sequence[str | os.PathL
     row["status"] = status
     row["reason"] = reason
     if status == "ok":
-        row["loss"] = float(np.mean([f["loss"] for f in folds]))
-        for m in METRICS:
-            row[m] = float(np.mean([f[m] for f in folds]))
+        means = combine_folds([{k: f[k] for k in ["loss", *METRICS]} for f in folds])
+        row.update(means)
         cts = sorted({ct for f in folds for ct in f.get("per_config_type", {})})
         for ct in cts:
             for m in ("energy_rmse_mev", "force_rmse"):

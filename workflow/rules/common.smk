@@ -116,3 +116,10 @@ def final_targets():
     if C["data"].get("test"):
         targets.append(f"{R}/best/test_errors.csv")
     return targets
+
+
+def summary_inputs(wildcards):
+    d = {"table": f"{R}/trials.csv", "best": f"{R}/best/best.yaml", "refit": f"{R}/best/fit.json"}
+    if C["data"].get("test"):
+        d["test"] = f"{R}/best/test_metrics.json"
+    return d

@@ -30,7 +30,6 @@ rule collect:
         f"{R}/logs/collect/iter{{iteration}}.log",
     params:
         cfg=C,
-        run_dir=R,
         n_folds=NF,
     conda:
         "../../envs/potune.yaml"

@@ -17,13 +17,6 @@ rule convergence:
         "../../scripts/convergence.py"
 
 
-def summary_inputs(wildcards):
-    d = {"table": f"{R}/trials.csv", "best": f"{R}/best/best.yaml", "refit": f"{R}/best/fit.json"}
-    if C["data"].get("test"):
-        d["test"] = f"{R}/best/test_metrics.json"
-    return d
-
-
 rule summary:
     input:
         unpack(summary_inputs),
@@ -33,7 +26,6 @@ rule summary:
         f"{R}/logs/summary.log",
     params:
         cfg=C,
-        run_dir=R,
     conda:
         "../../envs/potune.yaml"
     script:
