@@ -134,3 +134,11 @@ def test_residuals_summary_and_loss():
 def test_kfold_loss_is_mean_over_folds_not_last():
     folds = [{"loss": 1.0, "energy_rmse_mev": 2.0}, {"loss": 3.0, "energy_rmse_mev": 4.0}]
     assert combine_folds(folds) == {"loss": 2.0, "energy_rmse_mev": 3.0}
+
+
+def test_pareto_front():
+    from potune.plots import pareto_front
+
+    cost = np.array([1.0, 2.0, 3.0, 1.5, 4.0])
+    loss = np.array([5.0, 3.0, 1.0, 6.0, 2.0])
+    assert list(pareto_front(cost, loss)) == [0, 1, 2]

@@ -104,3 +104,37 @@ def test_dry_run_of_the_default_config():
 def test_lint_is_clean():
     proc = snakemake(["--lint"])
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+
+
+def test_figures_and_their_data(tiny_run):
+    run_dir, cfg, _ = tiny_run
+    figs = run_dir / "figures"
+    for png in ("parity", "landscape", "objective", "cost", "dimer", "errors_by_config_type"):
+        assert (figs / f"{png}.png").read_bytes()[:4] == b"\x89PNG", png
+    table = read_table(run_dir / "trials.csv")
+    pe = pd.read_csv(figs / "parity_energy.csv")
+    assert set(pe["dataset"]) == {"validation (best trial)", "test (refit)"}
+    assert set(pe["config_type"]) >= {"dia", "bt"}
+    pf = pd.read_csv(figs / "parity_force.csv")
+    assert len(pf) > 0 and {"force_ref", "force_pred"} <= set(pf.columns)
+    land = pd.read_csv(figs / "landscape.csv")
+    assert set(cfg["space"]) <= set(land.columns) and len(land) == (table["status"] == "ok").sum()
+    cost = pd.read_csv(figs / "cost.csv")
+    assert cost["pareto"].any() and (cost["predict_ms_per_atom"] > 0).all()
+    assert "descriptor_length" in cost.columns and (cost["descriptor_length"] > 0).all()
+    # the Pareto front is not dominated by any trial
+    for r in cost[cost["pareto"]].itertuples():
+        assert not ((cost["predict_ms_per_atom"] < r.predict_ms_per_atom) & (cost["loss"] < r.loss)).any()
+    dimer = pd.read_csv(figs / "dimer.csv")
+    assert set(dimer["pair"]) == {"Si-Si"} and dimer["distance"].min() < 1.5
+    assert "Pareto front" in (run_dir / "summary.md").read_text()
+
+
+def test_report_builds(tiny_run):
+    run_dir, cfg, _ = tiny_run
+    cfg_file = run_dir.parents[1] / "config.yaml"
+    out = run_dir / "report.html"
+    proc = snakemake(["--configfile", str(cfg_file), "--report", str(out)])
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    html = out.read_text(errors="replace")
+    assert "convergence.png" in html and "trials.csv" in html

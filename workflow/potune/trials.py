@@ -72,6 +72,7 @@ def trial_row(params_file: str | os.PathLike, fold_dirs: Sequence[str | os.PathL
     row["fit_time_s"] = fit_time
     row["peak_mem_mb"] = peak
     row["n_folds"] = len(fold_dirs)
+    row["descriptor_length"] = fit.get("descriptor_length") if fold_dirs else None
     row["params_file"] = str(params_file)
     row["fit_logs"] = ";".join(logs)
     return row
@@ -79,7 +80,7 @@ def trial_row(params_file: str | os.PathLike, fold_dirs: Sequence[str | os.PathL
 
 def order_columns(df: pd.DataFrame, param_names: Sequence[str]) -> pd.DataFrame:
     head = ["iteration", "trial", "trial_id", *param_names, "status", "reason", "loss", *METRICS,
-            "fit_time_s", "peak_mem_mb", "n_folds"]
+            "fit_time_s", "peak_mem_mb", "descriptor_length", "n_folds"]
     tail = ["params_file", "fit_logs"]
     head = [c for c in head if c in df.columns]
     middle = [c for c in df.columns if c not in head and c not in tail]
@@ -101,7 +102,7 @@ def write_table(path: str | os.PathLike, df: pd.DataFrame) -> None:
 
 
 def read_table(path: str | os.PathLike) -> pd.DataFrame:
-    df = pd.read_csv(path, keep_default_na=True)
+    df = pd.read_csv(path, dtype={"reason": str, "trial": str, "trial_id": str, "status": str})
     if "reason" in df.columns:
-        df["reason"] = df["reason"].fillna("").astype(str)
+        df["reason"] = df["reason"].fillna("")
     return df

@@ -41,7 +41,7 @@ rule trials_table:
     input:
         final_table,
     output:
-        table=f"{R}/trials.csv",
+        table=report(f"{R}/trials.csv", caption="../report/trials.rst", category="Search"),
     log:
         f"{R}/logs/trials_table.log",
     conda:
