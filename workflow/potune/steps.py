@@ -31,13 +31,15 @@ def split(cfg: dict, out_dir: str | os.PathLike) -> dict:
     """Read and check the data, then write the train/validation files of every fold, the
     whole training set (for the final refit) and the test set, normalised.
 
+    ``cfg`` holds the ``data`` and ``split`` sections and ``require_forces`` (False when the
+    fitter trains on energies only).
+
     Returns the split summary (also written to ``out_dir/summary.yaml``).
     """
     out = Path(out_dir)
     dcfg, scfg = cfg["data"], cfg["split"]
     keys = dict(energy_key=dcfg["energy_key"], forces_key=dcfg["forces_key"], config_type_key=dcfg["config_type_key"])
-    need_f = not cfg.get("gap", {}).get("energy_only", False)
-    train = D.read_structures(dcfg["train"], require_forces=need_f, **keys)
+    train = D.read_structures(dcfg["train"], require_forces=cfg.get("require_forces", True), **keys)
     D.check_dataset(train, dcfg["train"])
     folds: list[tuple[list, list]]
     if scfg["method"] == "random":
@@ -78,44 +80,37 @@ def split(cfg: dict, out_dir: str | os.PathLike) -> dict:
 
 # ----------------------------------------------------------------------------- propose
 def propose_step(
-    cfg: dict,
+    search_cfg: dict,
     iteration: int,
     table_file: str | os.PathLike | None,
     out_dir: str | os.PathLike,
-    first_decision: str | os.PathLike | None = None,
-) -> dict:
-    """Decide whether iteration ``iteration`` runs; if so write one ``t<k>.yaml`` per trial.
+) -> list:
+    """Write one ``t<k>.yaml`` per proposed trial of iteration ``iteration``, plus
+    ``meta.yaml`` (when the iteration was proposed) and ``optimizer_state.yaml``.
 
-    Always writes ``out_dir/decision.yaml`` (``stop``, ``reason``) and ``optimizer_state.yaml``.
+    ``search_cfg`` holds ``space``, ``fixed`` and ``optimizer``. Whether the iteration runs
+    at all is decided before (stop rules, see :func:`potune.search.should_stop`).
     """
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     table = read_table(table_file) if table_file else None
-    started = time.time()
-    if first_decision and Path(first_decision).exists():
-        started = float(read_yaml(first_decision).get("started_at", started))
-    stop, reason = should_stop(table, cfg["stop"], iteration, started_at=started)
-    decision = {"iteration": iteration, "stop": stop, "reason": reason, "started_at": started}
-    space = Space.from_config(cfg["space"])
-    if not stop:
-        priors = None
-        if cfg["optimizer"].get("priors"):
-            from .search import load_priors
+    space = Space.from_config(search_cfg["space"])
+    fixed = search_cfg.get("fixed") or {}
+    priors = None
+    if search_cfg["optimizer"].get("priors"):
+        from .search import load_priors
 
-            priors = load_priors(cfg["optimizer"]["priors"], space, cfg.get("fixed") or {})
-        props, state = propose(table, space, cfg["optimizer"], iteration, priors=priors)
-        for p in props:
-            write_yaml(out / f"{p.trial}.yaml", {
-                "iteration": iteration, "trial": p.trial, "trial_id": p.trial_id, "seed": p.seed,
-                "point": p.point, "fixed": cfg.get("fixed") or {},
-            })
-        write_yaml(out / "optimizer_state.yaml", state)
-        decision["n_trials"] = len(props)
-        say(f"iteration {iteration}: proposing {len(props)} trial(s)")
-    else:
-        say(f"search stops before iteration {iteration}: {reason}")
-    write_yaml(out / "decision.yaml", decision)
-    return decision
+        priors = load_priors(search_cfg["optimizer"]["priors"], space, fixed)
+    props, state = propose(table, space, search_cfg["optimizer"], iteration, priors=priors)
+    for p in props:
+        write_yaml(out / f"{p.trial}.yaml", {
+            "iteration": iteration, "trial": p.trial, "trial_id": p.trial_id, "seed": p.seed,
+            "point": p.point, "fixed": fixed,
+        })
+    write_yaml(out / "optimizer_state.yaml", state)
+    write_yaml(out / "meta.yaml", {"iteration": iteration, "n_trials": len(props), "started_at": time.time()})
+    say(f"iteration {iteration}: proposing {len(props)} trial(s)")
+    return props
 
 
 def proposal_trials(proposals_dir: str | os.PathLike) -> list[str]:
@@ -203,25 +198,25 @@ def validate_step(
 
 # ----------------------------------------------------------------------------- collect
 def collect_step(
-    cfg: dict,
+    names: Sequence[str],
     iteration: int,
     previous_table: str | os.PathLike | None,
     proposals_dir: str | os.PathLike,
     trial_dirs: dict[str, Sequence[str]],
     out_table: str | os.PathLike,
+    budget: int | None = None,
 ) -> pd.DataFrame:
-    """Append iteration ``iteration``'s trials to the table and print a progress line."""
+    """Append iteration ``iteration``'s trials to the table and print a progress line
+    (``budget``: the most trials the stop rules allow, for that line)."""
     prev = read_table(previous_table) if previous_table else None
     rows = [trial_row(Path(proposals_dir) / f"{t}.yaml", dirs) for t, dirs in sorted(trial_dirs.items())]
-    names = list(cfg["space"]) + [k for k in (cfg.get("fixed") or {}) if k not in cfg["space"]]
     table = append_rows(prev, rows, names)
     write_table(out_table, table)
     n_failed = sum(r["status"] != "ok" for r in rows)
     best = best_trial(table)
-    budget = int(cfg["stop"]["max_iterations"]) * int(cfg["optimizer"]["batch_size"])
     best_txt = f"best loss so far {float(best['loss']):.5g} (trial {best['trial_id']})" if best else "no successful trial yet"
     say(f"iteration {iteration} done: {len(rows)} trial(s), {n_failed} failed; {best_txt}; "
-        f"trials done {len(table)}/{budget}")
+        f"trials done {len(table)}" + (f"/{budget}" if budget else ""))
     return table
 
 
@@ -299,8 +294,9 @@ def test_step(cfg: dict, model_dir, test_file, out_csv, out_predictions, out_jso
     save_predictions(out_predictions, preds)
     write_json(out_json, metrics)
     txt = f"test set: E {metrics['energy_rmse_mev']:.2f} meV/atom, F {metrics['force_rmse']:.4f} eV/A"
-    if ref.get("energy_rmse_mev") is not None:
-        txt += f"  ({ref.get('label', 'reference')}: {ref['energy_rmse_mev']} meV/atom, {ref.get('force_rmse')} eV/A)"
+    ref_parts = [f"{ref[k]} {u}" for k, u in (("energy_rmse_mev", "meV/atom"), ("force_rmse", "eV/A")) if ref.get(k) is not None]
+    if ref_parts:
+        txt += f"  ({ref.get('label', 'reference')}: {', '.join(ref_parts)})"
     say(txt)
     return metrics
 
@@ -311,7 +307,7 @@ def check_inputs(cfg: dict) -> dict:
     naming the file, frame and key if one is unusable. Run before any job starts."""
     dcfg = cfg["data"]
     keys = dict(energy_key=dcfg["energy_key"], forces_key=dcfg["forces_key"], config_type_key=dcfg["config_type_key"])
-    need_f = not cfg.get("gap", {}).get("energy_only", False)
+    need_f = not cfg.get(cfg["fitter"], {}).get("energy_only", False)
     train = D.read_structures(dcfg["train"], require_forces=need_f, **keys)
     D.check_dataset(train, dcfg["train"])
     counts = {"train": len(train)}
@@ -394,17 +390,7 @@ def record_run(cfg: dict, config_out, versions_out) -> None:
     write_yaml(versions_out, info)
 
 
-def stop_reason(run_dir: str | os.PathLike) -> str:
-    """The reason the search stopped (from the last iteration's decision)."""
-    decisions = sorted(Path(run_dir).glob("iter*/proposals/decision.yaml"), key=lambda p: int(p.parts[-3][4:]))
-    for p in reversed(decisions):
-        d = read_yaml(p)
-        if d.get("stop"):
-            return d.get("reason", "")
-    return "unknown"
-
-
-def summary_step(cfg: dict, run_dir, inputs: dict, out_md) -> str:
+def summary_step(cfg: dict, inputs: dict, out_md) -> str:
     """A short markdown summary: best trial, stop reason, budget used, test errors vs reference."""
     table = read_table(inputs["table"])
     best = read_yaml(inputs["best"])
@@ -416,7 +402,7 @@ def summary_step(cfg: dict, run_dir, inputs: dict, out_md) -> str:
         f"- fitter: {cfg['fitter']}; optimiser: {cfg['optimizer']['kind']} (batch {cfg['optimizer']['batch_size']}, seed {cfg['optimizer']['seed']})",
         f"- trials: {len(table)} in {table['iteration'].nunique()} iteration(s), {n_failed} failed",
         f"- total fit time: {table['fit_time_s'].sum():.0f} s; refit of the best: {refit['wall_s']:.0f} s",
-        f"- stop reason: {stop_reason(run_dir)}",
+        f"- stop reason: {read_yaml(inputs['stop'])['reason']}",
         f"- loss: {cfg['loss']['kind']}" + (f" (alpha = {cfg['loss']['alpha']})" if cfg['loss']['kind'] == 'weighted' else ""),
         "",
         f"## Best trial: {best['trial_id']} (loss {best['loss']:.6g})",

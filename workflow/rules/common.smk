@@ -1,6 +1,6 @@
 # Configuration (defaults deep-merged, schema-validated, checked for meaning), data checks
 # before any job, paths, and the input functions that walk the search-loop checkpoint.
-import sys
+import os
 from pathlib import Path
 
 from snakemake.exceptions import WorkflowError
@@ -8,7 +8,9 @@ from snakemake.exceptions import WorkflowError
 from potune.config import deep_merge, load_yaml_file, n_folds, resolve_config
 from potune.errors import PotuneError
 from potune.io import read_yaml
+from potune.search import should_stop
 from potune.steps import check_inputs
+from potune.trials import read_table
 
 DEFAULT_CONFIG = Path(workflow.basedir) / "config" / "config.yaml"
 
@@ -21,10 +23,23 @@ try:
 except PotuneError as exc:
     raise WorkflowError(f"potune: {exc}") from None
 
+# Scripts see the resolved configuration as snakemake.config.
+config.clear()
+config.update(C)
+
 R = f"{C['results_dir']}/{C['run_name']}"
 NF = n_folds(C)
 FITTER = C["fitter"]
 RES = C["resources"]
+# What a rule's params carry decides what re-runs when the configuration changes, so rules
+# get only the parts that define their results: `stop`, `resources` and `reference` never
+# re-run a fit (raising stop.max_iterations extends a finished search).
+SEARCH = {k: C[k] for k in ("fitter", FITTER, "space", "fixed", "optimizer", "loss")}
+DATA = {
+    "data": C["data"],
+    "split": C["split"],
+    "require_forces": not C.get(FITTER, {}).get("energy_only", False),
+}
 
 
 wildcard_constraints:
@@ -53,17 +68,9 @@ def proposals_dir(iteration):
     return checkpoints.propose.get(iteration=int(iteration)).output.proposals
 
 
-def decision(iteration):
-    return read_yaml(Path(proposals_dir(iteration)) / "decision.yaml")
-
-
 def previous_table(wildcards):
     it = int(wildcards.iteration)
     return [] if it == 0 else [f"{R}/iter{it - 1}/table.csv"]
-
-
-def first_decision(wildcards):
-    return None if int(wildcards.iteration) == 0 else f"{R}/iter0/proposals/decision.yaml"
 
 
 def iteration_trials(iteration):
@@ -82,14 +89,46 @@ def iteration_results(wildcards):
     return files
 
 
+_TABLES = {}
+
+
+def _table(path):
+    """A cumulative trial table, read once per version of the file."""
+    key = (path, os.path.getmtime(path))
+    if key not in _TABLES:
+        _TABLES[key] = read_table(path)
+    return _TABLES[key]
+
+
+def loop_end():
+    """(last iteration, stop reason): walk the `collect` checkpoints until a stop rule holds.
+
+    The stop rules are evaluated here, on the current configuration, not inside a job: so
+    raising stop.max_iterations of a finished search continues it instead of re-running it.
+    The wall-time rule compares the time each iteration's table was written with the start
+    of the search, so the answer never changes once the table exists."""
+    n = 0
+    started = None
+    while True:
+        table_file = checkpoints.collect.get(iteration=n).output.table
+        if started is None:
+            started = float(read_yaml(f"{R}/iter0/proposals/meta.yaml")["started_at"])
+        stop, reason = should_stop(
+            _table(table_file), C["stop"], n + 1, started_at=started, now=os.path.getmtime(table_file)
+        )
+        if stop:
+            return n, reason
+        n += 1
+
+
 def final_table(wildcards):
-    """The cumulative trial table of the last iteration that ran."""
-    it = 0
-    while not decision(it)["stop"]:
-        it += 1
-    if it == 0:
-        raise WorkflowError(f"potune: the search stopped before its first iteration: {decision(0)['reason']}")
-    return f"{R}/iter{it - 1}/table.csv"
+    """The cumulative trial table of the last iteration."""
+    return f"{R}/iter{loop_end()[0]}/table.csv"
+
+
+def stop_info(wildcards):
+    last, reason = loop_end()
+    return {"iterations": last + 1, "reason": reason}
 
 
 def split_outputs():
@@ -143,6 +182,7 @@ def dimer_data_inputs(wildcards):
 def summary_inputs(wildcards):
     d = {
         "table": f"{R}/trials.csv",
+        "stop": f"{R}/stop.yaml",
         "best": f"{R}/best/best.yaml",
         "refit": f"{R}/best/fit.json",
         "cost": f"{R}/figures/cost.csv",

@@ -32,7 +32,7 @@ rule best_params:
     log:
         f"{R}/logs/best_params.log",
     params:
-        cfg=C,
+        cfg=SEARCH,
     conda:
         "../../envs/potune.yaml"
     script:

@@ -35,7 +35,7 @@ rule test_errors:
     log:
         f"{R}/logs/test_errors.log",
     params:
-        cfg=C,
+        cfg={k: C[k] for k in ("fitter", "loss", "reference")},
     threads: 1
     resources:
         mem_mb=RES["validate"]["mem_mb"],
