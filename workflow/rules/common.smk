@@ -1,5 +1,6 @@
 # Configuration (defaults deep-merged, schema-validated, checked for meaning), data checks
 # before any job, paths, and the input functions that walk the search-loop checkpoint.
+import os
 import sys
 from pathlib import Path
 
@@ -8,7 +9,14 @@ from snakemake.exceptions import WorkflowError
 from potune.config import deep_merge, load_yaml_file, n_folds, resolve_config
 from potune.errors import PotuneError
 from potune.io import read_yaml
+from potune import resources as _resources
+from potune.resources import runtime_min
 from potune.steps import check_inputs
+
+# Jobs (local, on SLURM, in the envs/ conda environments) import this checkout's potune.
+_LIB = str(Path(workflow.basedir) / "workflow")
+if _LIB not in os.environ.get("PYTHONPATH", "").split(os.pathsep):
+    os.environ["PYTHONPATH"] = os.pathsep.join(p for p in (_LIB, os.environ.get("PYTHONPATH")) if p)
 
 DEFAULT_CONFIG = Path(workflow.basedir) / "config" / "config.yaml"
 
@@ -42,6 +50,11 @@ localrules:
     convergence,
     summary,
     record_run,
+
+
+def job_mem_mb(kind, params_file, train_file, attempt):
+    """mem_mb of a fit/refit/validate job (see potune.resources.job_mem_mb)."""
+    return _resources.job_mem_mb(RES[kind], FITTER, C.get(FITTER, {}), params_file, train_file, attempt)
 
 
 def proposals_dir(iteration):
