@@ -56,7 +56,8 @@ def test_arrays_reproduce_gap_fit_estimate(tmp_path):
     mib = 1e6 / 1024**2  # gap_fit's MB are 10^6 bytes
     assert a["peak"] == pytest.approx(261 * mib, rel=0.03)
     assert a["covariances"] == pytest.approx(128 * mib, rel=0.03)
-    assert R.gap_peak_mb(p, SETTINGS, st) == pytest.approx(312, rel=0.15)
+    # conservative, not wasteful: measured peak RSS <= model <= 1.25 x measured
+    assert 312 <= R.gap_peak_mb(p, SETTINGS, st) <= 1.25 * 312
     assert R.gap_arrays_mb(p, {**SETTINGS, "energy_only": True}, st)["peak"] < 5
 
 
