@@ -11,6 +11,7 @@ from potune.errors import PotuneError
 from potune.io import read_yaml
 from potune import resources as _resources
 from potune.resources import runtime_min
+from potune.resume import runs_jobs, wait_for_previous_jobs
 from potune.steps import check_inputs
 
 # Jobs (local, on SLURM, in the envs/ conda environments) import this checkout's potune.
@@ -30,6 +31,10 @@ except PotuneError as exc:
     raise WorkflowError(f"potune: {exc}") from None
 
 R = f"{C['results_dir']}/{C['run_name']}"
+
+if workflow.is_main_process and runs_jobs(sys.argv):
+    # after a driver was killed: its SLURM jobs still queued or running must not be submitted twice
+    wait_for_previous_jobs(os.getcwd(), R, say=lambda msg: print(f"[potune] {msg}", file=sys.stderr))
 NF = n_folds(C)
 FITTER = C["fitter"]
 RES = C["resources"]
