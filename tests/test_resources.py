@@ -58,7 +58,8 @@ def test_arrays_reproduce_gap_fit_estimate(tmp_path):
     assert a["covariances"] == pytest.approx(128 * mib, rel=0.03)
     # conservative, not wasteful: measured peak RSS <= model <= 1.25 x measured
     assert 312 <= R.gap_peak_mb(p, SETTINGS, st) <= 1.25 * 312
-    assert R.gap_arrays_mb(p, {**SETTINGS, "energy_only": True}, st)["peak"] < 5
+    e = R.gap_arrays_mb(p, {**SETTINGS, "energy_only": True}, st)
+    assert e["descriptors"] < 5 and e["peak"] < 20  # x only (2.7 MB) and its CUR copies
 
 
 def test_memory_grows_with_sparse_points_descriptor_and_data():
@@ -106,3 +107,19 @@ def test_runtime_and_self_limits():
     assert R.mem_limit_mb(2000, 150) == pytest.approx(1900 - 150)
     assert R.mem_limit_mb(200, 500) == pytest.approx(20)
     assert R.current_rss_mb() > 10
+
+
+def test_energy_only_large_descriptor_counts_cur_selection(tmp_path):
+    """Measured: 13233 Si atoms, SOAP 8/8, 500 sparse points (cur_points), energy only:
+    239 MB peak RSS, though gap_fit estimates 35 MB (benchmarks/gap_memory.py)."""
+    from potune import data as D
+
+    frames = D.read_structures(ROOT / "data/zuo2020/Si_train.xyz.gz", require_forces=True, energy_key="energy",
+                               forces_key="forces", config_type_key="config_type")
+    full = tmp_path / "full.xyz"
+    D.write_structures(full, frames)
+    st = R.dataset_stats(full)
+    hp = {"n_sparse": 500, "n_max": 8, "l_max": 8, "cutoff": 5.0}
+    peak = R.gap_peak_mb(hp, {**SETTINGS, "energy_only": True}, st)
+    assert 239 <= peak <= 1.25 * 239
+    assert R.gap_peak_mb({**hp, "sparse_method": "random"}, {**SETTINGS, "energy_only": True}, st) < 150

@@ -5,7 +5,11 @@ job's Snakemake does that), so a new driver sees their results as done. Those st
 or running when the new driver starts would be submitted a second time. Before building
 its DAG the new driver therefore waits for them (:func:`wait_for_previous_jobs`), found
 from the external job ids Snakemake records in its incomplete markers
-(``.snakemake/incomplete/``, one file per output, named by its base64-encoded path).
+(``.snakemake/incomplete/``, one file per output, named by its base64-encoded path), and
+from the SLURM job ids unfinished fits wrote into their ``attempts.jsonl``.
+
+Not covered: a driver killed in the instant between ``sbatch`` returning and Snakemake
+recording the job id; that job is unknown to the next driver until it starts.
 """
 
 from __future__ import annotations
@@ -65,6 +69,16 @@ def previous_jobs(workdir: str | os.PathLike, run_dir: str | os.PathLike) -> dic
         path = (workdir / key).resolve()
         if path == root or root in path.parents:
             jobs.setdefault(str(jid), []).append(key)
+    # fits record their SLURM job id when they start (attempts.jsonl): unfinished ones count too
+    for f in root.glob("iter*/t*/fold*/attempts.jsonl"):
+        if (f.parent / "fit.json").exists():
+            continue
+        try:
+            last = json.loads(f.read_text().splitlines()[-1])
+        except (ValueError, IndexError, OSError):
+            continue
+        if last.get("slurm_job_id"):
+            jobs.setdefault(str(last["slurm_job_id"]), []).append(str(f.parent / "fit.json"))
     return jobs
 
 
