@@ -130,23 +130,51 @@ def fit_step(
     threads: int = 1,
     mem_mb: float | None = None,
     runtime_min: float | None = None,
+    attempt: int = 1,
+    max_attempts: int | None = None,
 ) -> dict:
     """Fit one trial on one fold. A failing fit is recorded in ``result_file``, not raised.
 
     The time and memory limits are enforced inside the job, a little under what the job was
-    granted (95 % of ``mem_mb``; ``runtime_min`` less 5 % and 30 s), so that the failure
-    is recorded before a scheduler would kill the job.
+    granted (:func:`potune.resources.time_limit_s`, :func:`potune.resources.mem_limit_mb`),
+    so that the failure is recorded before a scheduler would kill the job.
+
+    Parameters
+    ----------
+    mem_mb, runtime_min
+        What this attempt's job was granted (already scaled by the attempt number).
+    attempt, max_attempts
+        Snakemake's attempt number and the rule's ``retries + 1``. A fit that fails inside
+        records it and ends normally, so a retry means the previous attempt was killed from
+        outside (scheduler, OOM killer, node failure). The last attempt (when there were
+        retries) does not fit again: it records the trial as failed with what is known of
+        the earlier attempts, so the search goes on.
     """
+    from .resources import current_rss_mb, mem_limit_mb, time_limit_s
+
     prop = read_yaml(params_file)
+    history = _record_attempt(Path(result_file).parent / "attempts.jsonl", attempt, mem_mb, runtime_min)
+    if max_attempts and max_attempts > 1 and attempt >= max_attempts:
+        reason = _killed_reason(history, attempt)
+        result = {"trial_id": prop["trial_id"], "status": "failed", "reason": reason,
+                  "wall_s": 0.0, "peak_rss_mb": 0.0, "returncode": None, "attempt": attempt}
+        Path(model_dir).mkdir(parents=True, exist_ok=True)
+        Path(log_file).parent.mkdir(parents=True, exist_ok=True)
+        with open(log_file, "a") as fh:
+            fh.write(f"# attempt {attempt}: not fitted again: {reason}\n")
+        write_json(result_file, result)
+        say(f"trial {prop['trial_id']}: FAILED ({reason})")
+        return result
     hp = {**(prop.get("fixed") or {}), **prop["point"]}
     fitter = get_fitter(fitter_name)
     species = D.species(D.read_normalised(train_file))
-    timeout = max(60.0, runtime_min * 60 * 0.95 - 30) if runtime_min else None
-    mem_limit = 0.95 * mem_mb if mem_mb else None
+    timeout = time_limit_s(runtime_min) if runtime_min else None
+    mem_limit = mem_limit_mb(mem_mb, current_rss_mb()) if mem_mb else None
     res = fitter.fit(hp, settings, train_file, model_dir, log_file, species, seed=prop.get("seed", 0),
                      timeout_s=timeout, mem_limit_mb=mem_limit, threads=threads)
     result = {"trial_id": prop["trial_id"], "status": res.status, "reason": res.reason,
-              "wall_s": res.wall_s, "peak_rss_mb": res.peak_rss_mb, "returncode": res.returncode}
+              "wall_s": res.wall_s, "peak_rss_mb": res.peak_rss_mb, "returncode": res.returncode,
+              "attempt": attempt, "mem_limit_mb": mem_limit, "time_limit_s": timeout}
     length = getattr(fitter, "descriptor_length", None)
     if length is not None:
         try:
@@ -155,6 +183,71 @@ def fit_step(
             result["descriptor_length"] = None
     write_json(result_file, result)
     return result
+
+
+def _record_attempt(path: Path, attempt: int, mem_mb, runtime_min) -> list[dict]:
+    """Append this attempt to ``attempts.jsonl`` (beside the fit's outputs, so it survives
+    Snakemake's clean-up of a failed job); return the attempts of the current series."""
+    import json
+    import socket
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    entry = {"attempt": int(attempt), "slurm_job_id": os.environ.get("SLURM_JOB_ID"),
+             "host": socket.gethostname(), "pid": os.getpid(), "started": time.time(),
+             "mem_mb": mem_mb, "runtime_min": runtime_min}
+    with open(path, "a") as fh:
+        fh.write(json.dumps(entry) + "\n")
+    entries = []
+    for line in path.read_text().splitlines():
+        try:
+            e = json.loads(line)
+        except ValueError:
+            continue
+        if e.get("attempt") == 1:
+            entries = []  # a new series (the job was started afresh)
+        entries.append(e)
+    return entries
+
+
+def _slurm_states(job_ids: Sequence[str]) -> dict[str, str]:
+    """SLURM's final state of finished jobs (``sacct``), ``{}`` where it cannot be asked."""
+    import shutil
+    import subprocess
+
+    if not job_ids or not shutil.which("sacct"):
+        return {}
+    try:
+        proc = subprocess.run(["sacct", "-n", "-X", "-P", "-o", "JobID,State", "-j", ",".join(job_ids)],
+                              capture_output=True, text=True, timeout=30)
+    except (OSError, subprocess.SubprocessError):
+        return {}
+    if proc.returncode != 0:
+        return {}
+    states = {}
+    for line in proc.stdout.splitlines():
+        parts = line.strip().split("|")
+        if len(parts) >= 2:
+            states[parts[0]] = parts[1]
+    return states
+
+
+def _killed_reason(history: list[dict], attempt: int) -> str:
+    """Why a trial is recorded as failed on its last attempt: the earlier attempts' fates."""
+    earlier = [e for e in history if e.get("attempt", 0) < attempt]
+    states = _slurm_states([e["slurm_job_id"] for e in earlier if e.get("slurm_job_id")])
+    words = {"OUT_OF_MEMORY": "out of memory", "TIMEOUT": "time limit", "NODE_FAIL": "node failure",
+             "PREEMPTED": "preempted", "CANCELLED": "cancelled"}
+    fates = []
+    for e in earlier:
+        jid = e.get("slurm_job_id")
+        state = states.get(jid, "") if jid else ""
+        fate = words.get(state.split()[0] if state else "", state.lower() or "killed")
+        where = f"SLURM job {jid}" if jid else f"pid {e.get('pid')}"
+        fates.append(f"attempt {e['attempt']} ({where}, {e.get('mem_mb')} MB, {e.get('runtime_min')} min): {fate}")
+    n = len(earlier) or attempt - 1
+    return (f"killed from outside on {n} attempt(s), no result recorded"
+            + (": " + "; ".join(fates) if fates else "")
+            + " (raise resources.fit.mem_mb/runtime or check the scheduler's logs)")
 
 
 # ----------------------------------------------------------------------------- validate

@@ -1,6 +1,7 @@
 # Configuration (defaults deep-merged, schema-validated, checked for meaning), data checks
 # before any job, paths, and the input functions that walk the search-loop checkpoint.
 import os
+import sys
 from pathlib import Path
 
 from snakemake.exceptions import WorkflowError
@@ -9,8 +10,16 @@ from potune.config import deep_merge, load_yaml_file, n_folds, resolve_config
 from potune.errors import PotuneError
 from potune.io import read_yaml
 from potune.search import should_stop
+from potune import resources as _resources
+from potune.resources import runtime_min
+from potune.resume import runs_jobs, wait_for_previous_jobs
 from potune.steps import check_inputs
 from potune.trials import read_table
+
+# Jobs (local, on SLURM, in the envs/ conda environments) import this checkout's potune.
+_LIB = str(Path(workflow.basedir) / "workflow")
+if _LIB not in os.environ.get("PYTHONPATH", "").split(os.pathsep):
+    os.environ["PYTHONPATH"] = os.pathsep.join(p for p in (_LIB, os.environ.get("PYTHONPATH")) if p)
 
 DEFAULT_CONFIG = Path(workflow.basedir) / "config" / "config.yaml"
 
@@ -28,6 +37,10 @@ config.clear()
 config.update(C)
 
 R = f"{C['results_dir']}/{C['run_name']}"
+
+if workflow.is_main_process and runs_jobs(sys.argv):
+    # after a driver was killed: its SLURM jobs still queued or running must not be submitted twice
+    wait_for_previous_jobs(os.getcwd(), R, say=lambda msg: print(f"[potune] {msg}", file=sys.stderr))
 NF = n_folds(C)
 FITTER = C["fitter"]
 RES = C["resources"]
@@ -61,6 +74,11 @@ localrules:
     errors_by_config_type,
     landscape,
     cost,
+
+
+def job_mem_mb(kind, params_file, train_file, attempt):
+    """mem_mb of a fit/refit/validate job (see potune.resources.job_mem_mb)."""
+    return _resources.job_mem_mb(RES[kind], FITTER, C.get(FITTER, {}), params_file, train_file, attempt)
 
 
 def proposals_dir(iteration):

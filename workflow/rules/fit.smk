@@ -1,4 +1,8 @@
 # One fit job per trial and fold, and the final refit of the best hyperparameters.
+# Memory: estimated per proposal (resources.fit.mem_mb: auto) or fixed; memory and runtime
+# grow with the attempt number. A fit that fails inside (crash, over its limits) records a
+# failed trial and ends normally; a job killed from outside is retried, and its last attempt
+# records the trial as failed (see potune.steps.fit_step).
 
 
 rule fit:
@@ -13,10 +17,14 @@ rule fit:
     params:
         fitter=FITTER,
         settings=C.get(FITTER, {}),
+        runtime_min=RES["fit"]["runtime"],
+        max_attempts=RES["fit"]["retries"] + 2,
     threads: RES["fit"]["threads"]
     resources:
-        mem_mb=RES["fit"]["mem_mb"],
-        runtime=RES["fit"]["runtime"],
+        mem_mb=lambda wc, input, attempt: job_mem_mb("fit", input.params, input.train, attempt),
+        runtime=lambda wc, attempt: runtime_min(RES["fit"], attempt),
+        attempt=lambda wc, attempt: attempt,
+    retries: RES["fit"]["retries"] + 1
     conda:
         f"../../envs/{FITTER}.yaml"
     script:
@@ -51,10 +59,13 @@ rule refit:
     params:
         fitter=FITTER,
         settings=C.get(FITTER, {}),
+        runtime_min=RES["refit"]["runtime"],
     threads: RES["refit"]["threads"]
     resources:
-        mem_mb=RES["refit"]["mem_mb"],
-        runtime=RES["refit"]["runtime"],
+        mem_mb=lambda wc, input, attempt: job_mem_mb("refit", input.best, input.train, attempt),
+        runtime=lambda wc, attempt: runtime_min(RES["refit"], attempt),
+        attempt=lambda wc, attempt: attempt,
+    retries: RES["refit"]["retries"]
     conda:
         f"../../envs/{FITTER}.yaml"
     script:
