@@ -171,3 +171,12 @@ def resolve_config(raw: dict, check_files: bool = True) -> dict:
 
 def n_folds(cfg: dict) -> int:
     return int(cfg["split"]["k"]) if cfg["split"]["method"] == "kfold" else 1
+
+
+def export_library_path(lib_dir: str | os.PathLike) -> None:
+    """Put ``lib_dir`` (the checkout's ``workflow/``) first on PYTHONPATH of every job this
+    process starts, so jobs in the envs/ conda environments import this potune."""
+    lib = str(lib_dir)
+    current = os.environ.get("PYTHONPATH", "")
+    if lib not in current.split(os.pathsep):
+        os.environ["PYTHONPATH"] = os.pathsep.join(p for p in (lib, current) if p)

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from snakemake.exceptions import WorkflowError
 
-from potune.config import deep_merge, load_yaml_file, n_folds, resolve_config
+from potune.config import deep_merge, export_library_path, load_yaml_file, n_folds, resolve_config
 from potune.errors import PotuneError
 from potune.io import read_yaml
 from potune.search import should_stop
@@ -17,9 +17,7 @@ from potune.steps import check_inputs
 from potune.trials import read_table
 
 # Jobs (local, on SLURM, in the envs/ conda environments) import this checkout's potune.
-_LIB = str(Path(workflow.basedir) / "workflow")
-if _LIB not in os.environ.get("PYTHONPATH", "").split(os.pathsep):
-    os.environ["PYTHONPATH"] = os.pathsep.join(p for p in (_LIB, os.environ.get("PYTHONPATH")) if p)
+export_library_path(Path(workflow.basedir) / "workflow")
 
 DEFAULT_CONFIG = Path(workflow.basedir) / "config" / "config.yaml"
 
