@@ -250,7 +250,8 @@ def fit(
     except (ValueError, ConfigError) as exc:
         Path(log_file).write_text(f"invalid hyperparameters: {exc}\n")
         return RunResult(None, "failed", f"invalid hyperparameters: {exc}", 0.0, 0.0)
-    env = {**os.environ, "OMP_NUM_THREADS": str(threads)}
+    # unbuffered stdout: otherwise a SYSTEM ABORT message is lost when gap_fit stops
+    env = {**os.environ, "OMP_NUM_THREADS": str(threads), "GFORTRAN_UNBUFFERED_PRECONNECTED": "y"}
     res = run_limited(cmd, log_file, timeout_s=timeout_s, mem_limit_mb=mem_limit_mb, cwd=work, env=env)
     shutil.rmtree(work, ignore_errors=True)
     if res.status == "ok" and not model_file.exists():
