@@ -13,6 +13,7 @@ min_version("9.0")
 include: "workflow/rules/common.smk"
 include: "workflow/rules/split.smk"
 include: "workflow/rules/propose.smk"
+include: "workflow/rules/descriptors.smk"
 include: "workflow/rules/fit.smk"
 include: "workflow/rules/validate.smk"
 include: "workflow/rules/report.smk"

@@ -12,4 +12,5 @@ fit_step(
     threads=snakemake.threads,
     mem_mb=snakemake.resources.mem_mb,
     runtime_min=snakemake.resources.runtime,
+    descriptors=snakemake.input.get("descriptors"),
 )

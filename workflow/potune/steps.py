@@ -135,12 +135,14 @@ def fit_step(
     threads: int = 1,
     mem_mb: float | None = None,
     runtime_min: float | None = None,
+    descriptors: str | os.PathLike | None = None,
 ) -> dict:
     """Fit one trial on one fold. A failing fit is recorded in ``result_file``, not raised.
 
     The time and memory limits are enforced inside the job, a little under what the job was
     granted (95 % of ``mem_mb``; ``runtime_min`` less 5 % and 30 s), so that the failure
-    is recorded before a scheduler would kill the job.
+    is recorded before a scheduler would kill the job. ``descriptors`` (fitters with a
+    descriptor cache, e.g. snap) is the cache folder written by rule ``descriptors``.
     """
     prop = read_yaml(params_file)
     hp = {**(prop.get("fixed") or {}), **prop["point"]}
@@ -148,12 +150,37 @@ def fit_step(
     species = D.species(D.read_normalised(train_file))
     timeout = max(60.0, runtime_min * 60 * 0.95 - 30) if runtime_min else None
     mem_limit = 0.95 * mem_mb if mem_mb else None
+    extra = {"descriptors": descriptors} if descriptors else {}
     res = fitter.fit(hp, settings, train_file, model_dir, log_file, species, seed=prop.get("seed", 0),
-                     timeout_s=timeout, mem_limit_mb=mem_limit, threads=threads)
+                     timeout_s=timeout, mem_limit_mb=mem_limit, threads=threads, **extra)
     result = {"trial_id": prop["trial_id"], "status": res.status, "reason": res.reason,
               "wall_s": res.wall_s, "peak_rss_mb": res.peak_rss_mb, "returncode": res.returncode}
     write_json(result_file, result)
     return result
+
+
+def descriptors_step(
+    spec: dict,
+    train_file: str | os.PathLike,
+    out_dir: str | os.PathLike,
+    log_file: str | os.PathLike,
+    threads: int = 1,
+    mem_mb: float | None = None,
+    runtime_min: float | None = None,
+) -> dict:
+    """Compute one descriptor cache (snap). A failing computation is recorded in
+    ``out_dir/meta.json`` (and becomes a failed trial of every fit that uses it), not raised."""
+    from .snap import compute_descriptors
+
+    timeout = max(60.0, runtime_min * 60 * 0.95 - 30) if runtime_min else None
+    mem_limit = 0.95 * mem_mb if mem_mb else None
+    meta = compute_descriptors(spec, train_file, out_dir, log_file, timeout, mem_limit, threads)
+    if meta["status"] == "ok":
+        say(f"descriptors {Path(out_dir).name}: {meta['n_rows']} rows x {meta['n_columns']} columns "
+            f"in {meta['descriptor_s']:.1f} s")
+    else:
+        say(f"descriptors {Path(out_dir).name}: FAILED ({meta['reason'][:200]})")
+    return meta
 
 
 # ----------------------------------------------------------------------------- validate
