@@ -189,7 +189,8 @@ def main(argv: Sequence[str]) -> int:
         rc = 0
     except Exception as exc:  # LAMMPS raises plain Exception with its ERROR line
         traceback.print_exc()
-        msg = " ".join(str(exc).split())[:600]
+        lines = [ln.strip() for ln in str(exc).strip().splitlines() if ln.strip()]
+        msg = (lines[0] if lines else repr(exc))[:600]
         meta = {"status": "failed", "reason": f"{type(exc).__name__}: {msg}", "spec": spec}
         rc = 1
     tmp = out / "meta.json.tmp"
