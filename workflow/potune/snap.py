@@ -481,9 +481,13 @@ def fit(
         shutil.rmtree(work, ignore_errors=True)
         return failed(f"descriptor elements {meta.get('symbols')} differ from the training data's {symbols}")
     try:
+        from threadpoolctl import threadpool_limits
+
         t1 = time.monotonic()
         meta, blocks = load_blocks(cache)
-        coef, errors = solve(blocks, p, float(settings["svd_rcond"]))
+        # BLAS threads beyond the job's share make LAPACK's SVD many times slower on a busy node
+        with threadpool_limits(limits=max(1, int(threads))):
+            coef, errors = solve(blocks, p, float(settings["svd_rcond"]))
         solve_s = time.monotonic() - t1
         write_model(model_dir, spec, symbols, coef, {
             "cache_hit": cache_hit, "descriptor_dir": str(descriptors) if cache_hit else None,
