@@ -91,6 +91,13 @@ def test_cache_key_ignores_weights_and_solver():
     assert snap.spec_key(snap.descriptor_spec({}, {}), "a") != snap.spec_key(snap.descriptor_spec({}, {}), "b")
 
 
+def test_descriptor_length_matches_fitsnap(si_cache):
+    spec, cache = si_cache
+    meta = json.loads((cache / "meta.json").read_text())
+    assert meta["ncoeff"] == snap.descriptor_length({"twojmax": 4}, {}, [14]) == 14
+    assert snap.descriptor_length({"twojmax": 6, "quadratic": True}, {}, [14]) == 30 + 30 * 31 // 2
+
+
 def test_qsnap_lammps_agrees_with_linear_model(si_train, tmp_path):
     """pair_style snap with the exported files == descriptors x coefficients (1e-6 relative),
     on structures with non-orthogonal cells."""

@@ -343,6 +343,22 @@ def solve(blocks: Sequence[dict], params: dict, rcond: float = 1.0e-13) -> tuple
     return coef, errors
 
 
+def n_bispectrum(twojmax: int) -> int:
+    """Number of linear bispectrum components for band limit ``twojmax`` (30 for 6)."""
+    n = 0
+    for j1 in range(twojmax + 1):
+        for j2 in range(j1 + 1):
+            n += sum(1 for j in range(j1 - j2, min(twojmax, j1 + j2) + 1, 2) if j >= j1)
+    return n
+
+
+def descriptor_length(params: dict, settings: dict, species_z: Sequence[int]) -> int | None:
+    """Length of one atom's descriptor (linear, plus quadratic terms for qSNAP)."""
+    p = resolve_params(params)
+    n = n_bispectrum(int(p["twojmax"]))
+    return n + n * (n + 1) // 2 if p["quadratic"] else n
+
+
 # ----------------------------------------------------------------------------- export
 def _fmt(v: float) -> str:
     return repr(float(v))
