@@ -64,6 +64,10 @@ def test_weight_only_trials_reuse_the_cache(si_train, si_cache, tmp_path):
         assert "cache hit" in (d / "fit.log").read_text()
         coefs.append(np.array(model["coefficients"]))
     assert not np.allclose(coefs[0], coefs[1]) and not np.allclose(coefs[0], coefs[2])
+    # the cache is compressed: at most n + 1 rows per block
+    _, blocks = snap.load_blocks(cache)
+    assert all(b["R"].shape[0] <= min(b["n_rows"], b["R"].shape[1]) for b in blocks)
+    assert any(b["n_rows"] > b["R"].shape[1] for b in blocks)
     # the cache's compressed solve equals a fit that computes its own descriptors
     res, d = _fit(trials[1], si_train, tmp_path, "uncached")
     assert res.status == "ok", res.reason

@@ -139,7 +139,8 @@ def compress(A: np.ndarray, b: np.ndarray) -> np.ndarray:
     import scipy.linalg
 
     M = np.hstack([A, b[:, None]])
-    return scipy.linalg.qr(M, mode="r", overwrite_a=True, check_finite=False)[0]
+    R = scipy.linalg.qr(M, mode="r", overwrite_a=True, check_finite=False)[0]
+    return np.ascontiguousarray(R[:min(M.shape)])  # scipy's mode "r" pads R with zero rows to M's shape
 
 
 def compute(spec: dict, train_file: str | Path, out_dir: str | Path) -> dict:
