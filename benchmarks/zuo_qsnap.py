@@ -11,7 +11,8 @@ refitted best potential beside the published qSNAP and the XPOT-optimised qSNAP 
     .venv/bin/python benchmarks/zuo_qsnap.py --quick         # Si only, 2 x 2 = 4 evaluations
     .venv/bin/python benchmarks/zuo_qsnap.py --elements Si --iterations 10 --batch 4
 
-Writes benchmarks/results/zuo_qsnap.csv (and .md); the runs go to benchmarks/results/zuo_qsnap/.
+Writes benchmarks/results/zuo_qsnap.csv (and .md); the runs go to
+benchmarks/results/zuo_qsnap/qsnap-<El>-<iterations>x<batch>/ (an existing run is continued).
 """
 
 from __future__ import annotations
@@ -62,7 +63,7 @@ def make_config(element: str, iterations: int, batch: int, results: Path) -> dic
     for g in groups:
         space[f"fweight{g}"] = {"type": "real", "low": 0.1, "high": 500, "prior": "log-uniform"}
     return {
-        "run_name": f"qsnap-{element}", "results_dir": str(results), "fitter": "snap",
+        "run_name": f"qsnap-{element}-{iterations}x{batch}", "results_dir": str(results), "fitter": "snap",
         "data": {"train": str(train), "test": str(SHARED / "zuo2020" / f"{element}_test.xyz.gz")},
         "split": {"method": "random", "fraction": 0.2, "seed": 0},
         "loss": {"kind": "weighted", "alpha": 0.75},
@@ -96,20 +97,21 @@ def main(argv=None) -> pd.DataFrame:
     rows = []
     for el in elements:
         cfg = make_config(el, iterations, batch, results)
-        cfg_file = results / f"qsnap-{el}.yaml"
+        name = cfg["run_name"]
+        cfg_file = results / f"{name}.yaml"
         cfg_file.parent.mkdir(parents=True, exist_ok=True)
         cfg_file.write_text(yaml.safe_dump(cfg, sort_keys=False))
         t0 = time.perf_counter()
         proc = subprocess.run([sys.executable, "-m", "snakemake", "--cores", str(args.cores), "--configfile", str(cfg_file)],
                               cwd=REPO, capture_output=True, text=True)
         wall = time.perf_counter() - t0
-        log = results / f"qsnap-{el}.snakemake.log"
+        log = results / f"{name}.snakemake.log"
         log.write_text(proc.stdout + proc.stderr)
         if proc.returncode != 0:
             print(f"{el}: the search failed (see {log})")
             rows.append({"element": el, "status": "failed", "wall_s": wall, **ref.get(el, {})})
             continue
-        run = results / f"qsnap-{el}"
+        run = results / name
         m = json.loads((run / "best" / "test_metrics.json").read_text())
         table = pd.read_csv(run / "trials.csv")
         rows.append({
