@@ -15,4 +15,5 @@ fit_step(
     runtime_min=float(snakemake.params.runtime_min) * attempt,
     attempt=attempt,
     max_attempts=snakemake.params.max_attempts,
+    descriptors=snakemake.input.get("descriptors"),
 )

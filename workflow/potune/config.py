@@ -92,9 +92,11 @@ def _check_hyperparameter_names(cfg: dict, space: Space) -> None:
 
     fitter = get_fitter(cfg["fitter"])
     known = list(fitter.HYPERPARAMETERS)
+    # a fitter may accept names beyond its table (e.g. snap's per-config_type "eweight[<ct>]")
+    accepts = getattr(fitter, "accepts_hyperparameter", lambda n: False)
     for section, names in (("space", space.names), ("fixed", list(cfg.get("fixed") or {}))):
         for name in names:
-            if name not in known:
+            if name not in known and not accepts(name):
                 close = difflib.get_close_matches(name, known, n=1, cutoff=0.6)
                 hint = f"; did you mean '{close[0]}'?" if close else f"; known: {', '.join(known)}"
                 raise ConfigError(f"{section}.{name}: not a hyperparameter of fitter '{cfg['fitter']}'{hint}")

@@ -132,6 +132,7 @@ def fit_step(
     runtime_min: float | None = None,
     attempt: int = 1,
     max_attempts: int | None = None,
+    descriptors: str | os.PathLike | None = None,
 ) -> dict:
     """Fit one trial on one fold. A failing fit is recorded in ``result_file``, not raised.
 
@@ -149,6 +150,9 @@ def fit_step(
         outside (scheduler, OOM killer, node failure). The last attempt (when there were
         retries) does not fit again: it records the trial as failed with what is known of
         the earlier attempts, so the search goes on.
+    descriptors
+        For fitters with a descriptor cache (snap): the cache folder written by rule
+        ``descriptors``.
     """
     from .resources import current_rss_mb, mem_limit_mb, time_limit_s
 
@@ -170,8 +174,9 @@ def fit_step(
     species = D.species(D.read_normalised(train_file))
     timeout = time_limit_s(runtime_min) if runtime_min else None
     mem_limit = mem_limit_mb(mem_mb, current_rss_mb()) if mem_mb else None
+    extra = {"descriptors": descriptors} if descriptors else {}
     res = fitter.fit(hp, settings, train_file, model_dir, log_file, species, seed=prop.get("seed", 0),
-                     timeout_s=timeout, mem_limit_mb=mem_limit, threads=threads)
+                     timeout_s=timeout, mem_limit_mb=mem_limit, threads=threads, **extra)
     result = {"trial_id": prop["trial_id"], "status": res.status, "reason": res.reason,
               "wall_s": res.wall_s, "peak_rss_mb": res.peak_rss_mb, "returncode": res.returncode,
               "attempt": attempt, "mem_limit_mb": mem_limit, "time_limit_s": timeout}
@@ -248,6 +253,28 @@ def _killed_reason(history: list[dict], attempt: int) -> str:
     return (f"killed from outside on {n} attempt(s), no result recorded"
             + (": " + "; ".join(fates) if fates else "")
             + " (raise resources.fit.mem_mb/runtime or check the scheduler's logs)")
+def descriptors_step(
+    spec: dict,
+    train_file: str | os.PathLike,
+    out_dir: str | os.PathLike,
+    log_file: str | os.PathLike,
+    threads: int = 1,
+    mem_mb: float | None = None,
+    runtime_min: float | None = None,
+) -> dict:
+    """Compute one descriptor cache (snap). A failing computation is recorded in
+    ``out_dir/meta.json`` (and becomes a failed trial of every fit that uses it), not raised."""
+    from .snap import compute_descriptors
+
+    timeout = max(60.0, runtime_min * 60 * 0.95 - 30) if runtime_min else None
+    mem_limit = 0.95 * mem_mb if mem_mb else None
+    meta = compute_descriptors(spec, train_file, out_dir, log_file, timeout, mem_limit, threads)
+    if meta["status"] == "ok":
+        say(f"descriptors {Path(out_dir).name}: {meta['n_rows']} rows x {meta['n_columns']} columns "
+            f"in {meta['descriptor_s']:.1f} s")
+    else:
+        say(f"descriptors {Path(out_dir).name}: FAILED ({meta['reason'][:200]})")
+    return meta
 
 
 # ----------------------------------------------------------------------------- validate

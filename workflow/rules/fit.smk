@@ -7,6 +7,7 @@
 
 rule fit:
     input:
+        unpack(fit_extra_inputs),  # descriptors.smk: the SNAP descriptor cache; nothing for gap
         params=f"{R}/iter{{iteration}}/proposals/{{trial}}.yaml",
         train=f"{R}/split/fold{{fold}}/train.xyz",
     output:
