@@ -104,6 +104,73 @@ def _check_hyperparameter_names(cfg: dict, space: Space) -> None:
     check = getattr(fitter, "check_config", None)
     if check is not None:
         check(cfg, space)
+    _check_values(cfg, space, fitter)
+
+
+def _kind(value: Any) -> str:
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, (int, float)):
+        return "number"
+    if isinstance(value, str):
+        return "string"
+    return type(value).__name__
+
+
+def _check_values(cfg: dict, space: Space, fitter) -> None:
+    """Values every trial would reject, caught before any job: a fixed value of the wrong
+    type or out of range, a search-space bound out of range.
+
+    Uses the fitter's ``HYPERPARAMETERS`` defaults for types and, when it has them, its
+    ``resolve_params``/``check_params`` for ranges (only checks of one hyperparameter on its
+    own: relations between hyperparameters depend on the point and are left to the fit).
+    """
+    fixed = cfg.get("fixed") or {}
+    defaults = fitter.HYPERPARAMETERS
+    for name, value in fixed.items():
+        default = defaults.get(name)
+        if default is None or value is None:
+            continue
+        if _kind(value) != _kind(default) and not (_kind(default) == "number" and _kind(value) == "number"):
+            raise ConfigError(
+                f"fixed.{name}: expected a {_kind(default)} (like the default {default!r}), got {value!r}"
+            )
+    resolve = getattr(fitter, "resolve_params", None)
+    check = getattr(fitter, "check_params", None)
+    if resolve is None or check is None:
+        return
+    names = set(defaults)
+
+    def problem(point: dict, name: str) -> str | None:
+        try:
+            check(resolve({**fixed, **point}))
+        except (ValueError, TypeError, KeyError) as exc:
+            msg = str(exc)
+            others = {n for n in names if n != name and n in msg.replace(name, "")}
+            if msg.startswith(f"{name} ") and not others:
+                return msg
+        return None
+
+    # a point inside the space: the middle of every range, the first value of every category
+    mid = {}
+    for p in space.params:
+        if p.type == "categorical":
+            mid[p.name] = p.values[0]
+        elif p.type == "integer":
+            mid[p.name] = int(round((p.low + p.high) / 2))
+        else:
+            mid[p.name] = (p.low + p.high) / 2
+    for name in fixed:
+        msg = problem(mid, name)
+        if msg:
+            raise ConfigError(f"fixed.{name}: {msg}")
+    for p in space.params:
+        if p.type == "categorical":
+            continue
+        for bound in ("low", "high"):
+            msg = problem({**mid, p.name: getattr(p, bound)}, p.name)
+            if msg:
+                raise ConfigError(f"space.{p.name}.{bound}: {msg}; trials with such a value would fail")
 
 
 def _check_files(cfg: dict) -> None:

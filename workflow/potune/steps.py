@@ -15,7 +15,7 @@ import pandas as pd
 from . import data as D
 from .evaluate import errors_table, evaluate, save_predictions
 from .fitters import get_fitter
-from .io import read_json, read_yaml, write_json, write_yaml
+from .io import atomic_write_text, read_json, read_yaml, write_json, write_yaml
 from .search import best_trial, propose, should_stop
 from .space import Space
 from .trials import append_rows, read_table, trial_row, write_table
@@ -212,19 +212,48 @@ def collect_step(
 
 
 # ----------------------------------------------------------------------------- best, refit, test
+def failure_summary(table: pd.DataFrame, n: int = 5) -> list[dict]:
+    """The most common failure reasons of a trial table: reason, count, trial ids, and the fit
+    log of the first trial that failed for it."""
+    failed = table[table["status"] != "ok"]
+    out = []
+    if len(failed) == 0:
+        return out
+    reasons = failed["reason"].fillna("").astype(str).replace("", "(no reason recorded)")
+    for reason, count in reasons.value_counts().head(n).items():
+        rows = failed[reasons == reason]
+        first = rows.iloc[0]
+        logs = str(first.get("fit_logs", "") or "").split(";")
+        out.append({"reason": reason, "count": int(count), "trials": [str(t) for t in rows["trial_id"]],
+                    "example_log": logs[0] if logs and logs[0] else ""})
+    return out
+
+
 def best_step(cfg: dict, table_file: str | os.PathLike, out_file: str | os.PathLike) -> dict:
-    """The best trial's hyperparameters (searched and fixed) as ``best.yaml``."""
+    """The best trial's hyperparameters (searched and fixed) as ``best.yaml``.
+
+    ``status`` is ``ok``, or ``none`` when no trial succeeded: then ``best.yaml`` holds the
+    most common failure reasons instead, no potential is refitted, and the run ends with a
+    summary that says so (see :func:`summary_step`).
+    """
     table = read_table(table_file)
     best = best_trial(table)
     if best is None:
-        reasons = table["reason"].value_counts().head(3).to_dict() if len(table) else {}
-        raise RuntimeError(
-            f"no trial succeeded ({len(table)} failed); most common reasons: {reasons}. "
-            f"See the fit logs listed in {table_file}"
-        )
+        doc = {
+            "status": "none",
+            "reason": f"no trial succeeded: all {len(table)} trial(s) failed",
+            "n_trials": int(len(table)),
+            "failures": failure_summary(table),
+            "fitter": cfg["fitter"],
+        }
+        write_yaml(out_file, doc)
+        say(f"NO TRIAL SUCCEEDED: all {len(table)} trial(s) failed; no potential will be fitted. "
+            f"Most common reason: {doc['failures'][0]['reason'][:300] if doc['failures'] else 'none recorded'}")
+        return doc
     space = Space.from_config(cfg["space"])
     point = space.to_dict([best[n] for n in space.names])
     doc = {
+        "status": "ok",
         "trial_id": best["trial_id"],
         "iteration": int(best["iteration"]),
         "loss": float(best["loss"]),
@@ -240,6 +269,12 @@ def best_step(cfg: dict, table_file: str | os.PathLike, out_file: str | os.PathL
     write_yaml(out_file, doc)
     say(f"best trial {best['trial_id']}: loss {float(best['loss']):.5g}; refitting on the whole training set")
     return doc
+
+
+def best_succeeded(best_file: str | os.PathLike) -> bool:
+    """Whether ``best.yaml`` names a successful trial (files written before ``status``
+    existed always did)."""
+    return read_yaml(best_file).get("status", "ok") == "ok"
 
 
 def refit_step(best_file, train_file, model_dir, result_file, log_file, fitter_name, settings, threads=1,
@@ -375,29 +410,50 @@ def stop_reason(run_dir: str | os.PathLike) -> str:
 
 
 def summary_step(cfg: dict, run_dir, inputs: dict, out_md) -> str:
-    """A short markdown summary: best trial, stop reason, budget used, test errors vs reference."""
+    """A short markdown summary: best trial, stop reason, budget used, test errors vs reference.
+
+    When no trial succeeded it says so first, with the most common failure reasons and a fit
+    log to read for each.
+    """
     table = read_table(inputs["table"])
     best = read_yaml(inputs["best"])
-    refit = read_json(inputs["refit"])
+    ok = best.get("status", "ok") == "ok"
     n_failed = int((table["status"] != "ok").sum())
-    lines = [
-        f"# potune run `{cfg['run_name']}`",
-        "",
+    lines = [f"# potune run `{cfg['run_name']}`", ""]
+    if not ok:
+        lines += [f"**No trial succeeded: all {len(table)} trial(s) failed. No potential was fitted.**", ""]
+    lines += [
         f"- fitter: {cfg['fitter']}; optimiser: {cfg['optimizer']['kind']} (batch {cfg['optimizer']['batch_size']}, seed {cfg['optimizer']['seed']})",
         f"- trials: {len(table)} in {table['iteration'].nunique()} iteration(s), {n_failed} failed",
-        f"- total fit time: {table['fit_time_s'].sum():.0f} s; refit of the best: {refit['wall_s']:.0f} s",
+        f"- total fit time: {table['fit_time_s'].sum():.0f} s"
+        + (f"; refit of the best: {read_json(inputs['refit'])['wall_s']:.0f} s" if ok and "refit" in inputs else ""),
         f"- stop reason: {stop_reason(run_dir)}",
         f"- loss: {cfg['loss']['kind']}" + (f" (alpha = {cfg['loss']['alpha']})" if cfg['loss']['kind'] == 'weighted' else ""),
         "",
-        f"## Best trial: {best['trial_id']} (loss {best['loss']:.6g})",
-        "",
-        f"Validation: E RMSE {best['energy_rmse_mev']:.3f} meV/atom, F RMSE {best['force_rmse']:.4f} eV/Å",
-        "",
-        "| hyperparameter | value |",
-        "|---|---|",
     ]
-    lines += [f"| {k} | {v} |" for k, v in best["hyperparameters"].items()]
-    if "test" in inputs:
+    if n_failed:
+        failures = best.get("failures") if not ok else failure_summary(table)
+        lines += ["## Failed trials" if ok else "## Why the trials failed", "",
+                  "| reason | trials | a fit log to read |", "|---|---|---|"]
+        for f in failures or []:
+            reason = str(f["reason"]).replace("|", "\\|").replace("\n", " ")[:300]
+            lines.append(f"| {reason} | {f['count']} | {f['example_log']} |")
+        lines.append("")
+        if not ok:
+            lines += ["Every trial's hyperparameters, status and reason are in `trials.csv` (columns "
+                      "`params_file` and `fit_logs` point to its files). Widen or move the search space, "
+                      "relax the resource limits, or check the data, then run again.", ""]
+    if ok:
+        lines += [
+            f"## Best trial: {best['trial_id']} (loss {best['loss']:.6g})",
+            "",
+            f"Validation: E RMSE {best['energy_rmse_mev']:.3f} meV/atom, F RMSE {best['force_rmse']:.4f} eV/Å",
+            "",
+            "| hyperparameter | value |",
+            "|---|---|",
+        ]
+        lines += [f"| {k} | {v} |" for k, v in best["hyperparameters"].items()]
+    if ok and "test" in inputs:
         m = read_json(inputs["test"])
         ref = cfg.get("reference") or {}
         lines += ["", "## Test set (refitted on the whole training set)", "",
@@ -406,6 +462,9 @@ def summary_step(cfg: dict, run_dir, inputs: dict, out_md) -> str:
         if ref.get("energy_rmse_mev") is not None or ref.get("force_rmse") is not None:
             lines.append(f"| {ref.get('label', 'reference')} | {ref.get('energy_rmse_mev')} | {ref.get('force_rmse')} |")
     text = "\n".join(lines) + "\n"
-    Path(out_md).write_text(text)
-    say(f"summary written to {out_md}")
+    atomic_write_text(out_md, text)
+    if ok:
+        say(f"summary written to {out_md}")
+    else:
+        say(f"NO TRIAL SUCCEEDED ({len(table)} failed); no potential was fitted. Summary of the failures: {out_md}")
     return text

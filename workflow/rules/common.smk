@@ -104,15 +104,31 @@ def data_inputs(wildcards):
     return {k: C["data"][k] for k in ("train", "validation", "test") if C["data"].get(k)}
 
 
-def final_targets():
-    targets = [
-        f"{R}/trials.csv",
-        f"{R}/best/best.yaml",
-        f"{R}/best/potential",
-        f"{R}/convergence.png",
-        f"{R}/summary.md",
-        f"{R}/run/config.yaml",
-    ]
+def best_found():
+    """Whether some trial succeeded (waits for the `best_params` checkpoint). When none did,
+    nothing is refitted or tested: the run ends with trials.csv, best.yaml (status: none)
+    and a summary.md that lists why the trials failed."""
+    from potune.steps import best_succeeded
+
+    return best_succeeded(checkpoints.best_params.get().output.best)
+
+
+def outcome_targets(wildcards):
+    """The refitted potential and its test errors, when there is a best trial."""
+    if not best_found():
+        return []
+    targets = [f"{R}/best/potential"]
     if C["data"].get("test"):
         targets.append(f"{R}/best/test_errors.csv")
     return targets
+
+
+def final_targets():
+    return [
+        f"{R}/trials.csv",
+        f"{R}/best/best.yaml",
+        f"{R}/convergence.png",
+        f"{R}/summary.md",
+        f"{R}/run/config.yaml",
+        outcome_targets,
+    ]

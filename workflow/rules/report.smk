@@ -18,9 +18,11 @@ rule convergence:
 
 
 def summary_inputs(wildcards):
-    d = {"table": f"{R}/trials.csv", "best": f"{R}/best/best.yaml", "refit": f"{R}/best/fit.json"}
-    if C["data"].get("test"):
-        d["test"] = f"{R}/best/test_metrics.json"
+    d = {"table": f"{R}/trials.csv", "best": f"{R}/best/best.yaml"}
+    if best_found():
+        d["refit"] = f"{R}/best/fit.json"
+        if C["data"].get("test"):
+            d["test"] = f"{R}/best/test_metrics.json"
     return d
 
 
