@@ -240,6 +240,63 @@ def read_normalised(path: str | os.PathLike) -> list:
     return read_structures(path, energy_key=REF_E, forces_key=REF_F, require_forces=False)
 
 
+def species_of_file(path: str | os.PathLike) -> list[int]:
+    """Sorted atomic numbers in an extended XYZ file, read from its species column without
+    parsing the frames with ase (a fit job needs only this, and importing ase.io costs ~1 s
+    of a job's start-up). Falls back to :func:`read_normalised` for anything unusual."""
+    from ase.data import atomic_numbers  # cheap: ase's package, not ase.io
+
+    symbols: set[str] = set()
+    try:
+        with _open_text(path) as fh:
+            while True:
+                head = fh.readline()
+                if not head.strip():
+                    break
+                n = int(head)
+                comment = fh.readline()
+                col = _species_column(comment)
+                for _ in range(n):
+                    symbols.add(fh.readline().split()[col])
+        return sorted(atomic_numbers[s] for s in symbols)
+    except (ValueError, KeyError, IndexError):
+        return species(read_normalised(path))
+
+
+def _open_text(path: str | os.PathLike):
+    """Open a (possibly gzip/bz2/xz-compressed) text file for reading."""
+    suffix = Path(path).suffix
+    if suffix == ".gz":
+        import gzip
+
+        return gzip.open(path, "rt")
+    if suffix == ".bz2":
+        import bz2
+
+        return bz2.open(path, "rt")
+    if suffix == ".xz":
+        import lzma
+
+        return lzma.open(path, "rt")
+    return open(path)
+
+
+def _species_column(comment: str) -> int:
+    """Index of the species column of an extxyz atom line (from its ``Properties=``)."""
+    import re
+
+    m = re.search(r"Properties=([^\s]+)", comment)
+    if not m:
+        return 0
+    fields = m.group(1).split(":")
+    col = 0
+    for name, _kind, count in zip(fields[0::3], fields[1::3], fields[2::3]):
+        if name == "species":
+            return col
+        col += int(count)
+    raise ValueError("no species column")
+
+
 def species(frames: Sequence) -> list[int]:
     """Sorted atomic numbers present in ``frames``."""
     return sorted({int(z) for a in frames for z in a.numbers})

@@ -8,17 +8,19 @@ import os
 import sys
 import time
 from pathlib import Path
-from typing import Sequence
-
-import pandas as pd
+from typing import TYPE_CHECKING, Sequence
 
 from . import data as D
-from .evaluate import errors_table, evaluate, save_predictions
 from .fitters import get_fitter
 from .io import atomic_write_text, read_json, read_yaml, write_json, write_yaml
-from .search import best_trial, propose, should_stop
 from .space import Space
-from .trials import append_rows, read_table, trial_row, write_table
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+# pandas, skopt (search), ase and the fitters' calculators are imported inside the steps that
+# need them: every job is a fresh Python process, and a fit job that imports none of them
+# starts ~1 s sooner (benchmarks/overhead.py).
 
 
 def say(msg: str) -> None:
@@ -88,6 +90,9 @@ def propose_step(
 
     Always writes ``out_dir/decision.yaml`` (``stop``, ``reason``) and ``optimizer_state.yaml``.
     """
+    from .search import propose, should_stop
+    from .trials import read_table
+
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     table = read_table(table_file) if table_file else None
@@ -145,7 +150,7 @@ def fit_step(
     prop = read_yaml(params_file)
     hp = {**(prop.get("fixed") or {}), **prop["point"]}
     fitter = get_fitter(fitter_name)
-    species = D.species(D.read_normalised(train_file))
+    species = D.species_of_file(train_file)
     timeout = max(60.0, runtime_min * 60 * 0.95 - 30) if runtime_min else None
     mem_limit = 0.95 * mem_mb if mem_mb else None
     res = fitter.fit(hp, settings, train_file, model_dir, log_file, species, seed=prop.get("seed", 0),
@@ -166,6 +171,8 @@ def validate_step(
     loss_cfg: dict,
 ) -> dict:
     """Errors of one fitted trial on its validation structures (or the fit's failure)."""
+    from .evaluate import evaluate
+
     fit = read_json(fit_file)
     if fit["status"] != "ok":
         out = {"status": "failed", "reason": fit["reason"]}
@@ -197,6 +204,9 @@ def collect_step(
     out_table: str | os.PathLike,
 ) -> pd.DataFrame:
     """Append iteration ``iteration``'s trials to the table and print a progress line."""
+    from .search import best_trial
+    from .trials import append_rows, read_table, trial_row, write_table
+
     prev = read_table(previous_table) if previous_table else None
     rows = [trial_row(Path(proposals_dir) / f"{t}.yaml", dirs) for t, dirs in sorted(trial_dirs.items())]
     names = list(cfg["space"]) + [k for k in (cfg.get("fixed") or {}) if k not in cfg["space"]]
@@ -236,6 +246,9 @@ def best_step(cfg: dict, table_file: str | os.PathLike, out_file: str | os.PathL
     most common failure reasons instead, no potential is refitted, and the run ends with a
     summary that says so (see :func:`summary_step`).
     """
+    from .search import best_trial
+    from .trials import read_table
+
     table = read_table(table_file)
     best = best_trial(table)
     if best is None:
@@ -291,6 +304,8 @@ def refit_step(best_file, train_file, model_dir, result_file, log_file, fitter_n
 
 def test_step(cfg: dict, model_dir, test_file, out_csv, out_predictions, out_json) -> dict:
     """Errors of the refitted best potential on the held-out test set."""
+    from .evaluate import errors_table, evaluate, save_predictions
+
     calc = get_fitter(cfg["fitter"]).calculator(model_dir)
     frames = D.read_normalised(test_file)
     metrics, _, preds = evaluate(calc, frames, cfg["loss"]["kind"], cfg["loss"]["alpha"])
@@ -415,6 +430,8 @@ def summary_step(cfg: dict, run_dir, inputs: dict, out_md) -> str:
     When no trial succeeded it says so first, with the most common failure reasons and a fit
     log to read for each.
     """
+    from .trials import read_table
+
     table = read_table(inputs["table"])
     best = read_yaml(inputs["best"])
     ok = best.get("status", "ok") == "ok"

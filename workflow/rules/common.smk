@@ -1,6 +1,7 @@
 # Configuration (defaults deep-merged, schema-validated, checked for meaning), data checks
 # before any job, paths, and the input functions that walk the search-loop checkpoint.
 import sys
+import warnings
 from pathlib import Path
 
 from snakemake.exceptions import WorkflowError
@@ -17,7 +18,11 @@ try:
     _raw = dict(config) if "data" in config else deep_merge(load_yaml_file(DEFAULT_CONFIG), dict(config))
     C = resolve_config(_raw)
     if workflow.is_main_process:
-        check_inputs(C)
+        with warnings.catch_warnings(record=True) as _warned:
+            warnings.simplefilter("always")
+            check_inputs(C)
+        for _w in (w for w in _warned if issubclass(w.category, UserWarning)):  # suspicious but usable data
+            print(f"potune: WARNING: {_w.message}", file=sys.stderr)
 except PotuneError as exc:
     raise WorkflowError(f"potune: {exc}") from None
 
