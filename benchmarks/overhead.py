@@ -36,6 +36,7 @@ Other processes on the machine inflate the wall times, not the driver's CPU time
 from __future__ import annotations
 
 import argparse
+import copy
 import csv
 import json
 import os
@@ -130,16 +131,18 @@ def run_snakemake(cfg: dict, work: Path, cores: int, profile: bool = False) -> d
     return out
 
 
-def job_seconds(run_dir: Path) -> float:
+def job_seconds(run_dir: Path, from_iteration: int = 0) -> float:
     """Seconds spent inside gap_fit (from the fit.json files), for context."""
     total = 0.0
     for f in run_dir.glob("iter*/t*/fold*/fit.json"):
-        total += float(json.loads(f.read_text()).get("wall_s") or 0.0)
+        if int(f.parts[-4][4:]) >= from_iteration:
+            total += float(json.loads(f.read_text()).get("wall_s") or 0.0)
     return total
 
 
-def run_plain_loop(cfg: dict) -> dict:
-    """The same search in one process: the library functions the rules call, in a loop."""
+def run_plain_loop(cfg: dict, until: int | None = None) -> dict:
+    """The same search in one process: the library functions the rules call, in a loop.
+    With ``until``, stop after iteration ``until - 1`` (a search to be continued)."""
     code = r"""
 import json, sys, time, yaml
 from pathlib import Path
@@ -154,7 +157,8 @@ nf = n_folds(cfg)
 res = cfg["resources"]
 prev = None
 n_trials = 0
-for it in range(cfg["stop"]["max_iterations"] + 1):
+until = int(sys.argv[2]) if len(sys.argv) > 2 else cfg["stop"]["max_iterations"] + 1
+for it in range(until):
     props = R / f"iter{it}" / "proposals"
     dec = steps.propose_step(cfg, it, prev, props, first_decision=(R / "iter0/proposals/decision.yaml") if it else None)
     if dec["stop"]:
@@ -180,7 +184,8 @@ print(json.dumps({"wall_s": time.perf_counter() - t0, "n_trials": n_trials}))
     cfg_file.parent.mkdir(parents=True, exist_ok=True)
     cfg_file.write_text(yaml.safe_dump(cfg, sort_keys=False))
     t0 = time.perf_counter()
-    proc = subprocess.run([PY, "-c", code, str(cfg_file)], capture_output=True, text=True, cwd=REPO,
+    proc = subprocess.run([PY, "-c", code, str(cfg_file)] + ([str(until)] if until else []),
+                          capture_output=True, text=True, cwd=REPO,
                           env={**os.environ, "MPLBACKEND": "Agg"})
     wall = time.perf_counter() - t0
     if proc.returncode != 0:
@@ -188,6 +193,27 @@ print(json.dumps({"wall_s": time.perf_counter() - t0, "n_trials": n_trials}))
     out = json.loads(proc.stdout.strip().splitlines()[-1])
     out["process_wall_s"] = wall
     out["jobs_s"] = job_seconds(Path(cfg["results_dir"]) / cfg["run_name"])
+    return out
+
+
+def continue_with_snakemake(base: dict, depth: int, extra: int, work: Path, cores: int) -> dict:
+    """Snakemake continues, for ``extra`` iterations, a search whose first ``depth``
+    iterations the plain loop ran: the driver's cost of those iterations' checkpoint
+    re-expansions at that depth (plus one parse and DAG build over ``depth`` iterations)."""
+    src = Path(base["results_dir"]) / base["run_name"]
+    cfg = copy.deepcopy(base)
+    cfg["run_name"] = f"depth{depth}"
+    cfg["stop"]["max_iterations"] = depth + extra
+    dst = Path(cfg["results_dir"]) / cfg["run_name"]
+    shutil.rmtree(dst, ignore_errors=True)
+    shutil.copytree(src / "split", dst / "split")
+    for it in range(depth):
+        shutil.copytree(src / f"iter{it}", dst / f"iter{it}")
+    out = run_snakemake(cfg, work, cores=cores)
+    out["jobs_s"] = job_seconds(dst, from_iteration=depth)
+    n_new = len(list(dst.glob(f"iter{depth + extra - 1}/t*/fold0/valid.json")))
+    if n_new == 0 or not (dst / "trials.csv").exists():
+        sys.exit(f"the continued search at depth {depth} did not run its iterations; see {work}")
     return out
 
 
@@ -201,7 +227,7 @@ def same_trials(a: Path, b: Path) -> bool:
 
 
 def print_table(rows: list[dict]) -> None:
-    cols = ["measure", "iterations", "batch", "trials", "cores", "wall_s", "wall_s_per_trial",
+    cols = ["measure", "depth", "iterations", "batch", "trials", "cores", "wall_s", "wall_s_per_trial",
             "driver_cpu_s", "driver_cpu_s_per_trial", "driver_maxrss_mb", "fit_s", "overhead_s_per_trial",
             "overhead_pct"]
     w = {c: max(len(c), *(len(_fmt(r.get(c))) for r in rows)) for c in cols}
@@ -226,13 +252,18 @@ def main(argv=None) -> int:
     ap.add_argument("--batch", type=int, default=None, help="batch size of the scaling runs")
     ap.add_argument("--overhead-trials", type=int, nargs=2, metavar=("ITERATIONS", "BATCH"),
                     help="size of the Snakemake-vs-loop comparison")
+    ap.add_argument("--depths", type=int, nargs="*",
+                    help="continue searches of this many iterations (run by the plain loop) with Snakemake")
+    ap.add_argument("--extra", type=int, default=None, help="iterations Snakemake adds at each depth")
     ap.add_argument("--cores", type=int, default=2, help="--cores of the scaling runs")
     ap.add_argument("--profile", action="store_true", help="cProfile the driver of the largest scaling run")
     ap.add_argument("--skip-overhead", action="store_true")
     ap.add_argument("--out", default=str(REPO / "benchmarks" / "out" / "overhead.csv"))
     ap.add_argument("--keep", action="store_true", help="keep the temporary results folder")
     a = ap.parse_args(argv)
-    iters = a.iterations or ([2, 4, 8] if a.quick else [10, 25, 50])
+    iters = a.iterations if a.iterations is not None else ([2, 4] if a.quick else [10, 25, 50])
+    depths = a.depths if a.depths is not None else ([2, 6] if a.quick else [10, 25, 50])
+    extra = a.extra or (1 if a.quick else 2)
     batch = a.batch or (2 if a.quick else 8)
     ov_it, ov_b = a.overhead_trials or ((2, 2) if a.quick else (4, 8))
     data = Path(a.data).resolve()
@@ -279,6 +310,24 @@ def main(argv=None) -> int:
                 print(f"[scaling] driver profile of the {it}x{batch} run: {dest}")
                 pstats.Stats(str(dest)).sort_stats("cumulative").print_stats(25)
             shutil.rmtree(work / "res" / cfg["run_name"], ignore_errors=True)  # keep the disk small
+        if depths:
+            top = max(depths) + extra
+            base = make_config(work / "res", "depth_base", data, top, batch)
+            print(f"[depth] plain loop runs {max(depths)} iterations x {batch} trials ...", flush=True)
+            lp = run_plain_loop(base, until=max(depths))
+            rows.append({"measure": "depth_base_plain_loop", "iterations": max(depths), "batch": batch,
+                         "trials": max(depths) * batch, "cores": 1, "wall_s": lp["process_wall_s"],
+                         "wall_s_per_trial": lp["process_wall_s"] / (max(depths) * batch), "fit_s": lp["jobs_s"]})
+            for k in sorted(depths):
+                print(f"[depth] snakemake continues at iteration {k} for {extra} iteration(s) x {batch} ...", flush=True)
+                s_ = continue_with_snakemake(base, k, extra, work, a.cores)
+                n = extra * batch
+                cpu = s_["cpu_user_s"] + s_["cpu_sys_s"]
+                rows.append({"measure": "depth", "iterations": k + extra, "batch": batch, "trials": n,
+                             "depth": k, "cores": a.cores, "wall_s": s_["process_wall_s"],
+                             "wall_s_per_trial": s_["process_wall_s"] / n, "driver_cpu_s": cpu,
+                             "driver_cpu_s_per_trial": cpu / n, "driver_maxrss_mb": s_["maxrss_mb"],
+                             "fit_s": s_["jobs_s"]})
     finally:
         if not a.keep:
             shutil.rmtree(work, ignore_errors=True)
@@ -300,6 +349,11 @@ def main(argv=None) -> int:
         print(f"\ndriver CPU per trial: {first['driver_cpu_s_per_trial']:.3f} s at {first['trials']} trials, "
               f"{last['driver_cpu_s_per_trial']:.3f} s at {last['trials']} trials (x{ratio:.2f}; "
               f"1.0 = linear total cost); driver peak RSS {last['driver_maxrss_mb']:.0f} MB")
+    dp = [r for r in rows if r["measure"] == "depth"]
+    if len(dp) >= 2:
+        print(f"driver CPU of {extra} more iteration(s) x {batch}: " + ", ".join(
+            f"{r['driver_cpu_s']:.2f} s after {r['depth']} iterations" for r in dp)
+            + f"; driver peak RSS {dp[-1]['driver_maxrss_mb']:.0f} MB with {dp[-1]['iterations']} iterations in the DAG")
     print(f"written {out}; took {time.perf_counter() - t_start:.0f} s")
     return 0
 

@@ -103,5 +103,5 @@ def write_table(path: str | os.PathLike, df: pd.DataFrame) -> None:
 def read_table(path: str | os.PathLike) -> pd.DataFrame:
     df = pd.read_csv(path, keep_default_na=True)
     if "reason" in df.columns:
-        df["reason"] = df["reason"].fillna("").astype(str)
+        df["reason"] = df["reason"].astype(object).where(df["reason"].notna(), "").astype(str)
     return df
