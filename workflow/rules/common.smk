@@ -54,8 +54,17 @@ def proposals_dir(iteration):
     return checkpoints.propose.get(iteration=int(iteration)).output.proposals
 
 
+_DECISIONS = {}
+
+
 def decision(iteration):
-    return read_yaml(Path(proposals_dir(iteration)) / "decision.yaml")
+    """An iteration's decision.yaml (stop?, reason). Read once per run: the DAG is re-expanded
+    after every iteration and final_table walks every decision each time."""
+    path = Path(proposals_dir(iteration)) / "decision.yaml"
+    key = (str(path), path.stat().st_mtime_ns)
+    if key not in _DECISIONS:
+        _DECISIONS[key] = read_yaml(path)
+    return _DECISIONS[key]
 
 
 def previous_table(wildcards):
