@@ -73,9 +73,11 @@ try:
 except SystemExit as exc:
     rc = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
 ru = resource.getrusage(resource.RUSAGE_SELF)
+ch = resource.getrusage(resource.RUSAGE_CHILDREN)  # every job, and what the jobs ran (gap_fit)
 with open(out, "w") as fh:
     json.dump({"rc": rc, "wall_s": time.perf_counter() - t0, "cpu_user_s": ru.ru_utime,
-               "cpu_sys_s": ru.ru_stime, "maxrss_mb": ru.ru_maxrss / 1024.0}, fh)
+               "cpu_sys_s": ru.ru_stime, "maxrss_mb": ru.ru_maxrss / 1024.0,
+               "children_cpu_s": ch.ru_utime + ch.ru_stime}, fh)
 sys.exit(rc)
 """
 
@@ -178,7 +180,10 @@ for it in range(until):
     table = R / f"iter{it}" / "table.csv"
     steps.collect_step(cfg, it, prev, props, dirs, table)
     prev = table
-print(json.dumps({"wall_s": time.perf_counter() - t0, "n_trials": n_trials}))
+import resource
+ru, ch = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+print(json.dumps({"wall_s": time.perf_counter() - t0, "n_trials": n_trials,
+                  "cpu_s": ru.ru_utime + ru.ru_stime + ch.ru_utime + ch.ru_stime}))
 """
     cfg_file = Path(cfg["results_dir"]) / f"{cfg['run_name']}.yaml"
     cfg_file.parent.mkdir(parents=True, exist_ok=True)
@@ -226,10 +231,22 @@ def same_trials(a: Path, b: Path) -> bool:
     return len(ta) == len(tb) and ta[cols].astype(str).equals(tb[cols].astype(str))
 
 
+def write_csv(path: str, rows: list[dict]) -> Path:
+    """(Re)write the CSV after every measurement, so an interrupted run keeps what it measured."""
+    out = Path(path)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fields = sorted({k for r in rows for k in r}, key=lambda k: (k != "measure", k))
+    with open(out, "w", newline="") as fh:
+        wr = csv.DictWriter(fh, fieldnames=fields)
+        wr.writeheader()
+        wr.writerows(rows)
+    return out
+
+
 def print_table(rows: list[dict]) -> None:
     cols = ["measure", "depth", "iterations", "batch", "trials", "cores", "wall_s", "wall_s_per_trial",
-            "driver_cpu_s", "driver_cpu_s_per_trial", "driver_maxrss_mb", "fit_s", "overhead_s_per_trial",
-            "overhead_pct"]
+            "driver_cpu_s", "driver_cpu_s_per_trial", "driver_maxrss_mb", "fit_s", "total_cpu_s",
+            "overhead_s_per_trial", "overhead_pct", "overhead_cpu_s_per_trial", "overhead_cpu_pct"]
     w = {c: max(len(c), *(len(_fmt(r.get(c))) for r in rows)) for c in cols}
     print("  ".join(c.rjust(w[c]) for c in cols))
     for r in rows:
@@ -248,7 +265,7 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--quick", action="store_true", help="small sizes (finishes in < 3 min)")
     ap.add_argument("--data", default=str(DEFAULT_DATA), help="training data (extxyz)")
-    ap.add_argument("--iterations", type=int, nargs="+", help="iteration counts of the scaling runs")
+    ap.add_argument("--iterations", type=int, nargs="*", help="iteration counts of the scaling runs (none: skip)")
     ap.add_argument("--batch", type=int, default=None, help="batch size of the scaling runs")
     ap.add_argument("--overhead-trials", type=int, nargs=2, metavar=("ITERATIONS", "BATCH"),
                     help="size of the Snakemake-vs-loop comparison")
@@ -281,15 +298,20 @@ def main(argv=None) -> int:
             lp = run_plain_loop(cfg_l)
             same = same_trials(work / "res/overhead_snakemake/trials.csv", work / f"res/overhead_loop/iter{ov_it - 1}/table.csv")
             ov = (s["process_wall_s"] - lp["process_wall_s"]) / n
+            cpu_s = s["cpu_user_s"] + s["cpu_sys_s"] + s["children_cpu_s"]
+            ov_cpu = (cpu_s - lp["cpu_s"]) / n
             common = {"iterations": ov_it, "batch": ov_b, "trials": n, "cores": 1}
             rows.append({"measure": "snakemake", **common, "wall_s": s["process_wall_s"],
                          "wall_s_per_trial": s["process_wall_s"] / n, "driver_cpu_s": s["cpu_user_s"] + s["cpu_sys_s"],
                          "driver_cpu_s_per_trial": (s["cpu_user_s"] + s["cpu_sys_s"]) / n,
                          "driver_maxrss_mb": s["maxrss_mb"], "fit_s": s["jobs_s"],
                          "overhead_s_per_trial": ov, "overhead_pct": 100.0 * ov * n / s["process_wall_s"],
-                         "same_trials": same})
+                         "total_cpu_s": cpu_s, "overhead_cpu_s_per_trial": ov_cpu,
+                         "overhead_cpu_pct": 100.0 * ov_cpu * n / cpu_s, "same_trials": same})
             rows.append({"measure": "plain_loop", **common, "wall_s": lp["process_wall_s"],
-                         "wall_s_per_trial": lp["process_wall_s"] / n, "fit_s": lp["jobs_s"], "same_trials": same})
+                         "wall_s_per_trial": lp["process_wall_s"] / n, "fit_s": lp["jobs_s"],
+                         "total_cpu_s": lp["cpu_s"], "same_trials": same})
+            write_csv(a.out, rows)
         for i, it in enumerate(iters):
             n = it * batch
             prof = a.profile and i == len(iters) - 1
@@ -300,7 +322,9 @@ def main(argv=None) -> int:
             rows.append({"measure": "scaling" + ("_profiled" if prof else ""), "iterations": it, "batch": batch,
                          "trials": n, "cores": a.cores, "wall_s": s["process_wall_s"],
                          "wall_s_per_trial": s["process_wall_s"] / n, "driver_cpu_s": cpu,
-                         "driver_cpu_s_per_trial": cpu / n, "driver_maxrss_mb": s["maxrss_mb"], "fit_s": s["jobs_s"]})
+                         "driver_cpu_s_per_trial": cpu / n, "driver_maxrss_mb": s["maxrss_mb"], "fit_s": s["jobs_s"],
+                         "total_cpu_s": cpu + s["children_cpu_s"]})
+            write_csv(a.out, rows)
             if prof:
                 import pstats
 
@@ -317,7 +341,9 @@ def main(argv=None) -> int:
             lp = run_plain_loop(base, until=max(depths))
             rows.append({"measure": "depth_base_plain_loop", "iterations": max(depths), "batch": batch,
                          "trials": max(depths) * batch, "cores": 1, "wall_s": lp["process_wall_s"],
-                         "wall_s_per_trial": lp["process_wall_s"] / (max(depths) * batch), "fit_s": lp["jobs_s"]})
+                         "wall_s_per_trial": lp["process_wall_s"] / (max(depths) * batch), "fit_s": lp["jobs_s"],
+                         "total_cpu_s": lp["cpu_s"]})
+            write_csv(a.out, rows)
             for k in sorted(depths):
                 print(f"[depth] snakemake continues at iteration {k} for {extra} iteration(s) x {batch} ...", flush=True)
                 s_ = continue_with_snakemake(base, k, extra, work, a.cores)
@@ -327,19 +353,14 @@ def main(argv=None) -> int:
                              "depth": k, "cores": a.cores, "wall_s": s_["process_wall_s"],
                              "wall_s_per_trial": s_["process_wall_s"] / n, "driver_cpu_s": cpu,
                              "driver_cpu_s_per_trial": cpu / n, "driver_maxrss_mb": s_["maxrss_mb"],
-                             "fit_s": s_["jobs_s"]})
+                             "fit_s": s_["jobs_s"], "total_cpu_s": cpu + s_["children_cpu_s"]})
+                write_csv(a.out, rows)
     finally:
         if not a.keep:
             shutil.rmtree(work, ignore_errors=True)
         else:
             print(f"results kept in {work}")
-    out = Path(a.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fields = sorted({k for r in rows for k in r}, key=lambda k: (k != "measure", k))
-    with open(out, "w", newline="") as fh:
-        wr = csv.DictWriter(fh, fieldnames=fields)
-        wr.writeheader()
-        wr.writerows(rows)
+    out = write_csv(a.out, rows)
     print()
     print_table(rows)
     sc = [r for r in rows if r["measure"].startswith("scaling")]
