@@ -201,7 +201,8 @@ print(json.dumps({"wall_s": time.perf_counter() - t0, "n_trials": n_trials,
     return out
 
 
-def continue_with_snakemake(base: dict, depth: int, extra: int, work: Path, cores: int) -> dict:
+def continue_with_snakemake(base: dict, depth: int, extra: int, work: Path, cores: int,
+                            profile: bool = False) -> dict:
     """Snakemake continues, for ``extra`` iterations, a search whose first ``depth``
     iterations the plain loop ran: the driver's cost of those iterations' checkpoint
     re-expansions at that depth (plus one parse and DAG build over ``depth`` iterations)."""
@@ -214,12 +215,43 @@ def continue_with_snakemake(base: dict, depth: int, extra: int, work: Path, core
     shutil.copytree(src / "split", dst / "split")
     for it in range(depth):
         shutil.copytree(src / f"iter{it}", dst / f"iter{it}")
-    out = run_snakemake(cfg, work, cores=cores)
+    out = run_snakemake(cfg, work, cores=cores, profile=profile)
     out["jobs_s"] = job_seconds(dst, from_iteration=depth)
     n_new = len(list(dst.glob(f"iter{depth + extra - 1}/t*/fold0/valid.json")))
     if n_new == 0 or not (dst / "trials.csv").exists():
         sys.exit(f"the continued search at depth {depth} did not run its iterations; see {work}")
     return out
+
+
+#: what each kind of job imports before it does any work (a job is a fresh Python process)
+JOB_IMPORTS = {
+    "fit": "import snakemake.script; from potune.steps import fit_step; import potune.gap",
+    "validate": "import snakemake.script; from potune.steps import validate_step; import potune.evaluate; "
+                "import quippy.potential; import ase.io",
+    "propose": "import snakemake.script; from potune.steps import propose_step; import potune.search; import skopt",
+    "collect": "import snakemake.script; from potune.steps import collect_step; import pandas",
+    "bare python": "pass",
+}
+
+
+def job_startup(repeats: int = 3) -> list[dict]:
+    """CPU seconds (user + sys) a job of each kind spends starting up: the least of
+    ``repeats`` runs (the machine's other load only adds)."""
+    import resource
+
+    rows = []
+    for kind, code in JOB_IMPORTS.items():
+        best_cpu, best_wall = float("inf"), float("inf")
+        for _ in range(repeats):
+            r0 = resource.getrusage(resource.RUSAGE_CHILDREN)
+            t0 = time.perf_counter()
+            subprocess.run([PY, "-c", code], check=True, cwd=REPO)
+            wall = time.perf_counter() - t0
+            r1 = resource.getrusage(resource.RUSAGE_CHILDREN)
+            best_cpu = min(best_cpu, (r1.ru_utime - r0.ru_utime) + (r1.ru_stime - r0.ru_stime))
+            best_wall = min(best_wall, wall)
+        rows.append({"measure": f"startup_{kind.replace(' ', '_')}", "total_cpu_s": best_cpu, "wall_s": best_wall})
+    return rows
 
 
 def same_trials(a: Path, b: Path) -> bool:
@@ -273,7 +305,8 @@ def main(argv=None) -> int:
                     help="continue searches of this many iterations (run by the plain loop) with Snakemake")
     ap.add_argument("--extra", type=int, default=None, help="iterations Snakemake adds at each depth")
     ap.add_argument("--cores", type=int, default=2, help="--cores of the scaling runs")
-    ap.add_argument("--profile", action="store_true", help="cProfile the driver of the largest scaling run")
+    ap.add_argument("--profile", action="store_true",
+                    help="cProfile the driver of the largest scaling run and of the deepest continuation")
     ap.add_argument("--skip-overhead", action="store_true")
     ap.add_argument("--out", default=str(REPO / "benchmarks" / "out" / "overhead.csv"))
     ap.add_argument("--keep", action="store_true", help="keep the temporary results folder")
@@ -289,6 +322,9 @@ def main(argv=None) -> int:
     t_start = time.perf_counter()
     try:
         if not a.skip_overhead:
+            print("[startup] job start-up cost of each kind of job ...", flush=True)
+            rows += job_startup()
+            write_csv(a.out, rows)
             n = ov_it * ov_b
             cfg_s = make_config(work / "res", "overhead_snakemake", data, ov_it, ov_b)
             cfg_l = make_config(work / "res", "overhead_loop", data, ov_it, ov_b)
@@ -346,7 +382,16 @@ def main(argv=None) -> int:
             write_csv(a.out, rows)
             for k in sorted(depths):
                 print(f"[depth] snakemake continues at iteration {k} for {extra} iteration(s) x {batch} ...", flush=True)
-                s_ = continue_with_snakemake(base, k, extra, work, a.cores)
+                prof = a.profile and k == max(depths)
+                s_ = continue_with_snakemake(base, k, extra, work, a.cores, profile=prof)
+                if prof:
+                    import pstats
+
+                    dest = Path(a.out).with_suffix(".depth.prof")
+                    dest.parent.mkdir(parents=True, exist_ok=True)
+                    shutil.copy(s_["profile"], dest)
+                    print(f"[depth] driver profile at depth {k}: {dest}")
+                    pstats.Stats(str(dest)).sort_stats("cumulative").print_stats(40)
                 n = extra * batch
                 cpu = s_["cpu_user_s"] + s_["cpu_sys_s"]
                 rows.append({"measure": "depth", "iterations": k + extra, "batch": batch, "trials": n,
