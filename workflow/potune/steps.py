@@ -8,17 +8,19 @@ import os
 import sys
 import time
 from pathlib import Path
-from typing import Sequence
-
-import pandas as pd
+from typing import TYPE_CHECKING, Sequence
 
 from . import data as D
-from .evaluate import errors_table, evaluate, save_predictions
 from .fitters import get_fitter
-from .io import read_json, read_yaml, write_json, write_yaml
-from .search import best_trial, propose, should_stop
+from .io import atomic_write_text, read_json, read_yaml, write_json, write_yaml
 from .space import Space
-from .trials import append_rows, read_table, trial_row, write_table
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+# pandas, skopt (search), ase and the fitters' calculators are imported inside the steps that
+# need them: every job is a fresh Python process, and a fit job that imports none of them
+# starts ~1 s sooner (benchmarks/overhead.py).
 
 
 def say(msg: str) -> None:
@@ -91,6 +93,9 @@ def propose_step(
     ``search_cfg`` holds ``space``, ``fixed`` and ``optimizer``. Whether the iteration runs
     at all is decided before (stop rules, see :func:`potune.search.should_stop`).
     """
+    from .search import propose, should_stop
+    from .trials import read_table
+
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     table = read_table(table_file) if table_file else None
@@ -171,7 +176,7 @@ def fit_step(
         return result
     hp = {**(prop.get("fixed") or {}), **prop["point"]}
     fitter = get_fitter(fitter_name)
-    species = D.species(D.read_normalised(train_file))
+    species = D.species_of_file(train_file)
     timeout = time_limit_s(runtime_min) if runtime_min else None
     mem_limit = mem_limit_mb(mem_mb, current_rss_mb()) if mem_mb else None
     extra = {"descriptors": descriptors} if descriptors else {}
@@ -292,6 +297,8 @@ def validate_step(
     The predictions (for parity plots) go to ``predictions_file`` (empty arrays if the trial
     failed)."""
     preds = None
+    from .evaluate import evaluate
+
     fit = read_json(fit_file)
     if fit["status"] != "ok":
         out = {"status": "failed", "reason": fit["reason"]}
@@ -328,6 +335,9 @@ def collect_step(
 ) -> pd.DataFrame:
     """Append iteration ``iteration``'s trials to the table and print a progress line
     (``budget``: the most trials the stop rules allow, for that line)."""
+    from .search import best_trial
+    from .trials import append_rows, read_table, trial_row, write_table
+
     prev = read_table(previous_table) if previous_table else None
     rows = [trial_row(Path(proposals_dir) / f"{t}.yaml", dirs) for t, dirs in sorted(trial_dirs.items())]
     table = append_rows(prev, rows, names)
@@ -341,6 +351,23 @@ def collect_step(
 
 
 # ----------------------------------------------------------------------------- best, refit, test
+def failure_summary(table: pd.DataFrame, n: int = 5) -> list[dict]:
+    """The most common failure reasons of a trial table: reason, count, trial ids, and the fit
+    log of the first trial that failed for it."""
+    failed = table[table["status"] != "ok"]
+    out = []
+    if len(failed) == 0:
+        return out
+    reasons = failed["reason"].fillna("").astype(str).replace("", "(no reason recorded)")
+    for reason, count in reasons.value_counts().head(n).items():
+        rows = failed[reasons == reason]
+        first = rows.iloc[0]
+        logs = str(first.get("fit_logs", "") or "").split(";")
+        out.append({"reason": reason, "count": int(count), "trials": [str(t) for t in rows["trial_id"]],
+                    "example_log": logs[0] if logs and logs[0] else ""})
+    return out
+
+
 def merge_predictions(files: Sequence[str | os.PathLike]) -> dict:
     """Concatenate saved prediction arrays (e.g. of the validation folds of one trial)."""
     import numpy as np
@@ -355,18 +382,35 @@ def merge_predictions(files: Sequence[str | os.PathLike]) -> dict:
 def best_step(cfg: dict, table_file: str | os.PathLike, out_file: str | os.PathLike,
               predictions_out: str | os.PathLike | None = None) -> dict:
     """The best trial's hyperparameters (searched and fixed) as ``best.yaml``; its validation
-    predictions (all folds) copied to ``predictions_out``."""
+    predictions (all folds) copied to ``predictions_out``.
+
+    ``status`` is ``ok``, or ``none`` when no trial succeeded: then ``best.yaml`` holds the
+    most common failure reasons instead, no potential is refitted, and the run ends with a
+    summary that says so (see :func:`summary_step`).
+    """
+    from .search import best_trial
+    from .trials import read_table
+
     table = read_table(table_file)
     best = best_trial(table)
     if best is None:
-        reasons = table["reason"].value_counts().head(3).to_dict() if len(table) else {}
-        raise RuntimeError(
-            f"no trial succeeded ({len(table)} failed); most common reasons: {reasons}. "
-            f"See the fit logs listed in {table_file}"
-        )
+        doc = {
+            "status": "none",
+            "reason": f"no trial succeeded: all {len(table)} trial(s) failed",
+            "n_trials": int(len(table)),
+            "failures": failure_summary(table),
+            "fitter": cfg["fitter"],
+        }
+        write_yaml(out_file, doc)
+        if predictions_out:
+            save_predictions(predictions_out, {})
+        say(f"NO TRIAL SUCCEEDED: all {len(table)} trial(s) failed; no potential will be fitted. "
+            f"Most common reason: {doc['failures'][0]['reason'][:300] if doc['failures'] else 'none recorded'}")
+        return doc
     space = Space.from_config(cfg["space"])
     point = space.to_dict([best[n] for n in space.names])
     doc = {
+        "status": "ok",
         "trial_id": best["trial_id"],
         "iteration": int(best["iteration"]),
         "loss": float(best["loss"]),
@@ -387,6 +431,12 @@ def best_step(cfg: dict, table_file: str | os.PathLike, out_file: str | os.PathL
     return doc
 
 
+def best_succeeded(best_file: str | os.PathLike) -> bool:
+    """Whether ``best.yaml`` names a successful trial (files written before ``status``
+    existed always did)."""
+    return read_yaml(best_file).get("status", "ok") == "ok"
+
+
 def refit_step(best_file, train_file, model_dir, result_file, log_file, fitter_name, settings, threads=1,
                mem_mb=None, runtime_min=None) -> dict:
     """Refit the best hyperparameters on the whole training set. Raises if the refit fails."""
@@ -401,6 +451,8 @@ def refit_step(best_file, train_file, model_dir, result_file, log_file, fitter_n
 
 def test_step(cfg: dict, model_dir, test_file, out_csv, out_predictions, out_json) -> dict:
     """Errors of the refitted best potential on the held-out test set."""
+    from .evaluate import errors_table, evaluate, save_predictions
+
     calc = get_fitter(cfg["fitter"]).calculator(model_dir)
     frames = D.read_normalised(test_file)
     metrics, _, preds = evaluate(calc, frames, cfg["loss"]["kind"], cfg["loss"]["alpha"])
@@ -511,29 +563,52 @@ def record_run(cfg: dict, config_out, versions_out) -> None:
 
 
 def summary_step(cfg: dict, inputs: dict, out_md) -> str:
-    """A short markdown summary: best trial, stop reason, budget used, test errors vs reference."""
+    """A short markdown summary: best trial, stop reason, budget used, test errors vs reference.
+
+    When no trial succeeded it says so first, with the most common failure reasons and a fit
+    log to read for each.
+    """
+    from .trials import read_table
+
     table = read_table(inputs["table"])
     best = read_yaml(inputs["best"])
-    refit = read_json(inputs["refit"])
+    ok = best.get("status", "ok") == "ok"
     n_failed = int((table["status"] != "ok").sum())
-    lines = [
-        f"# potune run `{cfg['run_name']}`",
-        "",
+    lines = [f"# potune run `{cfg['run_name']}`", ""]
+    if not ok:
+        lines += [f"**No trial succeeded: all {len(table)} trial(s) failed. No potential was fitted.**", ""]
+    lines += [
         f"- fitter: {cfg['fitter']}; optimiser: {cfg['optimizer']['kind']} (batch {cfg['optimizer']['batch_size']}, seed {cfg['optimizer']['seed']})",
         f"- trials: {len(table)} in {table['iteration'].nunique()} iteration(s), {n_failed} failed",
-        f"- total fit time: {table['fit_time_s'].sum():.0f} s; refit of the best: {refit['wall_s']:.0f} s",
+        f"- total fit time: {table['fit_time_s'].sum():.0f} s"
+        + (f"; refit of the best: {read_json(inputs['refit'])['wall_s']:.0f} s" if ok and "refit" in inputs else ""),
         f"- stop reason: {read_yaml(inputs['stop'])['reason']}",
         f"- loss: {cfg['loss']['kind']}" + (f" (alpha = {cfg['loss']['alpha']})" if cfg['loss']['kind'] == 'weighted' else ""),
         "",
-        f"## Best trial: {best['trial_id']} (loss {best['loss']:.6g})",
-        "",
-        f"Validation: E RMSE {best['energy_rmse_mev']:.3f} meV/atom, F RMSE {best['force_rmse']:.4f} eV/Å",
-        "",
-        "| hyperparameter | value |",
-        "|---|---|",
     ]
-    lines += [f"| {k} | {v} |" for k, v in best["hyperparameters"].items()]
-    if "test" in inputs:
+    if n_failed:
+        failures = best.get("failures") if not ok else failure_summary(table)
+        lines += ["## Failed trials" if ok else "## Why the trials failed", "",
+                  "| reason | trials | a fit log to read |", "|---|---|---|"]
+        for f in failures or []:
+            reason = str(f["reason"]).replace("|", "\\|").replace("\n", " ")[:300]
+            lines.append(f"| {reason} | {f['count']} | {f['example_log']} |")
+        lines.append("")
+        if not ok:
+            lines += ["Every trial's hyperparameters, status and reason are in `trials.csv` (columns "
+                      "`params_file` and `fit_logs` point to its files). Widen or move the search space, "
+                      "relax the resource limits, or check the data, then run again.", ""]
+    if ok:
+        lines += [
+            f"## Best trial: {best['trial_id']} (loss {best['loss']:.6g})",
+            "",
+            f"Validation: E RMSE {best['energy_rmse_mev']:.3f} meV/atom, F RMSE {best['force_rmse']:.4f} eV/Å",
+            "",
+            "| hyperparameter | value |",
+            "|---|---|",
+        ]
+        lines += [f"| {k} | {v} |" for k, v in best["hyperparameters"].items()]
+    if ok and "test" in inputs:
         m = read_json(inputs["test"])
         ref = cfg.get("reference") or {}
         lines += ["", "## Test set (refitted on the whole training set)", "",
@@ -553,8 +628,11 @@ def summary_step(cfg: dict, inputs: dict, out_md) -> str:
             lines += [f"| {r.trial_id} | {r.loss:.5g} | {r.energy_rmse_mev:.3f} | {r.force_rmse:.4f} | "
                       f"{r.predict_ms_per_atom:.3f} |" for r in front.itertuples()]
     text = "\n".join(lines) + "\n"
-    Path(out_md).write_text(text)
-    say(f"summary written to {out_md}")
+    atomic_write_text(out_md, text)
+    if ok:
+        say(f"summary written to {out_md}")
+    else:
+        say(f"NO TRIAL SUCCEEDED ({len(table)} failed); no potential was fitted. Summary of the failures: {out_md}")
     return text
 
 

@@ -2,6 +2,7 @@
 # before any job, paths, and the input functions that walk the search-loop checkpoint.
 import os
 import sys
+import warnings
 from pathlib import Path
 
 from snakemake.exceptions import WorkflowError
@@ -26,7 +27,11 @@ try:
     _raw = dict(config) if "data" in config else deep_merge(load_yaml_file(DEFAULT_CONFIG), dict(config))
     C = resolve_config(_raw)
     if workflow.is_main_process:
-        check_inputs(C)
+        with warnings.catch_warnings(record=True) as _warned:
+            warnings.simplefilter("always")
+            check_inputs(C)
+        for _w in (w for w in _warned if issubclass(w.category, UserWarning)):  # suspicious but usable data
+            print(f"potune: WARNING: {_w.message}", file=sys.stderr)
 except PotuneError as exc:
     raise WorkflowError(f"potune: {exc}") from None
 
@@ -163,19 +168,20 @@ def data_inputs(wildcards):
     return {k: C["data"][k] for k in ("train", "validation", "test") if C["data"].get(k)}
 
 
-def final_targets():
-    targets = [
-        f"{R}/trials.csv",
-        f"{R}/best/best.yaml",
-        f"{R}/best/potential",
-        f"{R}/convergence.png",
-        f"{R}/summary.md",
-        f"{R}/run/config.yaml",
-        f"{R}/figures/parity.png",
-        f"{R}/figures/landscape.png",
-        f"{R}/figures/cost.png",
-        f"{R}/figures/dimer.png",
-    ]
+def best_found():
+    """Whether some trial succeeded (waits for the `best_params` checkpoint). When none did,
+    nothing is refitted or tested: the run ends with trials.csv, best.yaml (status: none)
+    and a summary.md that lists why the trials failed."""
+    from potune.steps import best_succeeded
+
+    return best_succeeded(checkpoints.best_params.get().output.best)
+
+
+def outcome_targets(wildcards):
+    """The refitted potential, its test errors and figures, when there is a best trial."""
+    if not best_found():
+        return []
+    targets = [f"{R}/best/potential", f"{R}/figures/parity.png", f"{R}/figures/dimer.png"]
     if C["data"].get("test"):
         targets += [f"{R}/best/test_errors.csv", f"{R}/figures/errors_by_config_type.png"]
     return targets
@@ -200,9 +206,23 @@ def summary_inputs(wildcards):
         "table": f"{R}/trials.csv",
         "stop": f"{R}/stop.yaml",
         "best": f"{R}/best/best.yaml",
-        "refit": f"{R}/best/fit.json",
         "cost": f"{R}/figures/cost.csv",
     }
-    if C["data"].get("test"):
-        d["test"] = f"{R}/best/test_metrics.json"
+    if best_found():
+        d["refit"] = f"{R}/best/fit.json"
+        if C["data"].get("test"):
+            d["test"] = f"{R}/best/test_metrics.json"
     return d
+
+
+def final_targets():
+    return [
+        f"{R}/trials.csv",
+        f"{R}/best/best.yaml",
+        f"{R}/convergence.png",
+        f"{R}/summary.md",
+        f"{R}/run/config.yaml",
+        f"{R}/figures/landscape.png",
+        f"{R}/figures/cost.png",
+        outcome_targets,
+    ]

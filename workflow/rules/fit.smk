@@ -32,7 +32,7 @@ rule fit:
         "../../scripts/fit.py"
 
 
-rule best_params:
+checkpoint best_params:
     input:
         table=rules.trials_table.output.table,
     output:
