@@ -12,8 +12,8 @@ fit_step(
     snakemake.params.settings,
     threads=snakemake.threads,
     mem_mb=snakemake.resources.mem_mb,
-    runtime_min=float(snakemake.params.runtime_min) * attempt,
+    runtime_min=snakemake.resources.runtime_s / 60.0,
     attempt=attempt,
-    max_attempts=snakemake.params.max_attempts,
+    max_attempts=snakemake.resources.max_attempts,
     descriptors=snakemake.input.get("descriptors"),
 )

@@ -169,6 +169,11 @@ def runtime_min(res_cfg: Mapping, attempt: int = 1) -> int:
     return int(math.ceil(float(res_cfg["runtime"]) * max(1, int(attempt))))
 
 
+def runtime_s(res_cfg: Mapping, attempt: int = 1) -> int:
+    """``runtime`` of a job in seconds (fractional minutes kept), times the attempt number."""
+    return int(round(float(res_cfg["runtime"]) * 60.0 * max(1, int(attempt))))
+
+
 def time_limit_s(runtime_minutes: float) -> float:
     """Wall-clock limit a fit enforces on itself for a job granted ``runtime_minutes``:
     5 % less, at least 30 s less (but never less than half), to leave the job time to

@@ -18,13 +18,14 @@ rule fit:
     params:
         fitter=FITTER,
         settings=C.get(FITTER, {}),
-        runtime_min=RES["fit"]["runtime"],
-        max_attempts=RES["fit"]["retries"] + 2,
     threads: RES["fit"]["threads"]
+    # resources, not params: changing them must not re-run finished fits
     resources:
         mem_mb=lambda wc, input, attempt: job_mem_mb("fit", input.params, input.train, attempt),
         runtime=lambda wc, attempt: runtime_min(RES["fit"], attempt),
+        runtime_s=lambda wc, attempt: runtime_s(RES["fit"], attempt),
         attempt=lambda wc, attempt: attempt,
+        max_attempts=RES["fit"]["retries"] + 2,
     retries: RES["fit"]["retries"] + 1
     conda:
         f"../../envs/{FITTER}.yaml"
@@ -60,11 +61,11 @@ rule refit:
     params:
         fitter=FITTER,
         settings=C.get(FITTER, {}),
-        runtime_min=RES["refit"]["runtime"],
     threads: RES["refit"]["threads"]
     resources:
         mem_mb=lambda wc, input, attempt: job_mem_mb("refit", input.best, input.train, attempt),
         runtime=lambda wc, attempt: runtime_min(RES["refit"], attempt),
+        runtime_s=lambda wc, attempt: runtime_s(RES["refit"], attempt),
         attempt=lambda wc, attempt: attempt,
     retries: RES["refit"]["retries"]
     conda:
