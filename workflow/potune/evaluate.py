@@ -5,12 +5,15 @@ from __future__ import annotations
 import os
 import time
 from pathlib import Path
-from typing import Sequence
+from typing import TYPE_CHECKING, Sequence
 
 import numpy as np
 
 from .data import CT, REF_E, REF_F
 from .metrics import Residuals
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 
 def predict(calc, frames: Sequence) -> tuple[list[float], list[np.ndarray], float]:

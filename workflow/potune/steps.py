@@ -296,9 +296,9 @@ def validate_step(
 
     The predictions (for parity plots) go to ``predictions_file`` (empty arrays if the trial
     failed)."""
-    preds = None
-    from .evaluate import evaluate
+    from .evaluate import evaluate, save_predictions
 
+    preds = None
     fit = read_json(fit_file)
     if fit["status"] != "ok":
         out = {"status": "failed", "reason": fit["reason"]}
@@ -388,6 +388,7 @@ def best_step(cfg: dict, table_file: str | os.PathLike, out_file: str | os.PathL
     most common failure reasons instead, no potential is refitted, and the run ends with a
     summary that says so (see :func:`summary_step`).
     """
+    from .evaluate import save_predictions
     from .search import best_trial
     from .trials import read_table
 
@@ -652,6 +653,7 @@ def parity_step(valid_npz, test_npz, png, csv_energy, csv_force) -> None:
 
 def landscape_step(cfg: dict, table_file, png, csv, objective_png) -> None:
     from .plots import landscape_plot, objective_plot
+    from .trials import read_table
 
     table = read_table(table_file)
     space = Space.from_config(cfg["space"])
