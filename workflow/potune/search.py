@@ -43,17 +43,22 @@ def told_losses(table: pd.DataFrame, penalty: float | None = None) -> np.ndarray
     return np.where(ok, loss, pen)
 
 
-def replay(opt, table: pd.DataFrame, space: Space, penalty: float | None = None) -> None:
-    """Tell ``opt`` every trial of ``table``, one ``tell`` per iteration, in order."""
+def replay(opt, table: pd.DataFrame, space: Space, penalty: float | None = None, prior: bool = False) -> None:
+    """Tell ``opt`` every trial of ``table``, one ``tell`` per iteration, in order.
+
+    Failed trials are told the failure penalty and flagged ``failed``; ``prior`` marks the
+    trials of an earlier search (warm start).
+    """
     if table is None or len(table) == 0:
         return
     table = table.sort_values(["iteration", "trial"], kind="stable")
     losses = told_losses(table, penalty)
+    failed = ~ok_mask(table).to_numpy()
     for it in sorted(table["iteration"].unique()):
         sel = (table["iteration"] == it).to_numpy()
         rows = table[sel]
         points = [space.to_point(r) for r in rows.to_dict("records")]
-        opt.tell(points, losses[sel].tolist())
+        opt.tell(points, losses[sel].tolist(), failed=failed[sel].tolist(), prior=prior)
 
 
 @dataclass
@@ -96,11 +101,13 @@ def propose(
     Returns
     -------
     proposals, optimiser state (a readable dict)
+        Fewer than ``batch_size`` proposals (none at the end) when the optimiser has no more
+        points to give (a grid that has been evaluated whole).
     """
     opt = make_optimizer(space, opt_cfg)
     penalty = opt_cfg.get("failure_penalty")
     if priors is not None and len(priors):
-        replay(opt, priors.assign(iteration=-1), space, penalty)
+        replay(opt, priors.assign(iteration=-1), space, penalty, prior=True)
     replay(opt, table, space, penalty)
     n = int(opt_cfg.get("batch_size", 4))
     points = opt.ask(n)

@@ -104,6 +104,9 @@ def propose_step(
 
             priors = load_priors(cfg["optimizer"]["priors"], space, cfg.get("fixed") or {})
         props, state = propose(table, space, cfg["optimizer"], iteration, priors=priors)
+        if not props:
+            stop = decision["stop"] = True
+            reason = decision["reason"] = f"optimizer {cfg['optimizer']['kind']}: no points left to propose (design exhausted)"
         for p in props:
             write_yaml(out / f"{p.trial}.yaml", {
                 "iteration": iteration, "trial": p.trial, "trial_id": p.trial_id, "seed": p.seed,
@@ -111,7 +114,8 @@ def propose_step(
             })
         write_yaml(out / "optimizer_state.yaml", state)
         decision["n_trials"] = len(props)
-        say(f"iteration {iteration}: proposing {len(props)} trial(s)")
+        say(f"iteration {iteration}: proposing {len(props)} trial(s)" if props else
+            f"search stops before iteration {iteration}: {reason}")
     else:
         say(f"search stops before iteration {iteration}: {reason}")
     write_yaml(out / "decision.yaml", decision)
