@@ -133,14 +133,16 @@ class BayesOptimizer:
         self.n_told = 0
         self._buf_x: list[list] = []
         self._buf_y: list[float] = []
-        self.opt = Optimizer(
-            space.to_skopt().dimensions,
-            base_estimator=base_estimator,
-            n_initial_points=max(1, int(n_initial)),
-            initial_point_generator=initial_design,
-            acq_func=acq_func,
-            random_state=int(seed),
-        )
+        with warnings.catch_warnings():  # the initial design is generated here
+            warnings.filterwarnings("ignore", message="The balance properties of Sobol")
+            self.opt = Optimizer(
+                space.to_skopt().dimensions,
+                base_estimator=base_estimator,
+                n_initial_points=max(1, int(n_initial)),
+                initial_point_generator=initial_design,
+                acq_func=acq_func,
+                random_state=int(seed),
+            )
 
     def tell(
         self,
