@@ -10,6 +10,10 @@ from snakemake.utils import min_version
 min_version("9.0")
 
 
+report: "workflow/report/workflow.rst"
+
+
+
 include: "workflow/rules/common.smk"
 include: "workflow/rules/split.smk"
 include: "workflow/rules/propose.smk"

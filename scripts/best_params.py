@@ -2,4 +2,4 @@
 from potune.steps import best_step, logged
 
 with logged(snakemake.log[0], "w"):
-    best_step(snakemake.params.cfg, snakemake.input.table, snakemake.output.best)
+    best_step(snakemake.params.cfg, snakemake.input.table, snakemake.output.best, snakemake.output.predictions)

@@ -1,10 +1,12 @@
 """Rule `collect`: append one iteration's trials to the trial table."""
+from pathlib import Path
+
 from potune.steps import collect_step, logged, proposal_trials
 
 it = int(snakemake.wildcards.iteration)
-run_dir = snakemake.params.run_dir
+iter_dir = Path(snakemake.output.table).parent
 trial_dirs = {
-    t: [f"{run_dir}/iter{it}/{t}/fold{f}" for f in range(snakemake.params.n_folds)]
+    t: [str(iter_dir / t / f"fold{f}") for f in range(snakemake.params.n_folds)]
     for t in proposal_trials(snakemake.input.proposals)
 }
 with logged(snakemake.log[0], "w"):

@@ -9,4 +9,5 @@ with logged(snakemake.log[0], "w"):
         snakemake.output.result,
         snakemake.params.fitter,
         snakemake.params.loss,
+        predictions_file=snakemake.output.predictions,
     )

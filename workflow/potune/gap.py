@@ -284,3 +284,16 @@ def check_config(cfg: dict, space) -> None:
     for v in values:
         if v not in SPARSE_METHODS:
             raise ConfigError(f"sparse_method: {v!r} is not one of {', '.join(SPARSE_METHODS)}")
+
+
+def descriptor_length(params: dict, settings: dict, species_z: Sequence[int]) -> int | None:
+    """Length of one SOAP vector for these hyperparameters (None where not known).
+
+    soap with ``add_species``: one descriptor per central species over all neighbour species,
+    ``(l_max + 1) * n (n + 1) / 2 + 1`` with ``n = n_max * n_species``.
+    """
+    if settings.get("descriptor", "soap") != "soap":
+        return None
+    p = resolve_params(params)
+    n = int(p["n_max"]) * len(species_z)
+    return (int(p["l_max"]) + 1) * n * (n + 1) // 2 + 1

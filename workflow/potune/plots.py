@@ -58,3 +58,259 @@ def convergence_plot(table: pd.DataFrame, png: str | os.PathLike, csv: str | os.
     fig.savefig(png, dpi=120)
     plt.close(fig)
     return d
+
+
+def _plt():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _colour_map(labels) -> dict:
+    import matplotlib
+
+    uniq = sorted(set(str(x) for x in labels))
+    cmap = matplotlib.colormaps["tab10"]
+    return {u: cmap(i % 10) for i, u in enumerate(uniq)}
+
+
+def parity_data(preds: dict, dataset: str) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Energy (per atom) and force-component parity tables from saved predictions."""
+    e = pd.DataFrame({
+        "dataset": dataset,
+        "config_type": preds["config_type"],
+        "energy_ref_ev_per_atom": preds["energy_ref_per_atom"],
+        "energy_pred_ev_per_atom": preds["energy_pred_per_atom"],
+    })
+    f = pd.DataFrame({
+        "dataset": dataset,
+        "config_type": preds["force_config_type"],
+        "force_ref": preds["force_ref"],
+        "force_pred": preds["force_pred"],
+    })
+    return e, f
+
+
+def parity_plot(sets: dict[str, dict], png, csv_energy, csv_force) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Energy and force parity of one potential on several data sets (e.g. validation and test),
+    coloured by config_type. ``sets``: name -> predictions dict (see ``evaluate.evaluate``)."""
+    plt = _plt()
+    es, fs = zip(*(parity_data(p, name) for name, p in sets.items()))
+    e, f = pd.concat(es, ignore_index=True), pd.concat(fs, ignore_index=True)
+    e.to_csv(csv_energy, index=False)
+    f.to_csv(csv_force, index=False)
+    colours = _colour_map(list(e["config_type"]) + list(f["config_type"]))
+    fig, axes = plt.subplots(len(sets), 2, figsize=(9, 4.2 * len(sets)), squeeze=False)
+    for row, name in enumerate(sets):
+        for col, (df, x, y, unit, label) in enumerate([
+            (e, "energy_ref_ev_per_atom", "energy_pred_ev_per_atom", "eV/atom", "energy"),
+            (f, "force_ref", "force_pred", "eV/Å", "force component"),
+        ]):
+            ax = axes[row][col]
+            d = df[df["dataset"] == name]
+            for ct, g in d.groupby("config_type"):
+                ax.scatter(g[x], g[y], s=6 if col else 14, alpha=0.6, color=colours[str(ct)], label=str(ct))
+            if len(d):
+                lo, hi = float(min(d[x].min(), d[y].min())), float(max(d[x].max(), d[y].max()))
+                ax.plot([lo, hi], [lo, hi], color="k", lw=0.8)
+                rmse = float(np.sqrt(np.mean((d[y] - d[x]) ** 2)))
+                scale, u = (1000.0, "meV/atom") if col == 0 else (1.0, unit)
+                ax.set_title(f"{name}: {label}, RMSE {scale * rmse:.3g} {u}", fontsize=10)
+            ax.set_xlabel(f"reference {label} ({unit})")
+            ax.set_ylabel(f"predicted {label} ({unit})")
+            if col == 0:
+                ax.legend(fontsize=7, markerscale=1.5)
+    fig.tight_layout()
+    fig.savefig(png, dpi=110)
+    plt.close(fig)
+    return e, f
+
+
+def config_type_errors_plot(errors: pd.DataFrame, png) -> None:
+    """Bar charts of energy and force RMSE per config_type (rows of a test_errors table)."""
+    plt = _plt()
+    d = errors[errors["config_type"] != "all"]
+    fig, axes = plt.subplots(1, 2, figsize=(9, 3.6))
+    axes[0].bar(d["config_type"], d["energy_rmse_mev"], color="tab:blue")
+    axes[0].set_ylabel("energy RMSE (meV/atom)")
+    axes[1].bar(d["config_type"], d["force_rmse"], color="tab:orange")
+    axes[1].set_ylabel("force RMSE (eV/Å)")
+    for ax in axes:
+        ax.set_xlabel("config_type")
+        ax.tick_params(axis="x", rotation=30)
+    fig.tight_layout()
+    fig.savefig(png, dpi=110)
+    plt.close(fig)
+
+
+def landscape_plot(table: pd.DataFrame, names: list[str], png, csv) -> pd.DataFrame:
+    """Each searched hyperparameter vs the validation loss (successful trials)."""
+    plt = _plt()
+    ok = table[ok_mask(table)]
+    d = ok[["iteration", "trial_id", *names, "loss"]].copy()
+    d.to_csv(csv, index=False)
+    n = len(names)
+    ncol = min(3, n)
+    nrow = int(np.ceil(n / ncol))
+    fig, axes = plt.subplots(nrow, ncol, figsize=(3.6 * ncol, 3.0 * nrow), squeeze=False)
+    for i, name in enumerate(names):
+        ax = axes[i // ncol][i % ncol]
+        x = d[name]
+        if not pd.api.types.is_numeric_dtype(x):
+            cats = sorted(x.astype(str).unique())
+            x = x.astype(str).map({c: j for j, c in enumerate(cats)})
+            ax.set_xticks(range(len(cats)), cats, rotation=30)
+        ax.scatter(x, d["loss"], c=d["iteration"], cmap="viridis", s=18)
+        ax.set_xlabel(name)
+        ax.set_ylabel("validation loss")
+    for j in range(n, nrow * ncol):
+        axes[j // ncol][j % ncol].axis("off")
+    fig.tight_layout()
+    fig.savefig(png, dpi=110)
+    plt.close(fig)
+    return d
+
+
+def objective_plot(table: pd.DataFrame, space, opt_cfg: dict, png) -> bool:
+    """skopt's partial dependence plot (``plot_objective``) of the surrogate fitted to the
+    trial table. Returns False (and draws a note instead) when it cannot be made, e.g. with
+    fewer successful trials than the model needs."""
+    plt = _plt()
+    from .optimizers import BayesOptimizer
+    from .search import replay
+
+    ok = table[ok_mask(table)]
+    made = False
+    if len(ok) >= 3 and len(space) >= 1:
+        try:
+            from skopt.plots import plot_objective
+
+            opt = BayesOptimizer(space, seed=int(opt_cfg.get("seed", 0)), n_initial=1,
+                                 base_estimator=opt_cfg.get("base_estimator", "GP"))
+            replay(opt, ok, space)
+            opt.ask(1)  # fits the surrogate on every told point
+            res = opt.opt.get_result()
+            axes = plot_objective(res, dimensions=space.names)
+            fig = np.atleast_1d(axes).ravel()[0].figure
+            fig.savefig(png, dpi=100)
+            plt.close(fig)
+            made = True
+        except Exception as exc:  # a figure must not break a finished search
+            note = f"partial dependence not available: {type(exc).__name__}: {exc}"
+    else:
+        note = f"partial dependence needs >= 3 successful trials (have {len(ok)})"
+    if not made:
+        fig, ax = plt.subplots(figsize=(6, 2))
+        ax.text(0.5, 0.5, note, ha="center", va="center", wrap=True)
+        ax.axis("off")
+        fig.savefig(png, dpi=100)
+        plt.close(fig)
+    return made
+
+
+def pareto_front(cost: np.ndarray, loss: np.ndarray) -> np.ndarray:
+    """Indices of the points not dominated in (cost, loss), both minimised, sorted by cost."""
+    order = np.lexsort((loss, cost))
+    front, best = [], np.inf
+    for i in order:
+        if loss[i] < best:
+            front.append(int(i))
+            best = loss[i]
+    return np.array(front, dtype=int)
+
+
+def cost_plot(table: pd.DataFrame, png, csv) -> pd.DataFrame:
+    """Accuracy vs cost: measured prediction time per atom (and descriptor length where known)
+    against validation loss, Pareto front marked. Returns the table with a ``pareto`` column."""
+    plt = _plt()
+    ok = table[ok_mask(table)].copy()
+    cols = ["trial_id", "loss", "energy_rmse_mev", "force_rmse", "predict_ms_per_atom"]
+    if "descriptor_length" in ok.columns:
+        cols.append("descriptor_length")
+    d = ok[cols].reset_index(drop=True)
+    d["pareto"] = False
+    if len(d):
+        idx = pareto_front(d["predict_ms_per_atom"].to_numpy(float), d["loss"].to_numpy(float))
+        d.loc[idx, "pareto"] = True
+    d.to_csv(csv, index=False)
+    ncol = 2 if "descriptor_length" in d.columns else 1
+    fig, axes = plt.subplots(1, ncol, figsize=(5 * ncol, 4), squeeze=False)
+    ax = axes[0][0]
+    ax.scatter(d["predict_ms_per_atom"], d["loss"], s=18, color="0.5", label="trial")
+    p = d[d["pareto"]].sort_values("predict_ms_per_atom")
+    ax.plot(p["predict_ms_per_atom"], p["loss"], "o-", color="crimson", label="Pareto front")
+    ax.set_xlabel("prediction time (ms/atom)")
+    ax.set_ylabel("validation loss")
+    ax.legend(fontsize=8)
+    if ncol == 2:
+        ax2 = axes[0][1]
+        ax2.scatter(d["descriptor_length"], d["loss"], s=18, color="tab:blue")
+        ax2.set_xlabel("descriptor length")
+        ax2.set_ylabel("validation loss")
+    fig.tight_layout()
+    fig.savefig(png, dpi=110)
+    plt.close(fig)
+    return d
+
+
+def dimer_data(calc, species: list[int], r_min: float, r_max: float, n: int = 60, box: float = 20.0) -> pd.DataFrame:
+    """Energy of an isolated pair vs distance for every pair of species."""
+    from ase import Atoms
+    from ase.data import chemical_symbols
+
+    rows = []
+    for i, zi in enumerate(species):
+        for zj in species[i:]:
+            for r in np.linspace(r_min, r_max, n):
+                a = Atoms(numbers=[zi, zj], positions=[[0, 0, 0], [r, 0, 0]], cell=[box] * 3, pbc=False)
+                a.center()
+                a.calc = calc
+                rows.append({"pair": f"{chemical_symbols[zi]}-{chemical_symbols[zj]}", "distance": r,
+                             "energy": float(a.get_potential_energy()), "source": "potential"})
+    return pd.DataFrame(rows)
+
+
+def reference_dimers(frames) -> pd.DataFrame:
+    """Isolated pairs in reference data (two atoms, separation well inside the cell)."""
+    from ase.data import chemical_symbols
+
+    from .data import REF_E
+
+    rows = []
+    for a in frames:
+        if len(a) != 2:
+            continue
+        r = float(a.get_distance(0, 1, mic=True))
+        if a.cell.rank == 3 and r > 0.4 * min(a.cell.lengths()):
+            continue  # a periodic crystal with two atoms per cell, not an isolated pair
+        zi, zj = sorted(int(z) for z in a.numbers)
+        rows.append({"pair": f"{chemical_symbols[zi]}-{chemical_symbols[zj]}", "distance": r,
+                     "energy": float(a.info[REF_E]), "source": "reference"})
+    return pd.DataFrame(rows, columns=["pair", "distance", "energy", "source"])
+
+
+def dimer_plot(curve: pd.DataFrame, ref: pd.DataFrame, png, csv) -> pd.DataFrame:
+    plt = _plt()
+    d = pd.concat([curve, ref], ignore_index=True)
+    d.to_csv(csv, index=False)
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for pair, g in curve.groupby("pair"):
+        ax.plot(g["distance"], g["energy"], label=f"{pair} potential")
+        lo = g["energy"].min()
+        hi = g["energy"].iloc[-1]
+    for pair, g in ref.groupby("pair"):
+        ax.scatter(g["distance"], g["energy"], s=16, label=f"{pair} reference", zorder=3)
+    if len(curve):
+        span = max(hi - lo, 1e-3)
+        ax.set_ylim(lo - 0.3 * span, hi + 1.5 * span)
+    ax.set_xlabel("distance (Å)")
+    ax.set_ylabel("energy (eV)")
+    ax.set_title("isolated pair")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(png, dpi=110)
+    plt.close(fig)
+    return d

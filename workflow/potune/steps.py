@@ -156,6 +156,12 @@ def fit_step(
                      timeout_s=timeout, mem_limit_mb=mem_limit, threads=threads)
     result = {"trial_id": prop["trial_id"], "status": res.status, "reason": res.reason,
               "wall_s": res.wall_s, "peak_rss_mb": res.peak_rss_mb, "returncode": res.returncode}
+    length = getattr(fitter, "descriptor_length", None)
+    if length is not None:
+        try:
+            result["descriptor_length"] = length(hp, settings, species)
+        except (ValueError, KeyError, TypeError):
+            result["descriptor_length"] = None
     write_json(result_file, result)
     return result
 
@@ -168,8 +174,13 @@ def validate_step(
     out_file: str | os.PathLike,
     fitter_name: str,
     loss_cfg: dict,
+    predictions_file: str | os.PathLike | None = None,
 ) -> dict:
-    """Errors of one fitted trial on its validation structures (or the fit's failure)."""
+    """Errors of one fitted trial on its validation structures (or the fit's failure).
+
+    The predictions (for parity plots) go to ``predictions_file`` (empty arrays if the trial
+    failed)."""
+    preds = None
     fit = read_json(fit_file)
     if fit["status"] != "ok":
         out = {"status": "failed", "reason": fit["reason"]}
@@ -178,7 +189,7 @@ def validate_step(
         try:
             calc = get_fitter(fitter_name).calculator(model_dir)
             frames = D.read_normalised(valid_file)
-            metrics, _, _ = evaluate(calc, frames, loss_cfg["kind"], loss_cfg["alpha"])
+            metrics, _, preds = evaluate(calc, frames, loss_cfg["kind"], loss_cfg["alpha"])
             if not math.isfinite(metrics["loss"]):
                 raise ValueError(f"non-finite loss {metrics['loss']}")
             out = {"status": "ok", "reason": "", **metrics}
@@ -187,6 +198,9 @@ def validate_step(
         except Exception as exc:  # a model that cannot predict is a failed trial, not a crash
             out = {"status": "failed", "reason": f"prediction failed: {type(exc).__name__}: {exc}"}
             say(f"trial {fit['trial_id']}: FAILED ({out['reason'][:200]})")
+            preds = None
+    if predictions_file:
+        save_predictions(predictions_file, preds if preds is not None else {})
     write_json(out_file, out)
     return out
 
@@ -216,8 +230,21 @@ def collect_step(
 
 
 # ----------------------------------------------------------------------------- best, refit, test
-def best_step(cfg: dict, table_file: str | os.PathLike, out_file: str | os.PathLike) -> dict:
-    """The best trial's hyperparameters (searched and fixed) as ``best.yaml``."""
+def merge_predictions(files: Sequence[str | os.PathLike]) -> dict:
+    """Concatenate saved prediction arrays (e.g. of the validation folds of one trial)."""
+    import numpy as np
+
+    parts = [dict(np.load(f, allow_pickle=False)) for f in files]
+    parts = [p for p in parts if p]
+    if not parts:
+        return {}
+    return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
+
+
+def best_step(cfg: dict, table_file: str | os.PathLike, out_file: str | os.PathLike,
+              predictions_out: str | os.PathLike | None = None) -> dict:
+    """The best trial's hyperparameters (searched and fixed) as ``best.yaml``; its validation
+    predictions (all folds) copied to ``predictions_out``."""
     table = read_table(table_file)
     best = best_trial(table)
     if best is None:
@@ -242,6 +269,9 @@ def best_step(cfg: dict, table_file: str | os.PathLike, out_file: str | os.PathL
         "seed": 0,
     }
     write_yaml(out_file, doc)
+    if predictions_out:
+        folds = [Path(f).parent / "valid_predictions.npz" for f in str(best["fit_logs"]).split(";")]
+        save_predictions(predictions_out, merge_predictions(folds))
     say(f"best trial {best['trial_id']}: loss {float(best['loss']):.5g}; refitting on the whole training set")
     return doc
 
@@ -409,7 +439,58 @@ def summary_step(cfg: dict, run_dir, inputs: dict, out_md) -> str:
                   f"| potune | {m['energy_rmse_mev']:.3f} | {m['force_rmse']:.4f} |"]
         if ref.get("energy_rmse_mev") is not None or ref.get("force_rmse") is not None:
             lines.append(f"| {ref.get('label', 'reference')} | {ref.get('energy_rmse_mev')} | {ref.get('force_rmse')} |")
+    if "cost" in inputs:
+        cost = pd.read_csv(inputs["cost"])
+        front = cost[cost["pareto"]].sort_values("predict_ms_per_atom")
+        if len(front):
+            lines += ["", "## Accuracy vs cost: Pareto front", "",
+                      "Trials no other trial beats on both validation loss and measured prediction time "
+                      "(`figures/cost.png`).", "",
+                      "| trial | loss | E RMSE (meV/atom) | F RMSE (eV/Å) | prediction (ms/atom) |",
+                      "|---|---|---|---|---|"]
+            lines += [f"| {r.trial_id} | {r.loss:.5g} | {r.energy_rmse_mev:.3f} | {r.force_rmse:.4f} | "
+                      f"{r.predict_ms_per_atom:.3f} |" for r in front.itertuples()]
     text = "\n".join(lines) + "\n"
     Path(out_md).write_text(text)
     say(f"summary written to {out_md}")
     return text
+
+
+# ----------------------------------------------------------------------------- figures
+def parity_step(valid_npz, test_npz, png, csv_energy, csv_force) -> None:
+    """Parity plots of the best potential: its trial model on validation, the refit on test."""
+    import numpy as np
+
+    from .plots import parity_plot
+
+    sets = {"validation (best trial)": dict(np.load(valid_npz))}
+    if test_npz:
+        sets["test (refit)"] = dict(np.load(test_npz))
+    sets = {k: v for k, v in sets.items() if v}
+    parity_plot(sets, png, csv_energy, csv_force)
+
+
+def landscape_step(cfg: dict, table_file, png, csv, objective_png) -> None:
+    from .plots import landscape_plot, objective_plot
+
+    table = read_table(table_file)
+    space = Space.from_config(cfg["space"])
+    landscape_plot(table, space.names, png, csv)
+    objective_plot(table, space, cfg["optimizer"], objective_png)
+
+
+def dimer_step(cfg: dict, model_dir, data_files: Sequence[str], png, csv) -> None:
+    """Energy of an isolated pair vs distance for the best potential, with reference pairs from
+    the data where there are any."""
+    from .plots import dimer_data, dimer_plot, reference_dimers
+
+    frames = [a for f in data_files for a in D.read_normalised(f)]
+    species = D.species(frames)
+    fitter = get_fitter(cfg["fitter"])
+    best = read_yaml(Path(model_dir).parent / "best.yaml")
+    hp = best.get("hyperparameters", {})
+    cutoff = float(hp.get("cutoff", hp.get("rcutfac", 5.0)) or 5.0)
+    ref = reference_dimers(frames)
+    r_min = min(1.0, float(ref["distance"].min())) if len(ref) else 1.0
+    curve = dimer_data(fitter.calculator(model_dir), species, r_min, cutoff + 0.5)
+    dimer_plot(curve, ref, png, csv)

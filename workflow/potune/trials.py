@@ -20,6 +20,7 @@ import numpy as np
 import pandas as pd
 
 from .io import atomic_write_text, read_json, read_yaml
+from .metrics import combine_folds
 
 METRICS = ["energy_rmse_mev", "force_rmse", "energy_mae_mev", "force_mae", "predict_ms_per_atom"]
 
@@ -57,9 +58,8 @@ def trial_row(params_file: str | os.PathLike, fold_dirs: Sequence[str | os.PathL
     row["status"] = status
     row["reason"] = reason
     if status == "ok":
-        row["loss"] = float(np.mean([f["loss"] for f in folds]))
-        for m in METRICS:
-            row[m] = float(np.mean([f[m] for f in folds]))
+        means = combine_folds([{k: f[k] for k in ["loss", *METRICS]} for f in folds])
+        row.update(means)
         cts = sorted({ct for f in folds for ct in f.get("per_config_type", {})})
         for ct in cts:
             for m in ("energy_rmse_mev", "force_rmse"):
@@ -72,6 +72,7 @@ def trial_row(params_file: str | os.PathLike, fold_dirs: Sequence[str | os.PathL
     row["fit_time_s"] = fit_time
     row["peak_mem_mb"] = peak
     row["n_folds"] = len(fold_dirs)
+    row["descriptor_length"] = fit.get("descriptor_length") if fold_dirs else None
     row["params_file"] = str(params_file)
     row["fit_logs"] = ";".join(logs)
     return row
@@ -79,7 +80,7 @@ def trial_row(params_file: str | os.PathLike, fold_dirs: Sequence[str | os.PathL
 
 def order_columns(df: pd.DataFrame, param_names: Sequence[str]) -> pd.DataFrame:
     head = ["iteration", "trial", "trial_id", *param_names, "status", "reason", "loss", *METRICS,
-            "fit_time_s", "peak_mem_mb", "n_folds"]
+            "fit_time_s", "peak_mem_mb", "descriptor_length", "n_folds"]
     tail = ["params_file", "fit_logs"]
     head = [c for c in head if c in df.columns]
     middle = [c for c in df.columns if c not in head and c not in tail]
@@ -101,7 +102,7 @@ def write_table(path: str | os.PathLike, df: pd.DataFrame) -> None:
 
 
 def read_table(path: str | os.PathLike) -> pd.DataFrame:
-    df = pd.read_csv(path, keep_default_na=True)
+    df = pd.read_csv(path, dtype={"reason": str, "trial": str, "trial_id": str, "status": str})
     if "reason" in df.columns:
-        df["reason"] = df["reason"].fillna("").astype(str)
+        df["reason"] = df["reason"].fillna("")
     return df

@@ -42,6 +42,10 @@ localrules:
     convergence,
     summary,
     record_run,
+    parity,
+    errors_by_config_type,
+    landscape,
+    cost,
 
 
 def proposals_dir(iteration):
@@ -112,7 +116,37 @@ def final_targets():
         f"{R}/convergence.png",
         f"{R}/summary.md",
         f"{R}/run/config.yaml",
+        f"{R}/figures/parity.png",
+        f"{R}/figures/landscape.png",
+        f"{R}/figures/cost.png",
+        f"{R}/figures/dimer.png",
     ]
     if C["data"].get("test"):
-        targets.append(f"{R}/best/test_errors.csv")
+        targets += [f"{R}/best/test_errors.csv", f"{R}/figures/errors_by_config_type.png"]
     return targets
+
+
+def parity_inputs(wildcards):
+    d = {"valid": f"{R}/best/valid_predictions.npz"}
+    if C["data"].get("test"):
+        d["test"] = f"{R}/best/test_predictions.npz"
+    return d
+
+
+def dimer_data_inputs(wildcards):
+    files = [f"{R}/split/full_train.xyz"]
+    if C["data"].get("test"):
+        files.append(f"{R}/split/test.xyz")
+    return files
+
+
+def summary_inputs(wildcards):
+    d = {
+        "table": f"{R}/trials.csv",
+        "best": f"{R}/best/best.yaml",
+        "refit": f"{R}/best/fit.json",
+        "cost": f"{R}/figures/cost.csv",
+    }
+    if C["data"].get("test"):
+        d["test"] = f"{R}/best/test_metrics.json"
+    return d

@@ -28,6 +28,7 @@ rule best_params:
         table=rules.trials_table.output.table,
     output:
         best=f"{R}/best/best.yaml",
+        predictions=f"{R}/best/valid_predictions.npz",
     log:
         f"{R}/logs/best_params.log",
     params:

@@ -30,7 +30,6 @@ rule collect:
         f"{R}/logs/collect/iter{{iteration}}.log",
     params:
         cfg=C,
-        run_dir=R,
         n_folds=NF,
     conda:
         "../../envs/potune.yaml"
@@ -42,7 +41,7 @@ rule trials_table:
     input:
         final_table,
     output:
-        table=f"{R}/trials.csv",
+        table=report(f"{R}/trials.csv", caption="../report/trials.rst", category="Search"),
     log:
         f"{R}/logs/trials_table.log",
     conda:

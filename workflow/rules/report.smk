@@ -1,11 +1,12 @@
-# What users read: convergence plot and the run summary.
+# What users read: convergence, parity, landscape, cost and dimer figures (each with its CSV),
+# and the run summary. Outputs wrapped in report() appear in `snakemake --report`.
 
 
 rule convergence:
     input:
         table=rules.trials_table.output.table,
     output:
-        png=f"{R}/convergence.png",
+        png=report(f"{R}/convergence.png", caption="../report/convergence.rst", category="Search"),
         csv=f"{R}/convergence.csv",
     log:
         f"{R}/logs/convergence.log",
@@ -17,23 +18,91 @@ rule convergence:
         "../../scripts/convergence.py"
 
 
-def summary_inputs(wildcards):
-    d = {"table": f"{R}/trials.csv", "best": f"{R}/best/best.yaml", "refit": f"{R}/best/fit.json"}
-    if C["data"].get("test"):
-        d["test"] = f"{R}/best/test_metrics.json"
-    return d
+rule parity:
+    input:
+        unpack(parity_inputs),
+    output:
+        png=report(f"{R}/figures/parity.png", caption="../report/parity.rst", category="Best potential"),
+        energy=f"{R}/figures/parity_energy.csv",
+        force=f"{R}/figures/parity_force.csv",
+    log:
+        f"{R}/logs/parity.log",
+    conda:
+        "../../envs/potune.yaml"
+    script:
+        "../../scripts/figures.py"
+
+
+rule errors_by_config_type:
+    input:
+        errors=f"{R}/best/test_errors.csv",
+    output:
+        png=report(f"{R}/figures/errors_by_config_type.png", caption="../report/errors.rst", category="Best potential"),
+    log:
+        f"{R}/logs/errors_by_config_type.log",
+    conda:
+        "../../envs/potune.yaml"
+    script:
+        "../../scripts/figures.py"
+
+
+rule landscape:
+    input:
+        table=rules.trials_table.output.table,
+    output:
+        png=report(f"{R}/figures/landscape.png", caption="../report/landscape.rst", category="Search"),
+        csv=f"{R}/figures/landscape.csv",
+        objective=report(f"{R}/figures/objective.png", caption="../report/objective.rst", category="Search"),
+    log:
+        f"{R}/logs/landscape.log",
+    params:
+        cfg=C,
+    conda:
+        "../../envs/potune.yaml"
+    script:
+        "../../scripts/figures.py"
+
+
+rule cost:
+    input:
+        table=rules.trials_table.output.table,
+    output:
+        png=report(f"{R}/figures/cost.png", caption="../report/cost.rst", category="Search"),
+        csv=f"{R}/figures/cost.csv",
+    log:
+        f"{R}/logs/cost.log",
+    conda:
+        "../../envs/potune.yaml"
+    script:
+        "../../scripts/figures.py"
+
+
+rule dimer:
+    input:
+        model=rules.refit.output.model,
+        data=dimer_data_inputs,
+    output:
+        png=report(f"{R}/figures/dimer.png", caption="../report/dimer.rst", category="Best potential"),
+        csv=f"{R}/figures/dimer.csv",
+    log:
+        f"{R}/logs/dimer.log",
+    params:
+        cfg=C,
+    conda:
+        f"../../envs/{FITTER}.yaml"
+    script:
+        "../../scripts/figures.py"
 
 
 rule summary:
     input:
         unpack(summary_inputs),
     output:
-        md=f"{R}/summary.md",
+        md=report(f"{R}/summary.md", caption="../report/workflow.rst", category="Summary"),
     log:
         f"{R}/logs/summary.log",
     params:
         cfg=C,
-        run_dir=R,
     conda:
         "../../envs/potune.yaml"
     script:

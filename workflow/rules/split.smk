@@ -22,7 +22,7 @@ rule split:
 
 rule record_run:
     output:
-        config=f"{R}/run/config.yaml",
+        config=report(f"{R}/run/config.yaml", caption="../report/config.rst", category="Configuration"),
         versions=f"{R}/run/versions.yaml",
     log:
         f"{R}/logs/record_run.log",

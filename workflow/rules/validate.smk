@@ -8,6 +8,7 @@ rule validate:
         valid=f"{R}/split/fold{{fold}}/valid.xyz",
     output:
         result=f"{R}/iter{{iteration}}/{{trial}}/fold{{fold}}/valid.json",
+        predictions=f"{R}/iter{{iteration}}/{{trial}}/fold{{fold}}/valid_predictions.npz",
     log:
         f"{R}/iter{{iteration}}/{{trial}}/fold{{fold}}/validate.log",
     params:

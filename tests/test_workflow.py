@@ -1,0 +1,140 @@
+"""End-to-end: the Snakefile on tiny real data (2 iterations x 2 trials of gap_fit)."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+import yaml
+
+from potune.search import propose
+from potune.space import Space
+from potune.trials import read_table
+
+from conftest import run_tiny, snakemake
+
+pytestmark = pytest.mark.slow
+
+
+def _proposals(run_dir, iteration):
+    out = {}
+    for p in sorted((run_dir / f"iter{iteration}" / "proposals").glob("t*.yaml")):
+        out[p.stem] = yaml.safe_load(p.read_text())["point"]
+    return out
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory):
+    from conftest import TINY_CONFIG
+
+    cfg = yaml.safe_load(TINY_CONFIG.read_text())
+    tmp = tmp_path_factory.mktemp("run1")
+    proc = run_tiny(tmp, cfg)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-6000:]
+    return tmp / "results" / cfg["run_name"], cfg, proc
+
+
+def test_outputs_of_a_search(tiny_run):
+    run_dir, cfg, proc = tiny_run
+    table = read_table(run_dir / "trials.csv")
+    assert len(table) == 4 and sorted(table["iteration"].unique()) == [0, 1]
+    for col in ("trial_id", *cfg["space"], *cfg["fixed"], "status", "reason", "loss", "energy_rmse_mev",
+                "force_rmse", "fit_time_s", "energy_rmse_mev[dia]", "force_rmse[bt]"):
+        assert col in table.columns, col
+    assert (table["status"] == "ok").all()
+    assert (table["fit_time_s"] > 0).all()
+    for files in table["fit_logs"]:
+        for f in files.split(";"):
+            assert "gap_fit" in open(f).readline()
+    best = yaml.safe_load((run_dir / "best" / "best.yaml").read_text())
+    assert best["loss"] == pytest.approx(table["loss"].min())
+    assert (run_dir / "best" / "potential" / "gap.xml").exists()
+    errors = pd.read_csv(run_dir / "best" / "test_errors.csv")
+    assert list(errors["config_type"])[0] == "all" and {"dia", "bt", "liq"} <= set(errors["config_type"])
+    assert (errors["energy_rmse_mev"] > 0).all()
+    png = (run_dir / "convergence.png").read_bytes()
+    assert png[:8] == b"\x89PNG\r\n\x1a\n"
+    conv = pd.read_csv(run_dir / "convergence.csv")
+    assert list(conv["best_so_far"]) == list(table["loss"].cummin())
+    summary = (run_dir / "summary.md").read_text()
+    assert "max_iterations (2) reached" in summary and best["trial_id"] in summary
+    # progress lines on the console
+    out = proc.stdout + proc.stderr
+    assert "[potune] iteration 0 done" in out and "best loss so far" in out and "trials done 4/4" in out
+
+
+def test_second_iteration_depends_on_first_losses(tiny_run):
+    run_dir, cfg, _ = tiny_run
+    space = Space.from_config(cfg["space"])
+    table0 = read_table(run_dir / "iter0" / "table.csv")
+    props, _ = propose(table0, space, cfg["optimizer"], 1)
+    # replaying the table reproduces the proposals the workflow made
+    assert [p.point for p in props] == list(_proposals(run_dir, 1).values())
+    # other losses for iteration 0 -> other proposals for iteration 1
+    swapped = table0.copy()
+    swapped["loss"] = list(reversed(swapped["loss"].tolist()))
+    other, _ = propose(swapped, space, cfg["optimizer"], 1)
+    assert [p.point for p in other] != [p.point for p in props]
+
+
+def test_same_seed_same_search(tiny_run, tmp_path):
+    run_dir, cfg, _ = tiny_run
+    proc = run_tiny(tmp_path, cfg)
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    other = tmp_path / "results" / cfg["run_name"]
+    for it in (0, 1):
+        assert _proposals(run_dir, it) == _proposals(other, it)
+    a, b = read_table(run_dir / "trials.csv"), read_table(other / "trials.csv")
+    assert list(a["loss"]) == pytest.approx(list(b["loss"]), rel=1e-8)
+
+
+def test_rerun_is_a_no_op(tiny_run):
+    run_dir, cfg, _ = tiny_run
+    cfg_file = run_dir.parents[1] / "config.yaml"
+    proc = snakemake(["-n", "--cores", "1", "--configfile", str(cfg_file)])
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "Nothing to be done" in proc.stdout + proc.stderr
+
+
+def test_dry_run_of_the_default_config():
+    proc = snakemake(["-n", "--cores", "2"])
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "propose" in proc.stdout and "split" in proc.stdout
+
+
+def test_lint_is_clean():
+    proc = snakemake(["--lint"])
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+
+
+def test_figures_and_their_data(tiny_run):
+    run_dir, cfg, _ = tiny_run
+    figs = run_dir / "figures"
+    for png in ("parity", "landscape", "objective", "cost", "dimer", "errors_by_config_type"):
+        assert (figs / f"{png}.png").read_bytes()[:4] == b"\x89PNG", png
+    table = read_table(run_dir / "trials.csv")
+    pe = pd.read_csv(figs / "parity_energy.csv")
+    assert set(pe["dataset"]) == {"validation (best trial)", "test (refit)"}
+    assert set(pe["config_type"]) >= {"dia", "bt"}
+    pf = pd.read_csv(figs / "parity_force.csv")
+    assert len(pf) > 0 and {"force_ref", "force_pred"} <= set(pf.columns)
+    land = pd.read_csv(figs / "landscape.csv")
+    assert set(cfg["space"]) <= set(land.columns) and len(land) == (table["status"] == "ok").sum()
+    cost = pd.read_csv(figs / "cost.csv")
+    assert cost["pareto"].any() and (cost["predict_ms_per_atom"] > 0).all()
+    assert "descriptor_length" in cost.columns and (cost["descriptor_length"] > 0).all()
+    # the Pareto front is not dominated by any trial
+    for r in cost[cost["pareto"]].itertuples():
+        assert not ((cost["predict_ms_per_atom"] < r.predict_ms_per_atom) & (cost["loss"] < r.loss)).any()
+    dimer = pd.read_csv(figs / "dimer.csv")
+    assert set(dimer["pair"]) == {"Si-Si"} and dimer["distance"].min() < 1.5
+    assert "Pareto front" in (run_dir / "summary.md").read_text()
+
+
+def test_report_builds(tiny_run):
+    run_dir, cfg, _ = tiny_run
+    cfg_file = run_dir.parents[1] / "config.yaml"
+    out = run_dir / "report.html"
+    proc = snakemake(["--configfile", str(cfg_file), "--report", str(out)])
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    html = out.read_text(errors="replace")
+    assert "convergence.png" in html and "trials.csv" in html
