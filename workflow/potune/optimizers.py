@@ -163,13 +163,21 @@ class BayesOptimizer:
         self.n_told += len(points)
 
     def ask(self, n: int) -> list[list]:
+        """``n`` points: for ``n = 1`` the model's next point; otherwise a constant-liar batch.
+
+        skopt's batch ask refits the model on a copy of the optimiser, so for ``n > 1`` the
+        told points are recorded without a fit of their own (one model fit and acquisition
+        optimisation fewer per iteration), and for ``n = 1`` the point that skopt's
+        ``tell`` computes is used directly (one fit per iteration instead of three).
+        """
+        n = int(n)
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", message="The balance properties of Sobol")
             warnings.filterwarnings("ignore", message="The objective has been evaluated at point")
             if self._buf_x:
-                self.opt.tell(self._buf_x, self._buf_y)
+                self.opt.tell(self._buf_x, self._buf_y, fit=(n == 1))
                 self._buf_x, self._buf_y = [], []
-            pts = self.opt.ask(n_points=int(n), strategy=self.liar)
+            pts = [self.opt.ask()] if n == 1 else self.opt.ask(n_points=n, strategy=self.liar)
         return dedupe(pts, self.seen, self.space, self.rng)
 
     def state(self) -> dict:
