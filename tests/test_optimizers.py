@@ -493,3 +493,21 @@ def test_workflow_with_pso_end_to_end(tmp_path):
     assert [p.point for p in props] == [read_yaml(p)["point"] for p in sorted((run / "iter1" / "proposals").glob("t*.yaml"))]
     best = table.loc[table.loc[table.iteration == 0, "loss"].idxmin()]
     assert state["global_best"]["loss"] == pytest.approx(best["loss"])
+
+
+def test_config_checks_optimizer_section_before_any_job():
+    from potune.config import deep_merge, load_yaml_file, resolve_config
+
+    raw = load_yaml_file(REPO / "tests" / "configs" / "tiny.yaml")
+    cfg = resolve_config(deep_merge(raw, {"optimizer": {"kind": "pso"}}), check_files=False)
+    assert cfg["optimizer"]["pso"] == {"c1": 1.0, "c2": 2.0, "dt": 1.0, "inertia": 0.0, "boundary": "redraw"}
+    assert cfg["optimizer"]["grid_points"] == 5
+    bad = [({"base_estimator": "GBRT"}, "GBRT is broken with scikit-learn"),
+           ({"pso": {"boundry": "clip"}}, "did you mean 'optimizer.pso.boundary'"),
+           ({"pso": {"boundary": "wrap"}}, "optimizer.pso.boundary"),
+           ({"pso": {"dt": 0}}, "optimizer.pso.dt"),
+           ({"kind": "grid", "grid_points": 100}, "the grid would have"),
+           ({"kind": "cmaes"}, "unknown optimiser 'cmaes'")]
+    for over, msg in bad:
+        with pytest.raises(ConfigError, match=msg):
+            resolve_config(deep_merge(raw, {"optimizer": over}), check_files=False)

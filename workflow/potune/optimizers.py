@@ -114,18 +114,7 @@ class BayesOptimizer:
     ):
         from skopt import Optimizer
 
-        if str(base_estimator).upper() == "GBRT":
-            raise ConfigError(
-                "optimizer.base_estimator: GBRT is broken with scikit-learn >= 1.6 (skopt 0.10.2); use GP, RF or ET"
-            )
-        if base_estimator not in ESTIMATORS:
-            raise ConfigError(f"optimizer.base_estimator: {base_estimator!r} is not one of {', '.join(ESTIMATORS)}")
-        if acq_func not in ACQ_FUNCS:
-            raise ConfigError(f"optimizer.acq_func: {acq_func!r} is not one of {', '.join(ACQ_FUNCS)}")
-        if initial_design not in INITIAL_DESIGNS:
-            raise ConfigError(f"optimizer.initial_design: {initial_design!r} is not one of {', '.join(INITIAL_DESIGNS)}")
-        if liar not in LIARS:
-            raise ConfigError(f"optimizer.liar: {liar!r} is not one of {', '.join(LIARS)}")
+        self.check_options(base_estimator, acq_func, initial_design, liar)
         self.space = space
         self.liar = liar
         self.rng = np.random.default_rng(seed)
@@ -143,6 +132,23 @@ class BayesOptimizer:
                 acq_func=acq_func,
                 random_state=int(seed),
             )
+
+    @staticmethod
+    def check_options(base_estimator: str, acq_func: str, initial_design: str, liar: str) -> None:
+        """Raise :class:`ConfigError` for a choice skopt lacks or that is broken (without
+        importing skopt, so that checking a configuration stays fast)."""
+        if str(base_estimator).upper() == "GBRT":
+            raise ConfigError(
+                "optimizer.base_estimator: GBRT is broken with scikit-learn >= 1.6 (skopt 0.10.2); use GP, RF or ET"
+            )
+        if base_estimator not in ESTIMATORS:
+            raise ConfigError(f"optimizer.base_estimator: {base_estimator!r} is not one of {', '.join(ESTIMATORS)}")
+        if acq_func not in ACQ_FUNCS:
+            raise ConfigError(f"optimizer.acq_func: {acq_func!r} is not one of {', '.join(ACQ_FUNCS)}")
+        if initial_design not in INITIAL_DESIGNS:
+            raise ConfigError(f"optimizer.initial_design: {initial_design!r} is not one of {', '.join(INITIAL_DESIGNS)}")
+        if liar not in LIARS:
+            raise ConfigError(f"optimizer.liar: {liar!r} is not one of {', '.join(LIARS)}")
 
     def tell(
         self,
@@ -653,5 +659,11 @@ def make_optimizer(space: Space, cfg: dict) -> AskTell:
 
 def check_optimizer_config(space: Space, cfg: dict) -> None:
     """Stop a bad ``optimizer`` section before any job: unknown kind, GBRT, bad PSO
-    settings, a grid too large (builds the optimiser once, which is cheap)."""
+    settings, a grid too large. Cheap: skopt is not imported (``bayes`` options are checked
+    by name); the other optimisers are built once."""
+    kind = cfg.get("kind", "bayes")
+    if kind == "bayes" and REGISTRY.get("bayes") is _make_bayes:
+        BayesOptimizer.check_options(cfg.get("base_estimator", "GP"), cfg.get("acq_func", "gp_hedge"),
+                                     cfg.get("initial_design", "sobol"), cfg.get("liar", "cl_min"))
+        return
     make_optimizer(space, cfg)
