@@ -44,7 +44,7 @@ LIARS = ("cl_min", "cl_mean", "cl_max")
 BOUNDARIES = ("redraw", "clip", "reflect")
 DESIGNS = ("sobol", "lhs", "random", "grid")
 #: grids larger than this are refused (a typo in grid_points should not allocate gigabytes)
-MAX_GRID = 1_000_000
+MAX_GRID = 100_000
 
 
 class AskTell(Protocol):
