@@ -28,6 +28,9 @@ Usage::
 
     .venv/bin/python benchmarks/optimisers.py            # the full run (see benchmarks/README.md)
     .venv/bin/python benchmarks/optimisers.py --quick    # Branin, 2 seeds, 16 evaluations (< 2 min)
+    # one function per process, then one report:
+    .venv/bin/python benchmarks/optimisers.py --functions branin --out benchmarks/out/branin
+    .venv/bin/python benchmarks/optimisers.py --report benchmarks/out/*/optimisers.csv
 
 Results of the reported run are in benchmarks/README.md.
 """
@@ -133,7 +136,6 @@ def summarise(df: pd.DataFrame, budget: int) -> pd.DataFrame:
     and optimiser."""
     final = df[df["evaluation"] == budget]
     g = final.groupby(["function", "optimiser"], sort=False)
-    per_run = df.groupby(["function", "optimiser", "seed"], sort=False)["propose_s"]
     rounds_s = df.drop_duplicates(["function", "optimiser", "seed", "round"]).groupby(
         ["function", "optimiser"], sort=False)["propose_s"]
     out = pd.DataFrame({
@@ -143,7 +145,6 @@ def summarise(df: pd.DataFrame, budget: int) -> pd.DataFrame:
         "rounds": g["round"].max(),
         "propose_s_per_round": rounds_s.mean(),
     })
-    del per_run
     return out.reset_index()
 
 
@@ -211,20 +212,28 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seeds", type=int, default=5, help="seeds 0..N-1 (default 5)")
     ap.add_argument("--budget", type=int, default=40, help="evaluations per search (default 40)")
     ap.add_argument("--out", type=Path, default=Path(__file__).resolve().parent / "out")
+    ap.add_argument("--report", nargs="+", type=Path, metavar="CSV",
+                    help="run nothing: combine these CSVs (e.g. one per function, run side by side) "
+                         "into <out>/optimisers.csv, the plot and the summary")
     args = ap.parse_args(argv)
     if args.quick:
         args.functions, args.seeds, args.budget = ["branin"], 2, 16
     args.out.mkdir(parents=True, exist_ok=True)
-    rows: list[dict] = []
     t_all = time.perf_counter()
-    for fname in args.functions:
-        for lab in args.optimisers:
-            t0 = time.perf_counter()
-            for seed in range(args.seeds):
-                rows += run_one(fname, lab, seed, args.budget)
-            print(f"{fname:11s} {lab:9s} {args.seeds} seeds x {args.budget} evaluations: "
-                  f"{time.perf_counter() - t0:6.1f} s", flush=True)
-    df = pd.DataFrame(rows)
+    if args.report:
+        df = pd.concat([pd.read_csv(f) for f in args.report], ignore_index=True)
+        args.budget = int(df.groupby(["function", "optimiser", "seed"])["evaluation"].max().min())
+        args.seeds = int(df["seed"].nunique())
+    else:
+        rows: list[dict] = []
+        for fname in args.functions:
+            for lab in args.optimisers:
+                t0 = time.perf_counter()
+                for seed in range(args.seeds):
+                    rows += run_one(fname, lab, seed, args.budget)
+                print(f"{fname:11s} {lab:9s} {args.seeds} seeds x {args.budget} evaluations: "
+                      f"{time.perf_counter() - t0:6.1f} s", flush=True)
+        df = pd.DataFrame(rows)
     csv = args.out / "optimisers.csv"
     df.to_csv(csv, index=False)
     png = args.out / "optimisers.png"
