@@ -11,7 +11,7 @@ PYTEST_ARGS ?=
 export PATH := $(BIN):$(PATH)
 export MPLBACKEND := Agg
 
-.PHONY: venv run dry-run test test-fast lint report clean-venv
+.PHONY: venv run dry-run test test-fast lint clean-venv paper paper-quick
 
 venv: $(STAMP)
 
@@ -41,3 +41,11 @@ lint: venv
 
 clean-venv:
 	rm -rf $(VENV)
+
+## Regenerate the potune versions of the XPOT/PPSO papers' tables and figures (hours; see README).
+paper: venv
+	$(BIN)/python -m potune.paper --cores $(CORES)
+
+## The same, reduced budgets (under 15 minutes on 2 cores).
+paper-quick: venv
+	$(BIN)/python -m potune.paper --cores $(CORES) --quick

@@ -29,8 +29,8 @@ Usage::
     .venv/bin/python benchmarks/optimisers.py            # the full run (see benchmarks/README.md)
     .venv/bin/python benchmarks/optimisers.py --quick    # Branin, 2 seeds, 16 evaluations (< 2 min)
     # one function per process, then one report:
-    .venv/bin/python benchmarks/optimisers.py --functions branin --out benchmarks/out/branin
-    .venv/bin/python benchmarks/optimisers.py --report benchmarks/out/*/optimisers.csv
+    .venv/bin/python benchmarks/optimisers.py --functions branin --out benchmarks/results/branin
+    .venv/bin/python benchmarks/optimisers.py --report benchmarks/results/*/optimisers.csv
 
 Results of the reported run are in benchmarks/README.md.
 """
@@ -211,7 +211,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--optimisers", nargs="+", choices=list(OPTIMISERS), default=list(OPTIMISERS))
     ap.add_argument("--seeds", type=int, default=5, help="seeds 0..N-1 (default 5)")
     ap.add_argument("--budget", type=int, default=40, help="evaluations per search (default 40)")
-    ap.add_argument("--out", type=Path, default=Path(__file__).resolve().parent / "out")
+    ap.add_argument("--out", type=Path, default=Path(__file__).resolve().parent / "results")
     ap.add_argument("--report", nargs="+", type=Path, metavar="CSV",
                     help="run nothing: combine these CSVs (e.g. one per function, run side by side) "
                          "into <out>/optimisers.csv, the plot and the summary")

@@ -11,10 +11,11 @@ trial_dirs = {
 }
 with logged(snakemake.log[0], "w"):
     collect_step(
-        snakemake.params.cfg,
+        snakemake.params.names,
         it,
         snakemake.input.previous[0] if snakemake.input.previous else None,
         snakemake.input.proposals,
         trial_dirs,
         snakemake.output.table,
+        budget=snakemake.config["stop"]["max_iterations"] * snakemake.config["optimizer"]["batch_size"],
     )

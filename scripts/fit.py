@@ -1,6 +1,7 @@
 """Rule `fit`: fit one trial on one fold (a failed fit is recorded, not raised)."""
 from potune.steps import fit_step
 
+attempt = int(snakemake.resources.attempt)
 fit_step(
     snakemake.input.params,
     snakemake.input.train,
@@ -11,5 +12,8 @@ fit_step(
     snakemake.params.settings,
     threads=snakemake.threads,
     mem_mb=snakemake.resources.mem_mb,
-    runtime_min=snakemake.resources.runtime,
+    runtime_min=snakemake.resources.runtime_s / 60.0,
+    attempt=attempt,
+    max_attempts=snakemake.resources.max_attempts,
+    descriptors=snakemake.input.get("descriptors"),
 )

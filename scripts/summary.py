@@ -1,7 +1,5 @@
 """Rule `summary`: summary.md of the run."""
-from pathlib import Path
-
 from potune.steps import logged, summary_step
 
 with logged(snakemake.log[0], "w"):
-    summary_step(snakemake.params.cfg, Path(snakemake.output.md).parent, dict(snakemake.input.items()), snakemake.output.md)
+    summary_step(snakemake.params.cfg, dict(snakemake.input.items()), snakemake.output.md)

@@ -17,7 +17,7 @@ from potune.io import read_yaml
 from potune.optimizers import REGISTRY, Box, DesignOptimizer, PSOOptimizer, make_optimizer
 from potune.search import failure_penalty, load_priors, propose, replay, should_stop, told_losses
 from potune.space import Space
-from potune.steps import propose_step, stop_reason
+from potune.steps import propose_step
 from potune.trials import read_table, write_table
 
 KINDS = ["bayes", "pso", "sobol", "lhs", "random", "grid"]
@@ -259,19 +259,23 @@ def test_sobol_continues_one_sequence_and_lhs_batches_are_latin():
 
 
 def test_grid_covers_the_grid_then_stops(tmp_path):
-    space = Space.from_config({"a": {"type": "real", "low": 1.0, "high": 100.0, "prior": "log-uniform"},
-                               "n": {"type": "integer", "low": 1, "high": 2}})
+    space_cfg = {"a": {"type": "real", "low": 1.0, "high": 100.0, "prior": "log-uniform"},
+                 "n": {"type": "integer", "low": 1, "high": 2}}
+    space = Space.from_config(space_cfg)
     cfg = {"kind": "grid", "batch_size": 4, "seed": 0, "grid_points": 3}
+    search = {"space": space_cfg, "fixed": {}, "optimizer": cfg}
     table = run_search(space, cfg, 3, objective=lambda p: p["a"])
     assert len(table) == 6  # 3 x 2 grid: 4 + 2 + 0
     assert sorted(table["a"].round(9).unique()) == [1.0, 10.0, 100.0]
-    cfgfull = {"space": {"a": {"type": "real", "low": 1.0, "high": 100.0, "prior": "log-uniform"},
-                         "n": {"type": "integer", "low": 1, "high": 2}},
-               "optimizer": cfg, "stop": {"max_iterations": 10}, "fixed": {}}
-    write_table(tmp_path / "table.csv", table)
-    decision = propose_step(cfgfull, 2, tmp_path / "table.csv", tmp_path / "iter2")
-    assert decision["stop"] and "design exhausted" in decision["reason"]
-    assert not list((tmp_path / "iter2").glob("t*.yaml"))
+    stop_cfg = {"max_iterations": 10}
+    assert should_stop(table[table.iteration == 0], stop_cfg, 1, search=search) == (False, "")
+    stop, reason = should_stop(table[table.iteration <= 1], stop_cfg, 2, search=search)
+    assert stop and reason == "optimizer.kind grid: every point of the design has been evaluated"
+    assert not should_stop(table, stop_cfg, 2, search={**search, "optimizer": {**cfg, "kind": "sobol"}})[0]
+    # a grid already covered by the priors cannot start: a clear error, not an empty iteration
+    write_table(tmp_path / "old.csv", table.assign(zeta=2))
+    with pytest.raises(ValueError, match="no point left to propose"):
+        propose_step({**search, "optimizer": {**cfg, "priors": str(tmp_path / "old.csv")}}, 0, None, tmp_path / "p")
 
 
 # ----------------------------------------------------------------------------- bayes
@@ -437,19 +441,6 @@ def test_stop_walltime_and_failures_never_stop():
     assert stop and reason.startswith("wall-time budget of 10 min used (11.0 min)")
     all_failed = _table([None, None, None]).query("trial == 't00'")
     assert not should_stop(all_failed, {"max_iterations": 99, "target_loss": 0.1, "patience": 1}, 3)[0]
-
-
-def test_stop_reason_reaches_decision_and_summary_helper(tmp_path):
-    cfg = {"space": {"a": {"type": "real", "low": 0.0, "high": 1.0}}, "fixed": {},
-           "optimizer": {"kind": "random", "batch_size": 2, "seed": 0}, "stop": {"max_iterations": 1}}
-    assert not propose_step(cfg, 0, None, tmp_path / "iter0" / "proposals")["stop"]
-    table = pd.DataFrame([{"iteration": 0, "trial": f"t0{k}", "trial_id": f"0-0{k}", "a": 0.5 * k,
-                           "status": "ok", "loss": 1.0} for k in range(2)])
-    write_table(tmp_path / "iter0" / "table.csv", table)
-    d = propose_step(cfg, 1, tmp_path / "iter0" / "table.csv", tmp_path / "iter1" / "proposals",
-                     first_decision=tmp_path / "iter0" / "proposals" / "decision.yaml")
-    assert d["stop"] and d["reason"] == "max_iterations (1) reached"
-    assert stop_reason(tmp_path) == "max_iterations (1) reached"
 
 
 def test_every_kind_is_registered():

@@ -138,3 +138,21 @@ def test_report_builds(tiny_run):
     assert proc.returncode == 0, proc.stderr[-3000:]
     html = out.read_text(errors="replace")
     assert "convergence.png" in html and "trials.csv" in html
+
+
+def test_raising_max_iterations_extends_the_search_without_refitting(tiny_run):
+    """Runs last in this module: it extends the shared run by one iteration."""
+    run_dir, cfg, _ = tiny_run
+    fit0 = run_dir / "iter0" / "t00" / "fold0" / "fit.json"
+    before = fit0.stat().st_mtime_ns
+    cfg_file = run_dir.parents[1] / "config.yaml"
+    new = yaml.safe_load(cfg_file.read_text())
+    new["stop"]["max_iterations"] = 3
+    new["reference"] = {"label": "changed reference", "energy_rmse_mev": 1.0}
+    cfg_file.write_text(yaml.safe_dump(new))
+    proc = snakemake(["--cores", "2", "--configfile", str(cfg_file)])
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    table = read_table(run_dir / "trials.csv")
+    assert len(table) == 6 and sorted(table["iteration"].unique()) == [0, 1, 2]
+    assert fit0.stat().st_mtime_ns == before  # no earlier trial was refitted
+    assert "max_iterations (3) reached" in (run_dir / "summary.md").read_text()

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import copy
 import difflib
+import functools
 import os
 import tempfile
 from pathlib import Path
@@ -24,13 +25,17 @@ DEFAULTS_PATH = PACKAGE_DIR / "defaults.yaml"
 REPLACE_WHOLE = {"space", "fixed"}
 
 
+#: libyaml's loader when PyYAML was built with it (10-20x faster than the pure-Python one)
+_SafeLoader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
 def load_yaml_file(path: str | os.PathLike) -> dict:
     path = Path(path)
     if not path.exists():
         raise ConfigError(f"{path}: config file not found")
     try:
         with open(path) as fh:
-            data = yaml.safe_load(fh)
+            data = yaml.load(fh, Loader=_SafeLoader)
     except yaml.YAMLError as exc:
         raise ConfigError(f"{path}: not valid YAML: {exc}") from exc
     if data is None:
@@ -40,12 +45,19 @@ def load_yaml_file(path: str | os.PathLike) -> dict:
     return data
 
 
+@functools.lru_cache(maxsize=None)
+def _load_cached(path: Path, mtime_ns: int) -> dict:
+    return load_yaml_file(path)
+
+
 def load_defaults() -> dict:
-    return load_yaml_file(DEFAULTS_PATH)
+    """The defaults of every key (a fresh copy; the file is parsed once per process)."""
+    return copy.deepcopy(_load_cached(DEFAULTS_PATH, DEFAULTS_PATH.stat().st_mtime_ns))
 
 
 def load_schema() -> dict:
-    return load_yaml_file(SCHEMA_PATH)
+    """The JSON schema of the configuration (a fresh copy; parsed once per process)."""
+    return copy.deepcopy(_load_cached(SCHEMA_PATH, SCHEMA_PATH.stat().st_mtime_ns))
 
 
 def deep_merge(base: dict, override: dict, _path: str = "") -> dict:
@@ -92,18 +104,87 @@ def _check_hyperparameter_names(cfg: dict, space: Space) -> None:
 
     fitter = get_fitter(cfg["fitter"])
     known = list(fitter.HYPERPARAMETERS)
+    # a fitter may accept names beyond its table (e.g. snap's per-config_type "eweight[<ct>]")
+    accepts = getattr(fitter, "accepts_hyperparameter", lambda n: False)
     for section, names in (("space", space.names), ("fixed", list(cfg.get("fixed") or {}))):
         for name in names:
-            if name not in known:
+            if name not in known and not accepts(name):
                 close = difflib.get_close_matches(name, known, n=1, cutoff=0.6)
                 hint = f"; did you mean '{close[0]}'?" if close else f"; known: {', '.join(known)}"
                 raise ConfigError(f"{section}.{name}: not a hyperparameter of fitter '{cfg['fitter']}'{hint}")
     both = sorted(set(space.names) & set(cfg.get("fixed") or {}))
     if both:
         raise ConfigError(f"fixed.{both[0]}: is also in the search space; a hyperparameter is either fixed or searched")
+    _check_values(cfg, space, fitter)
     check = getattr(fitter, "check_config", None)
     if check is not None:
         check(cfg, space)
+
+
+def _kind(value: Any) -> str:
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, (int, float)):
+        return "number"
+    if isinstance(value, str):
+        return "string"
+    return type(value).__name__
+
+
+def _check_values(cfg: dict, space: Space, fitter) -> None:
+    """Values every trial would reject, caught before any job: a fixed value of the wrong
+    type or out of range, a search-space bound out of range.
+
+    Uses the fitter's ``HYPERPARAMETERS`` defaults for types and, when it has them, its
+    ``resolve_params``/``check_params`` for ranges (only checks of one hyperparameter on its
+    own: relations between hyperparameters depend on the point and are left to the fit).
+    """
+    fixed = cfg.get("fixed") or {}
+    defaults = fitter.HYPERPARAMETERS
+    for name, value in fixed.items():
+        default = defaults.get(name)
+        if default is None or value is None:
+            continue
+        if _kind(value) != _kind(default) and not (_kind(default) == "number" and _kind(value) == "number"):
+            raise ConfigError(
+                f"fixed.{name}: expected a {_kind(default)} (like the default {default!r}), got {value!r}"
+            )
+    resolve = getattr(fitter, "resolve_params", None)
+    check = getattr(fitter, "check_params", None)
+    if resolve is None or check is None:
+        return
+    names = set(defaults)
+
+    def problem(point: dict, name: str) -> str | None:
+        try:
+            check(resolve({**fixed, **point}))
+        except (ValueError, TypeError, KeyError) as exc:
+            msg = str(exc)
+            others = {n for n in names if n != name and n in msg.replace(name, "")}
+            if msg.startswith(f"{name} ") and not others:
+                return msg
+        return None
+
+    # a point inside the space: the middle of every range, the first value of every category
+    mid = {}
+    for p in space.params:
+        if p.type == "categorical":
+            mid[p.name] = p.values[0]
+        elif p.type == "integer":
+            mid[p.name] = int(round((p.low + p.high) / 2))
+        else:
+            mid[p.name] = (p.low + p.high) / 2
+    for name in fixed:
+        msg = problem(mid, name)
+        if msg:
+            raise ConfigError(f"fixed.{name}: {msg}")
+    for p in space.params:
+        if p.type == "categorical":
+            continue
+        for bound in ("low", "high"):
+            msg = problem({**mid, p.name: getattr(p, bound)}, p.name)
+            if msg:
+                raise ConfigError(f"space.{p.name}.{bound}: {msg}; trials with such a value would fail")
 
 
 def _check_files(cfg: dict) -> None:
@@ -168,3 +249,12 @@ def resolve_config(raw: dict, check_files: bool = True) -> dict:
 
 def n_folds(cfg: dict) -> int:
     return int(cfg["split"]["k"]) if cfg["split"]["method"] == "kfold" else 1
+
+
+def export_library_path(lib_dir: str | os.PathLike) -> None:
+    """Put ``lib_dir`` (the checkout's ``workflow/``) first on PYTHONPATH of every job this
+    process starts, so jobs in the envs/ conda environments import this potune."""
+    lib = str(lib_dir)
+    current = os.environ.get("PYTHONPATH", "")
+    if lib not in current.split(os.pathsep):
+        os.environ["PYTHONPATH"] = os.pathsep.join(p for p in (lib, current) if p)

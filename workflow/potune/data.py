@@ -51,6 +51,59 @@ def _available_keys(atoms) -> str:
     return ", ".join(keys) or "none"
 
 
+def _short(line: str, n: int = 60) -> str:
+    line = line.rstrip("\n")
+    return line if len(line) <= n else line[: n - 3] + "..."
+
+
+def xyz_layout_error(path: str | os.PathLike, starts: list | None = None) -> str | None:
+    """Check the frame layout of an (extended) XYZ file: an atom-count line, a comment line,
+    then that many atom lines, repeated. Returns a message naming the frame and the line
+    (1-based) of the first inconsistency, or None when the layout is sound.
+
+    ase scans a file's frame layout before it parses the first frame, so its error for a
+    wrong atom count does not say which frame is wrong; this does. ``starts``, when given,
+    receives the line number of each frame's atom-count line.
+    """
+    from ase.io.formats import open_with_compression
+
+    frame = 0
+    with open_with_compression(str(path), "r") as fh:
+        lines = iter(enumerate(fh, start=1))
+        for lineno, line in lines:
+            if not line.strip():
+                # blank lines are only allowed at the end of the file
+                rest = [ln for ln, ll in lines if ll.strip()]
+                if rest:
+                    return f"line {lineno}: blank line between frames {frame - 1} and {frame} (0-based)"
+                return None
+            try:
+                n = int(line.split()[0]) if len(line.split()) == 1 else None
+            except ValueError:
+                n = None
+            if n is None or n < 0:
+                hint = (f"; frame {frame - 1} has more atom lines than its atom count says"
+                        if frame > 0 else "")
+                return (f"line {lineno}: expected the atom count of frame {frame} (0-based), "
+                        f"got {_short(line)!r}{hint}")
+            if starts is not None:
+                starts.append(lineno)
+            if next(lines, None) is None:
+                return f"frame {frame} (0-based, line {lineno}): the file ends before its comment line (truncated?)"
+            for k in range(n):
+                item = next(lines, None)
+                if item is None:
+                    return (f"frame {frame} (0-based, line {lineno}): declares {n} atoms but the file ends "
+                            f"after {k} atom line(s) (truncated?)")
+                ln, atom_line = item
+                fields = atom_line.split()
+                if len(fields) <= 1:
+                    return (f"frame {frame} (0-based, line {lineno}): declares {n} atoms but line {ln} "
+                            f"({_short(atom_line)!r}) is not an atom line; is the atom count right?")
+            frame += 1
+    return None
+
+
 def _read_frames(path: Path) -> list:
     """Read every frame of an extxyz file, naming the frame that fails to parse."""
     import ase.io
@@ -60,8 +113,16 @@ def _read_frames(path: Path) -> list:
         for atoms in ase.io.iread(str(path), index=":", format="extxyz"):
             frames.append(atoms)
     except Exception as exc:  # ase raises many types for malformed files
+        starts: list[int] = []
+        try:
+            layout = xyz_layout_error(path, starts)
+        except (OSError, UnicodeDecodeError, EOFError) as exc2:
+            layout = f"cannot be read as text: {type(exc2).__name__}: {exc2}"
+        if layout:
+            raise DataError(f"{path}: not valid extended XYZ: {layout}") from exc
+        where = f", line {starts[len(frames)]}" if len(frames) < len(starts) else ""
         raise DataError(
-            f"{path}: frame {len(frames)} (0-based) is not valid extended XYZ: "
+            f"{path}: frame {len(frames)} (0-based{where}) is not valid extended XYZ: "
             f"{type(exc).__name__}: {exc}"
         ) from exc
     return frames
@@ -177,6 +238,63 @@ def write_structures(path: str | os.PathLike, frames: Sequence) -> None:
 def read_normalised(path: str | os.PathLike) -> list:
     """Read a file written by :func:`write_structures` (keys already normalised)."""
     return read_structures(path, energy_key=REF_E, forces_key=REF_F, require_forces=False)
+
+
+def species_of_file(path: str | os.PathLike) -> list[int]:
+    """Sorted atomic numbers in an extended XYZ file, read from its species column without
+    parsing the frames with ase (a fit job needs only this, and importing ase.io costs ~1 s
+    of a job's start-up). Falls back to :func:`read_normalised` for anything unusual."""
+    from ase.data import atomic_numbers  # cheap: ase's package, not ase.io
+
+    symbols: set[str] = set()
+    try:
+        with _open_text(path) as fh:
+            while True:
+                head = fh.readline()
+                if not head.strip():
+                    break
+                n = int(head)
+                comment = fh.readline()
+                col = _species_column(comment)
+                for _ in range(n):
+                    symbols.add(fh.readline().split()[col])
+        return sorted(atomic_numbers[s] for s in symbols)
+    except (ValueError, KeyError, IndexError):
+        return species(read_normalised(path))
+
+
+def _open_text(path: str | os.PathLike):
+    """Open a (possibly gzip/bz2/xz-compressed) text file for reading."""
+    suffix = Path(path).suffix
+    if suffix == ".gz":
+        import gzip
+
+        return gzip.open(path, "rt")
+    if suffix == ".bz2":
+        import bz2
+
+        return bz2.open(path, "rt")
+    if suffix == ".xz":
+        import lzma
+
+        return lzma.open(path, "rt")
+    return open(path)
+
+
+def _species_column(comment: str) -> int:
+    """Index of the species column of an extxyz atom line (from its ``Properties=``)."""
+    import re
+
+    m = re.search(r"Properties=([^\s]+)", comment)
+    if not m:
+        return 0
+    fields = m.group(1).split(":")
+    col = 0
+    for name, _kind, count in zip(fields[0::3], fields[1::3], fields[2::3]):
+        if name == "species":
+            return col
+        col += int(count)
+    raise ValueError("no species column")
 
 
 def species(frames: Sequence) -> list[int]:

@@ -8,7 +8,6 @@ from pathlib import Path
 from typing import Sequence
 
 import numpy as np
-import pandas as pd
 
 from .data import CT, REF_E, REF_F
 from .metrics import Residuals
@@ -76,12 +75,14 @@ def evaluate(calc, frames: Sequence, loss_kind: str = "weighted", alpha: float =
     return metrics, res, preds
 
 
-def errors_table(metrics: dict) -> pd.DataFrame:
+def errors_table(metrics: dict) -> "pd.DataFrame":
     """Overall and per-config_type errors as a table (one row each)."""
     cols = ["n_structures", "n_atoms", "energy_rmse_mev", "energy_mae_mev", "force_rmse", "force_mae"]
     rows = [{"config_type": "all", **{c: metrics[c] for c in cols}}]
     for ct, m in metrics.get("per_config_type", {}).items():
         rows.append({"config_type": ct, **{c: m[c] for c in cols}})
+    import pandas as pd  # here, not at the top: a validate job does not need pandas
+
     return pd.DataFrame(rows)
 
 

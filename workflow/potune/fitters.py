@@ -15,7 +15,7 @@ import importlib
 from .errors import ConfigError
 
 #: fitter name -> module path
-FITTERS = {"gap": "potune.gap"}
+FITTERS = {"gap": "potune.gap", "snap": "potune.snap"}
 
 
 def get_fitter(name: str):

@@ -66,14 +66,43 @@ TWO_BODY = {"two_body_cutoff", "two_body_delta", "two_body_n_sparse", "two_body_
 SPARSE_METHODS = ("cur_points", "random", "uniform", "cur_covariance", "pivot", "kmeans", "covariance")
 
 
+def _bundled_gap_fit() -> str | None:
+    """The ``gap_fit`` binary inside the installed quippy-ase package (found without importing
+    quippy), or None."""
+    import importlib.util
+
+    spec = importlib.util.find_spec("quippy")
+    for d in (spec.submodule_search_locations or []) if spec else []:
+        cand = Path(d) / "gap_fit"
+        if cand.is_file() and os.access(cand, os.X_OK):
+            return str(cand)
+    return None
+
+
+def _is_python_wrapper(exe: str) -> bool:
+    """Whether ``exe`` is quippy-ase's console script (a Python wrapper around the binary)."""
+    try:
+        with open(exe, "rb") as fh:
+            head = fh.read(512)
+    except OSError:
+        return False
+    return head.startswith(b"#!") and b"quippy.cli" in head
+
+
 def find_gap_fit() -> str:
-    """Path of the ``gap_fit`` executable (PATH first, then beside the running Python)."""
+    """Path of the ``gap_fit`` executable (PATH first, then beside the running Python).
+
+    quippy-ase's ``gap_fit`` console script is a Python wrapper that imports quippy (1-3 s)
+    just to start the bundled binary; the binary is run directly instead.
+    """
     exe = shutil.which("gap_fit")
+    cand = Path(sys.executable).parent / "gap_fit"
+    if exe is None and cand.exists():
+        exe = str(cand)
+    if exe is None or _is_python_wrapper(exe):
+        exe = _bundled_gap_fit() or exe
     if exe:
         return exe
-    cand = Path(sys.executable).parent / "gap_fit"
-    if cand.exists():
-        return str(cand)
     raise FileNotFoundError("gap_fit not found: install quippy-ase (make venv) or put gap_fit on PATH")
 
 
@@ -241,7 +270,8 @@ def fit(
     except (ValueError, ConfigError) as exc:
         Path(log_file).write_text(f"invalid hyperparameters: {exc}\n")
         return RunResult(None, "failed", f"invalid hyperparameters: {exc}", 0.0, 0.0)
-    env = {**os.environ, "OMP_NUM_THREADS": str(threads)}
+    # unbuffered stdout: otherwise a SYSTEM ABORT message is lost when gap_fit stops
+    env = {**os.environ, "OMP_NUM_THREADS": str(threads), "GFORTRAN_UNBUFFERED_PRECONNECTED": "y"}
     res = run_limited(cmd, log_file, timeout_s=timeout_s, mem_limit_mb=mem_limit_mb, cwd=work, env=env)
     shutil.rmtree(work, ignore_errors=True)
     if res.status == "ok" and not model_file.exists():

@@ -1,14 +1,24 @@
 # Configuration (defaults deep-merged, schema-validated, checked for meaning), data checks
 # before any job, paths, and the input functions that walk the search-loop checkpoint.
+import os
 import sys
+import warnings
 from pathlib import Path
 
 from snakemake.exceptions import WorkflowError
 
-from potune.config import deep_merge, load_yaml_file, n_folds, resolve_config
+from potune.config import deep_merge, export_library_path, load_yaml_file, n_folds, resolve_config
 from potune.errors import PotuneError
 from potune.io import read_yaml
+from potune.search import should_stop
+from potune import resources as _resources
+from potune.resources import runtime_min, runtime_s
+from potune.resume import runs_jobs, wait_for_previous_jobs
 from potune.steps import check_inputs
+from potune.trials import read_table
+
+# Jobs (local, on SLURM, in the envs/ conda environments) import this checkout's potune.
+export_library_path(Path(workflow.basedir) / "workflow")
 
 DEFAULT_CONFIG = Path(workflow.basedir) / "config" / "config.yaml"
 
@@ -17,14 +27,35 @@ try:
     _raw = dict(config) if "data" in config else deep_merge(load_yaml_file(DEFAULT_CONFIG), dict(config))
     C = resolve_config(_raw)
     if workflow.is_main_process:
-        check_inputs(C)
+        with warnings.catch_warnings(record=True) as _warned:
+            warnings.simplefilter("always")
+            check_inputs(C)
+        for _w in (w for w in _warned if issubclass(w.category, UserWarning)):  # suspicious but usable data
+            print(f"potune: WARNING: {_w.message}", file=sys.stderr)
 except PotuneError as exc:
     raise WorkflowError(f"potune: {exc}") from None
 
+# Scripts see the resolved configuration as snakemake.config.
+config.clear()
+config.update(C)
+
 R = f"{C['results_dir']}/{C['run_name']}"
+
+if workflow.is_main_process and runs_jobs(sys.argv):
+    # after a driver was killed: its SLURM jobs still queued or running must not be submitted twice
+    wait_for_previous_jobs(os.getcwd(), R, say=lambda msg: print(f"[potune] {msg}", file=sys.stderr))
 NF = n_folds(C)
 FITTER = C["fitter"]
 RES = C["resources"]
+# What a rule's params carry decides what re-runs when the configuration changes, so rules
+# get only the parts that define their results: `stop`, `resources` and `reference` never
+# re-run a fit (raising stop.max_iterations extends a finished search).
+SEARCH = {k: C[k] for k in ("fitter", FITTER, "space", "fixed", "optimizer", "loss")}
+DATA = {
+    "data": C["data"],
+    "split": C["split"],
+    "require_forces": not C.get(FITTER, {}).get("energy_only", False),
+}
 
 
 wildcard_constraints:
@@ -48,22 +79,19 @@ localrules:
     cost,
 
 
+def job_mem_mb(kind, params_file, train_file, attempt):
+    """mem_mb of a fit/refit/validate job (see potune.resources.job_mem_mb)."""
+    return _resources.job_mem_mb(RES[kind], FITTER, C.get(FITTER, {}), params_file, train_file, attempt)
+
+
 def proposals_dir(iteration):
     """The proposals folder of an iteration (waits for its propose checkpoint)."""
     return checkpoints.propose.get(iteration=int(iteration)).output.proposals
 
 
-def decision(iteration):
-    return read_yaml(Path(proposals_dir(iteration)) / "decision.yaml")
-
-
 def previous_table(wildcards):
     it = int(wildcards.iteration)
     return [] if it == 0 else [f"{R}/iter{it - 1}/table.csv"]
-
-
-def first_decision(wildcards):
-    return None if int(wildcards.iteration) == 0 else f"{R}/iter0/proposals/decision.yaml"
 
 
 def iteration_trials(iteration):
@@ -82,14 +110,46 @@ def iteration_results(wildcards):
     return files
 
 
+_TABLES = {}
+
+
+def _table(path):
+    """A cumulative trial table, read once per version of the file."""
+    key = (path, os.path.getmtime(path))
+    if key not in _TABLES:
+        _TABLES[key] = read_table(path)
+    return _TABLES[key]
+
+
+def loop_end():
+    """(last iteration, stop reason): walk the `collect` checkpoints until a stop rule holds.
+
+    The stop rules are evaluated here, on the current configuration, not inside a job: so
+    raising stop.max_iterations of a finished search continues it instead of re-running it.
+    The wall-time rule compares the time each iteration's table was written with the start
+    of the search, so the answer never changes once the table exists."""
+    n = 0
+    started = None
+    while True:
+        table_file = checkpoints.collect.get(iteration=n).output.table
+        if started is None:
+            started = float(read_yaml(f"{R}/iter0/proposals/meta.yaml")["started_at"])
+        stop, reason = should_stop(
+            _table(table_file), C["stop"], n + 1, started_at=started, now=os.path.getmtime(table_file), search=SEARCH
+        )
+        if stop:
+            return n, reason
+        n += 1
+
+
 def final_table(wildcards):
-    """The cumulative trial table of the last iteration that ran."""
-    it = 0
-    while not decision(it)["stop"]:
-        it += 1
-    if it == 0:
-        raise WorkflowError(f"potune: the search stopped before its first iteration: {decision(0)['reason']}")
-    return f"{R}/iter{it - 1}/table.csv"
+    """The cumulative trial table of the last iteration."""
+    return f"{R}/iter{loop_end()[0]}/table.csv"
+
+
+def stop_info(wildcards):
+    last, reason = loop_end()
+    return {"iterations": last + 1, "reason": reason}
 
 
 def split_outputs():
@@ -108,19 +168,20 @@ def data_inputs(wildcards):
     return {k: C["data"][k] for k in ("train", "validation", "test") if C["data"].get(k)}
 
 
-def final_targets():
-    targets = [
-        f"{R}/trials.csv",
-        f"{R}/best/best.yaml",
-        f"{R}/best/potential",
-        f"{R}/convergence.png",
-        f"{R}/summary.md",
-        f"{R}/run/config.yaml",
-        f"{R}/figures/parity.png",
-        f"{R}/figures/landscape.png",
-        f"{R}/figures/cost.png",
-        f"{R}/figures/dimer.png",
-    ]
+def best_found():
+    """Whether some trial succeeded (waits for the `best_params` checkpoint). When none did,
+    nothing is refitted or tested: the run ends with trials.csv, best.yaml (status: none)
+    and a summary.md that lists why the trials failed."""
+    from potune.steps import best_succeeded
+
+    return best_succeeded(checkpoints.best_params.get().output.best)
+
+
+def outcome_targets(wildcards):
+    """The refitted potential, its test errors and figures, when there is a best trial."""
+    if not best_found():
+        return []
+    targets = [f"{R}/best/potential", f"{R}/figures/parity.png", f"{R}/figures/dimer.png"]
     if C["data"].get("test"):
         targets += [f"{R}/best/test_errors.csv", f"{R}/figures/errors_by_config_type.png"]
     return targets
@@ -143,10 +204,77 @@ def dimer_data_inputs(wildcards):
 def summary_inputs(wildcards):
     d = {
         "table": f"{R}/trials.csv",
+        "stop": f"{R}/stop.yaml",
         "best": f"{R}/best/best.yaml",
-        "refit": f"{R}/best/fit.json",
         "cost": f"{R}/figures/cost.csv",
     }
-    if C["data"].get("test"):
-        d["test"] = f"{R}/best/test_metrics.json"
+    if best_found():
+        d["refit"] = f"{R}/best/fit.json"
+        if C["data"].get("test"):
+            d["test"] = f"{R}/best/test_metrics.json"
     return d
+
+
+def final_targets():
+    return [
+        f"{R}/trials.csv",
+        f"{R}/best/best.yaml",
+        f"{R}/convergence.png",
+        f"{R}/summary.md",
+        f"{R}/run/config.yaml",
+        f"{R}/figures/landscape.png",
+        f"{R}/figures/cost.png",
+        outcome_targets,
+    ]
+
+
+# --- SNAP descriptor cache (rule `descriptors` in descriptors.smk) ---
+
+
+def _snap_cache_on():
+    return FITTER == "snap" and C.get("snap", {}).get("descriptor_cache", True)
+
+
+SNAP_DATA_KEY = None
+if _snap_cache_on():
+    from potune import snap as _snap
+
+    SNAP_DATA_KEY = _snap.data_key(C)
+
+_SNAP_SPECS = {}  # cache key -> descriptor spec, filled as proposals are read
+
+
+def _snap_proposal_key(prop_file):
+    """(key, spec) of a proposal's descriptor hyperparameters; None if they are invalid
+    (the fit then fails as 'invalid hyperparameters' without a descriptor job)."""
+    prop = read_yaml(prop_file)
+    hp = {**(prop.get("fixed") or {}), **prop["point"]}
+    try:
+        spec = _snap.descriptor_spec(hp, C.get("snap", {}))
+    except (ValueError, TypeError, PotuneError):
+        return None
+    key = _snap.spec_key(spec, SNAP_DATA_KEY)
+    _SNAP_SPECS[key] = spec
+    return key, spec
+
+
+def fit_extra_inputs(wildcards):
+    """Extra inputs of the fit rule (the trial's descriptor cache; snap only)."""
+    if not _snap_cache_on():
+        return {}
+    found = _snap_proposal_key(Path(proposals_dir(wildcards.iteration)) / f"{wildcards.trial}.yaml")
+    if found is None:
+        return {}
+    return {"descriptors": f"{R}/descriptors/fold{wildcards.fold}/{found[0]}"}
+
+
+def descriptor_spec_for_key(wildcards):
+    """The descriptor spec behind a cache key (from the proposals on disk if not seen yet)."""
+    if wildcards.key not in _SNAP_SPECS:
+        for f in sorted(Path(R).glob("iter*/proposals/t*.yaml")):
+            found = _snap_proposal_key(f)
+            if found is not None and found[0] == wildcards.key:
+                break
+    if wildcards.key not in _SNAP_SPECS:
+        raise WorkflowError(f"potune: no proposal under {R} has descriptor cache key {wildcards.key}")
+    return _SNAP_SPECS[wildcards.key]

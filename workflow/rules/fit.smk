@@ -1,8 +1,13 @@
 # One fit job per trial and fold, and the final refit of the best hyperparameters.
+# Memory: estimated per proposal (resources.fit.mem_mb: auto) or fixed; memory and runtime
+# grow with the attempt number. A fit that fails inside (crash, over its limits) records a
+# failed trial and ends normally; a job killed from outside is retried, and its last attempt
+# records the trial as failed (see potune.steps.fit_step).
 
 
 rule fit:
     input:
+        unpack(fit_extra_inputs),  # descriptors.smk: the SNAP descriptor cache; nothing for gap
         params=f"{R}/iter{{iteration}}/proposals/{{trial}}.yaml",
         train=f"{R}/split/fold{{fold}}/train.xyz",
     output:
@@ -14,16 +19,21 @@ rule fit:
         fitter=FITTER,
         settings=C.get(FITTER, {}),
     threads: RES["fit"]["threads"]
+    # resources, not params: changing them must not re-run finished fits
     resources:
-        mem_mb=RES["fit"]["mem_mb"],
-        runtime=RES["fit"]["runtime"],
+        mem_mb=lambda wc, input, attempt: job_mem_mb("fit", input.params, input.train, attempt),
+        runtime=lambda wc, attempt: runtime_min(RES["fit"], attempt),
+        runtime_s=lambda wc, attempt: runtime_s(RES["fit"], attempt),
+        attempt=lambda wc, attempt: attempt,
+        max_attempts=RES["fit"]["retries"] + 2,
+    retries: RES["fit"]["retries"] + 1
     conda:
         f"../../envs/{FITTER}.yaml"
     script:
         "../../scripts/fit.py"
 
 
-rule best_params:
+checkpoint best_params:
     input:
         table=rules.trials_table.output.table,
     output:
@@ -32,7 +42,7 @@ rule best_params:
     log:
         f"{R}/logs/best_params.log",
     params:
-        cfg=C,
+        cfg=SEARCH,
     conda:
         "../../envs/potune.yaml"
     script:
@@ -53,8 +63,11 @@ rule refit:
         settings=C.get(FITTER, {}),
     threads: RES["refit"]["threads"]
     resources:
-        mem_mb=RES["refit"]["mem_mb"],
-        runtime=RES["refit"]["runtime"],
+        mem_mb=lambda wc, input, attempt: job_mem_mb("refit", input.best, input.train, attempt),
+        runtime=lambda wc, attempt: runtime_min(RES["refit"], attempt),
+        runtime_s=lambda wc, attempt: runtime_s(RES["refit"], attempt),
+        attempt=lambda wc, attempt: attempt,
+    retries: RES["refit"]["retries"]
     conda:
         f"../../envs/{FITTER}.yaml"
     script:

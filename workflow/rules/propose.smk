@@ -1,6 +1,7 @@
 # The search loop. `propose` is a checkpoint: each iteration's proposals are only known once
 # it has run, and the DAG is re-expanded with one `fit` job per proposed trial and fold.
-# `collect` appends an iteration's results to the trial table read by the next `propose`.
+# `collect` (also a checkpoint) appends an iteration's results to the trial table; the input
+# functions in common.smk read it to decide whether the next `propose` runs (stop rules).
 
 
 checkpoint propose:
@@ -11,15 +12,16 @@ checkpoint propose:
     log:
         f"{R}/logs/propose/iter{{iteration}}.log",
     params:
-        cfg=C,
-        first=first_decision,
+        space=C["space"],
+        fixed=C.get("fixed") or {},
+        optimizer=C["optimizer"],
     conda:
         "../../envs/potune.yaml"
     script:
         "../../scripts/propose.py"
 
 
-rule collect:
+checkpoint collect:
     input:
         previous=previous_table,
         proposals=lambda wc: proposals_dir(wc.iteration),
@@ -29,7 +31,7 @@ rule collect:
     log:
         f"{R}/logs/collect/iter{{iteration}}.log",
     params:
-        cfg=C,
+        names=list(C["space"]) + [k for k in (C.get("fixed") or {}) if k not in C["space"]],
         n_folds=NF,
     conda:
         "../../envs/potune.yaml"
@@ -42,8 +44,11 @@ rule trials_table:
         final_table,
     output:
         table=report(f"{R}/trials.csv", caption="../report/trials.rst", category="Search"),
+        stop=f"{R}/stop.yaml",
     log:
         f"{R}/logs/trials_table.log",
+    params:
+        stop=stop_info,
     conda:
         "../../envs/potune.yaml"
     script:

@@ -56,7 +56,7 @@ rule landscape:
     log:
         f"{R}/logs/landscape.log",
     params:
-        cfg=C,
+        cfg=SEARCH,
     conda:
         "../../envs/potune.yaml"
     script:
@@ -87,7 +87,7 @@ rule dimer:
     log:
         f"{R}/logs/dimer.log",
     params:
-        cfg=C,
+        cfg=SEARCH,
     conda:
         f"../../envs/{FITTER}.yaml"
     script:

@@ -9,7 +9,7 @@ rule split:
     log:
         f"{R}/logs/split.log",
     params:
-        cfg=C,
+        cfg=DATA,
     threads: 1
     resources:
         mem_mb=2000,

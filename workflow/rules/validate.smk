@@ -16,8 +16,9 @@ rule validate:
         loss=C["loss"],
     threads: RES["validate"]["threads"]
     resources:
-        mem_mb=RES["validate"]["mem_mb"],
-        runtime=RES["validate"]["runtime"],
+        mem_mb=lambda wc, attempt: job_mem_mb("validate", None, None, attempt),
+        runtime=lambda wc, attempt: runtime_min(RES["validate"], attempt),
+    retries: RES["validate"]["retries"]
     conda:
         f"../../envs/{FITTER}.yaml"
     script:
@@ -35,11 +36,12 @@ rule test_errors:
     log:
         f"{R}/logs/test_errors.log",
     params:
-        cfg=C,
+        cfg={k: C[k] for k in ("fitter", "loss", "reference")},
     threads: 1
     resources:
-        mem_mb=RES["validate"]["mem_mb"],
-        runtime=RES["validate"]["runtime"],
+        mem_mb=lambda wc, attempt: job_mem_mb("validate", None, None, attempt),
+        runtime=lambda wc, attempt: runtime_min(RES["validate"], attempt),
+    retries: RES["validate"]["retries"]
     conda:
         f"../../envs/{FITTER}.yaml"
     script:

@@ -1,0 +1,136 @@
+"""qSNAP hyperparameter search on the Zuo et al. 2020 data (XPOT Table II) with potune.
+
+For each element, runs the Snakemake workflow with fitter snap (qSNAP, twojmax 6; search
+space as XPOT: rcutfac 3-6, rfac0 0.5-1.5, rmin0 0-0.2, per-config_type energy weights
+100-15000 and force weights 0.1-500, log-uniform; loss alpha 0.75) on the published
+train/test split from ../shared/data/zuo2020, then tabulates the test-set errors of the
+refitted best potential beside the published qSNAP and the XPOT-optimised qSNAP errors from
+../shared/data/README.md.
+
+    .venv/bin/python benchmarks/zuo_qsnap.py                 # Si Li Cu Ni, 38 x 4 = 152 evaluations each
+    .venv/bin/python benchmarks/zuo_qsnap.py --quick         # Si only, 2 x 2 = 4 evaluations
+    .venv/bin/python benchmarks/zuo_qsnap.py --elements Si --iterations 10 --batch 4
+
+Writes benchmarks/results/zuo_qsnap.csv (and .md); the runs go to
+benchmarks/results/zuo_qsnap/qsnap-<El>-<iterations>x<batch>/ (an existing run is continued).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+import yaml
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "workflow"))
+SHARED = REPO.parent / "shared" / "data"
+
+
+def published(readme: Path) -> dict:
+    """element -> {qsnap_e, qsnap_f, xpot_e, xpot_f} from the data README's table."""
+    out = {}
+    for line in readme.read_text().splitlines():
+        m = re.match(r"^\|\s*(Ni|Cu|Li|Si)\s*\|(.*)\|\s*$", line)
+        if not m:
+            continue
+        cells = [c.strip() for c in m.group(2).split("|")]
+        if len(cells) != 5:
+            continue
+        xe, xf = (float(v) for v in cells[4].split("/"))
+        out[m.group(1)] = {"published_qsnap_e_mev": float(cells[2]), "published_qsnap_f": float(cells[3]),
+                           "xpot_qsnap_e_mev": xe, "xpot_qsnap_f": xf}
+    return out
+
+
+def make_config(element: str, iterations: int, batch: int, results: Path) -> dict:
+    from potune import data as D
+
+    train = SHARED / "zuo2020" / f"{element}_train.xyz.gz"
+    cts = sorted(D.config_type_counts(D.read_structures(train)))
+    space = {"rcutfac": {"type": "real", "low": 3.0, "high": 6.0},
+             "rfac0": {"type": "real", "low": 0.5, "high": 1.5},
+             "rmin0": {"type": "real", "low": 0.0, "high": 0.2}}
+    groups = [f"[{c}]" for c in cts] if cts != ["default"] else [""]
+    for g in groups:
+        space[f"eweight{g}"] = {"type": "real", "low": 100, "high": 15000, "prior": "log-uniform"}
+    for g in groups:
+        space[f"fweight{g}"] = {"type": "real", "low": 0.1, "high": 500, "prior": "log-uniform"}
+    return {
+        "run_name": f"qsnap-{element}-{iterations}x{batch}", "results_dir": str(results), "fitter": "snap",
+        "data": {"train": str(train), "test": str(SHARED / "zuo2020" / f"{element}_test.xyz.gz")},
+        "split": {"method": "random", "fraction": 0.2, "seed": 0},
+        "loss": {"kind": "weighted", "alpha": 0.75},
+        "fixed": {"twojmax": 6, "quadratic": True, "solver": "svd"},
+        "space": space,
+        "optimizer": {"kind": "bayes", "batch_size": batch, "n_initial": min(4 * batch, iterations * batch),
+                      "seed": 42},
+        "stop": {"max_iterations": iterations},
+        "resources": {"fit": {"threads": 1, "mem_mb": 6000, "runtime": 30},
+                      "validate": {"threads": 1, "mem_mb": 2000, "runtime": 15},
+                      "refit": {"threads": 1, "mem_mb": 8000, "runtime": 60}},
+    }
+
+
+def main(argv=None) -> pd.DataFrame:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--quick", action="store_true", help="Si only, 2 iterations x 2 trials")
+    ap.add_argument("--elements", nargs="+", default=None)
+    ap.add_argument("--iterations", type=int, default=None, help="default 38 (quick 2)")
+    ap.add_argument("--batch", type=int, default=None, help="default 4 (quick 2)")
+    ap.add_argument("--cores", type=int, default=2)
+    ap.add_argument("--out", default=str(REPO / "benchmarks" / "results" / "zuo_qsnap.csv"))
+    args = ap.parse_args(argv)
+    elements = args.elements or (["Si"] if args.quick else ["Si", "Li", "Cu", "Ni"])
+    iterations = args.iterations or (2 if args.quick else 38)
+    batch = args.batch or (2 if args.quick else 4)
+    if not SHARED.is_dir():
+        raise SystemExit(f"{SHARED}: shared data not found (this benchmark needs ../shared/data)")
+    ref = published(SHARED / "README.md")
+    results = REPO / "benchmarks" / "results" / "zuo_qsnap"
+    rows = []
+    for el in elements:
+        cfg = make_config(el, iterations, batch, results)
+        name = cfg["run_name"]
+        cfg_file = results / f"{name}.yaml"
+        cfg_file.parent.mkdir(parents=True, exist_ok=True)
+        cfg_file.write_text(yaml.safe_dump(cfg, sort_keys=False))
+        t0 = time.perf_counter()
+        proc = subprocess.run([sys.executable, "-m", "snakemake", "--cores", str(args.cores), "--configfile", str(cfg_file)],
+                              cwd=REPO, capture_output=True, text=True)
+        wall = time.perf_counter() - t0
+        log = results / f"{name}.snakemake.log"
+        log.write_text(proc.stdout + proc.stderr)
+        if proc.returncode != 0:
+            print(f"{el}: the search failed (see {log})")
+            rows.append({"element": el, "status": "failed", "wall_s": wall, **ref.get(el, {})})
+            continue
+        run = results / name
+        m = json.loads((run / "best" / "test_metrics.json").read_text())
+        table = pd.read_csv(run / "trials.csv")
+        rows.append({
+            "element": el, "status": "ok", "evaluations": len(table), "failed_trials": int((table["status"] != "ok").sum()),
+            "test_e_rmse_mev": m["energy_rmse_mev"], "test_f_rmse": m["force_rmse"], **ref.get(el, {}),
+            "wall_s": wall, "fit_time_s": float(table["fit_time_s"].sum()),
+        })
+        print(f"{el}: E {m['energy_rmse_mev']:.2f} meV/atom, F {m['force_rmse']:.3f} eV/A after {len(table)} evaluations "
+              f"({wall / 60:.1f} min); published qSNAP {ref.get(el, {}).get('published_qsnap_e_mev')} / "
+              f"{ref.get(el, {}).get('published_qsnap_f')}, XPOT {ref.get(el, {}).get('xpot_qsnap_e_mev')} / "
+              f"{ref.get(el, {}).get('xpot_qsnap_f')}")
+    df = pd.DataFrame(rows)
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    df.to_csv(out, index=False)
+    out.with_suffix(".md").write_text(df.to_markdown(index=False, floatfmt=".3g") + "\n")
+    print(f"wrote {out}")
+    return df
+
+
+if __name__ == "__main__":
+    main()

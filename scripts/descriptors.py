@@ -1,0 +1,12 @@
+"""Rule `descriptors`: one SNAP descriptor cache (a failure is recorded, not raised)."""
+from potune.steps import descriptors_step
+
+descriptors_step(
+    snakemake.params.spec,
+    snakemake.input.train,
+    snakemake.output.cache,
+    snakemake.log[0],
+    threads=snakemake.threads,
+    mem_mb=snakemake.resources.mem_mb,
+    runtime_min=snakemake.resources.runtime,
+)

@@ -1,0 +1,37 @@
+"""End to end: trials whose fit crashes, runs out of memory or out of time are failed rows
+of the trial table, with the reason, and the search goes on to its next iteration."""
+
+from __future__ import annotations
+
+import pytest
+
+from wfrun import snakemake, tiny_config, trials
+
+CASES = {
+    # gap_fit aborts: "fit_data_from_xyz: too small energy_sigma"
+    "crash": ({"fixed": {"sigma_energy": 1e-300}}, "too small energy_sigma"),
+    # a job of 150 MB: beside the Python script (~100-130 MB) gap_fit (needs ~50 MB) gets
+    # at most 25 MB
+    "memory": ({"resources": {"fit": {"mem_mb": 150}}}, "out of memory"),
+    # runtime 0.02 min: the fit stops itself after 0.6 s
+    "time": ({"resources": {"fit": {"runtime": 0.02}}}, "time limit of 1 s exceeded"),
+}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("case", list(CASES))
+def test_failed_trials_are_recorded_and_search_goes_on(tmp_path, case):
+    over, reason = CASES[case]
+    space = {"cutoff": {"type": "real", "low": 3.5, "high": 5.0},
+             "n_max": {"type": "integer", "low": 2, "high": 4}}
+    if case == "crash":
+        fixed = {"zeta": 2, "n_sparse": 15, "sparse_method": "random", "l_max": 3, **over["fixed"]}
+        over = {"fixed": fixed}
+    cfg, run = tiny_config(tmp_path, space=space, optimizer={"batch_size": 1, "n_initial": 1}, **over)
+    # the table only: with every trial failed there is no best potential to refit
+    snakemake(cfg, "--cores", "2", f"{run}/trials.csv")
+    t = trials(run)
+    assert list(t["iteration"]) == [0, 1], "the search must go on after a failed iteration"
+    assert (t["status"] == "failed").all()
+    assert all(reason in r for r in t["reason"]), list(t["reason"])
+    assert t["loss"].isna().all()

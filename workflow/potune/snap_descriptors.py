@@ -1,0 +1,205 @@
+"""SNAP descriptor matrices with FitSNAP's library (LAMMPS ``compute snap``).
+
+Run as a subprocess by :func:`potune.snap.compute_descriptors`, so that a LAMMPS error or
+abort ends only this process::
+
+    python -m potune.snap_descriptors SPEC.json TRAIN.xyz OUT_DIR
+
+writes ``OUT_DIR/blocks.npz`` (one compressed ``[A|b]`` block per config_type and row
+kind) and, last, ``OUT_DIR/meta.json`` (``status`` ok/failed, ``reason``, the spec, the
+training file's sha256, block descriptions, timings).
+
+Conventions (FitSNAP's): an energy row is the sum of the atoms' descriptors divided by the
+number of atoms, its target the energy per atom; force rows are the descriptor gradients,
+targets the force components. Each element's block of columns starts with a constant
+column (its atom fraction in energy rows, 0 in force rows) — the ``beta0`` of
+``.snapcoeff`` — followed by its ``ncoeff`` bispectrum (and, for qSNAP, quadratic)
+columns. Positions *and forces* are rotated into the LAMMPS frame of each cell.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+import traceback
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+
+def lammps_frame(atoms) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(positions, lattice, R)``: positions and the FitSNAP ``Lattice`` in LAMMPS's
+    (upper-triangular) frame, and the orthogonal map ``x_lammps = x @ R``."""
+    from fitsnap3lib.scrapers.ase_funcs import get_apre
+
+    cell = np.array(atoms.cell, dtype=float)
+    if abs(np.linalg.det(cell)) < 1e-8:
+        raise ValueError("SNAP fits need a periodic cell with nonzero volume on every structure "
+                         f"(cell {cell.tolist()})")
+    apre = get_apre(cell)
+    R = np.linalg.solve(cell, apre)
+    return atoms.get_positions() @ R, apre.T, R
+
+
+def fitsnap_settings(spec: dict, symbols: Sequence[str], workdir: str | Path) -> dict:
+    """FitSNAP input (library mode) for ``spec`` and elements ``symbols``."""
+    from .snap import element_values
+
+    rcut = 2.0 * spec["rcutfac"] * max(element_values(spec, "radelem", symbols))
+    return {
+        "BISPECTRUM": {
+            "numTypes": len(symbols),
+            "twojmax": " ".join([str(int(spec["twojmax"]))] * len(symbols)),
+            "rcutfac": repr(float(spec["rcutfac"])),
+            "rfac0": repr(float(spec["rfac0"])),
+            "rmin0": repr(float(spec["rmin0"])),
+            "wj": " ".join(repr(v) for v in element_values(spec, "wj", symbols)),
+            "radelem": " ".join(repr(v) for v in element_values(spec, "radelem", symbols)),
+            "type": " ".join(symbols),
+            "wselfallflag": 0,
+            "chemflag": 0,
+            "bzeroflag": int(spec["bzeroflag"]),
+            "quadraticflag": int(spec["quadratic"]),
+            "switchflag": int(spec["switchflag"]),
+        },
+        "CALCULATOR": {"calculator": "LAMMPSSNAP", "energy": 1, "force": 1, "stress": 0},
+        "SOLVER": {"solver": "SVD"},
+        "REFERENCE": {"units": "metal", "atom_style": "atomic", "pair_style": f"zero {rcut + 1.0!r}", "pair_coeff": "* *"},
+        "OUTFILE": {"output_style": "SNAP", "metrics": str(Path(workdir) / "fitsnap_metrics.md"),
+                    "potential": str(Path(workdir) / "fitsnap_pot")},
+    }
+
+
+def descriptor_rows(spec: dict, symbols: Sequence[str], frames: Sequence, workdir: str | Path = ".",
+                    require_reference: bool = True) -> dict:
+    """The descriptor matrix of ``frames``: one energy row then ``3 N`` force rows per frame.
+
+    Returns
+    -------
+    dict
+        ``A`` (rows x n_types*(1+ncoeff)), ``b`` (targets; zeros where
+        ``require_reference`` is false), ``kind`` (0 energy, 1 force), ``frame`` (index of
+        the row's frame), ``rotations`` (per frame, ``x_lammps = x @ R``), ``ncoeff``.
+    """
+    from fitsnap3lib.fitsnap import FitSnap
+
+    from .data import CT, REF_E, REF_F
+
+    fs = FitSnap(fitsnap_settings(spec, symbols, workdir), arglist=["--overwrite"])
+    ncoeff = fs.config.sections["BISPECTRUM"].ncoeff
+    data, rotations = [], []
+    for i, atoms in enumerate(frames):
+        pos, lattice, R = lammps_frame(atoms)
+        n = len(atoms)
+        if require_reference:
+            if REF_F not in atoms.arrays:
+                raise ValueError(f"structure {i} has no reference forces")
+            energy, forces = float(atoms.info[REF_E]), np.asarray(atoms.arrays[REF_F], dtype=float) @ R
+        else:
+            energy, forces = 0.0, np.zeros((n, 3))
+        rotations.append(R)
+        data.append({
+            "Group": str(atoms.info.get(CT, "default")), "File": f"structure {i}", "Positions": pos,
+            "Energy": energy, "Forces": forces, "Stress": np.zeros((3, 3)), "AtomTypes": atoms.get_chemical_symbols(),
+            "NumAtoms": n, "QMLattice": lattice, "Lattice": lattice, "Rotation": np.eye(3),
+            "Translation": np.zeros((n, 3)), "test_bool": 0, "eweight": 1.0, "fweight": 1.0, "vweight": 1.0,
+        })
+    fs.process_configs(data)
+    A = np.array(fs.pt.shared_arrays["a"].array, dtype=float)
+    b = np.array(fs.pt.shared_arrays["b"].array, dtype=float)
+    row_type = list(fs.pt.fitsnap_dict["Row_Type"])
+    del fs
+    n_types = len(symbols)
+    kind = np.array([0 if t == "Energy" else 1 for t in row_type], dtype=np.int8)
+    counts = [len(a) for a in frames]
+    frame = np.repeat(np.arange(len(frames)), [1 + 3 * c for c in counts])
+    if len(kind) != len(frame) or A.shape[0] != len(frame):
+        raise RuntimeError(f"FitSNAP returned {A.shape[0]} rows, expected {len(frame)}")
+    if spec["bzeroflag"]:
+        # FitSNAP leaves out the constant column with bzeroflag; put beta0's column back.
+        blocks = []
+        for t, sym in enumerate(symbols):
+            const = np.zeros((A.shape[0], 1))
+            for i, atoms in enumerate(frames):
+                if counts[i]:
+                    const[np.flatnonzero((frame == i) & (kind == 0)), 0] = atoms.get_chemical_symbols().count(sym) / counts[i]
+            blocks += [const, A[:, t * ncoeff:(t + 1) * ncoeff]]
+        A = np.hstack(blocks)
+    if A.shape[1] != n_types * (1 + ncoeff):
+        raise RuntimeError(f"descriptor matrix has {A.shape[1]} columns, expected {n_types * (1 + ncoeff)}")
+    if not np.all(np.isfinite(A)):
+        raise ValueError("non-finite descriptors (NaN/inf) from LAMMPS")
+    return {"A": A, "b": b, "kind": kind, "frame": frame, "rotations": rotations, "ncoeff": int(ncoeff)}
+
+
+def compress(A: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """The R factor of ``[A | b]`` (at most ``n + 1`` rows): ``|A x - b|`` is preserved."""
+    import scipy.linalg
+
+    M = np.hstack([A, b[:, None]])
+    R = scipy.linalg.qr(M, mode="r", overwrite_a=True, check_finite=False)[0]
+    return np.ascontiguousarray(R[:min(M.shape)])  # scipy's mode "r" pads R with zero rows to M's shape
+
+
+def compute(spec: dict, train_file: str | Path, out_dir: str | Path) -> dict:
+    """Descriptors of ``train_file`` compressed per (config_type, kind) into ``out_dir``."""
+    from .data import CT, read_normalised, species
+    from .snap import file_sha256
+    from ase.data import chemical_symbols
+
+    out = Path(out_dir)
+    t0 = time.monotonic()
+    frames = read_normalised(train_file)
+    symbols = [chemical_symbols[z] for z in species(frames)]
+    rows = descriptor_rows(spec, symbols, frames, out)
+    t_desc = time.monotonic() - t0
+    cts = np.array([str(frames[i].info.get(CT, "default")) for i in rows["frame"]])
+    blocks, arrays = [], {}
+    t1 = time.monotonic()
+    for ct in sorted(set(cts)):
+        for k, name in ((0, "energy"), (1, "force")):
+            sel = (cts == ct) & (rows["kind"] == k)
+            if not sel.any():
+                continue
+            arrays[f"R{len(blocks)}"] = compress(rows["A"][sel], rows["b"][sel])
+            blocks.append({"config_type": ct, "kind": name, "n_rows": int(sel.sum()),
+                           "n_structures": int(len(set(rows["frame"][sel].tolist())))})
+    t_qr = time.monotonic() - t1
+    np.savez(out / "blocks.npz", **arrays)
+    return {
+        "status": "ok", "reason": "", "spec": spec, "symbols": symbols, "train_file": str(train_file),
+        "train_sha256": file_sha256(train_file), "n_structures": len(frames),
+        "n_atoms": int(sum(len(a) for a in frames)), "n_rows": int(rows["A"].shape[0]),
+        "n_columns": int(rows["A"].shape[1]), "ncoeff": rows["ncoeff"], "blocks": blocks,
+        "descriptor_s": t_desc, "compress_s": t_qr,
+    }
+
+
+def main(argv: Sequence[str]) -> int:
+    if len(argv) != 3:
+        print(__doc__, file=sys.stderr)
+        return 2
+    spec_file, train_file, out_dir = argv
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    spec = json.loads(Path(spec_file).read_text())
+    try:
+        meta = compute(spec, train_file, out)
+        rc = 0
+    except Exception as exc:  # LAMMPS raises plain Exception with its ERROR line
+        traceback.print_exc()
+        lines = [ln.strip() for ln in str(exc).strip().splitlines() if ln.strip()]
+        msg = (lines[0] if lines else repr(exc))[:600]
+        meta = {"status": "failed", "reason": f"{type(exc).__name__}: {msg}", "spec": spec}
+        rc = 1
+    tmp = out / "meta.json.tmp"
+    tmp.write_text(json.dumps(meta, indent=1))
+    tmp.replace(out / "meta.json")
+    print(f"[potune] descriptors: {meta['status']} {meta.get('reason', '')}", flush=True)
+    return rc
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

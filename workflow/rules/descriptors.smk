@@ -1,0 +1,27 @@
+# SNAP descriptor cache: the bispectrum matrix of a fold's training data depends only on the
+# descriptor hyperparameters (rcutfac, twojmax, rfac0, rmin0, radelem, wj, quadratic), not on
+# the group weights or the solver. Each distinct set is computed once, by rule `descriptors`,
+# in descriptors/fold<f>/<key> (key: hash of the descriptor hyperparameters and the data);
+# every trial sharing it only re-solves the weighted least squares in rule `fit`.
+# For other fitters (gap) `fit_extra_inputs` returns nothing and no job of this file runs.
+
+
+rule descriptors:
+    input:
+        train=f"{R}/split/fold{{fold}}/train.xyz",
+    output:
+        cache=directory(f"{R}/descriptors/fold{{fold}}/{{key}}"),
+    log:
+        f"{R}/logs/descriptors/fold{{fold}}/{{key}}.log",
+    wildcard_constraints:
+        key=r"[0-9a-f]{16}",
+    params:
+        spec=descriptor_spec_for_key,
+    threads: RES["fit"]["threads"]
+    resources:
+        mem_mb=lambda wc, attempt: job_mem_mb("fit", None, None, attempt),
+        runtime=lambda wc, attempt: runtime_min(RES["fit"], attempt),
+    conda:
+        "../../envs/snap.yaml"
+    script:
+        "../../scripts/descriptors.py"
