@@ -238,12 +238,9 @@ def resolve_config(raw: dict, check_files: bool = True) -> dict:
         raise ConfigError("data.train: no training data given")
     space = Space.from_config(cfg["space"])
     _check_hyperparameter_names(cfg, space)
-    from .optimizers import REGISTRY
+    from .optimizers import check_optimizer_config
 
-    if cfg["optimizer"]["kind"] not in REGISTRY:
-        raise ConfigError(
-            f"optimizer.kind: unknown optimiser {cfg['optimizer']['kind']!r}; available: {', '.join(sorted(REGISTRY))}"
-        )
+    check_optimizer_config(space, cfg["optimizer"])
     if check_files:
         _check_files(cfg)
         check_writable(Path(cfg["results_dir"]) / cfg["run_name"])

@@ -43,17 +43,22 @@ def told_losses(table: pd.DataFrame, penalty: float | None = None) -> np.ndarray
     return np.where(ok, loss, pen)
 
 
-def replay(opt, table: pd.DataFrame, space: Space, penalty: float | None = None) -> None:
-    """Tell ``opt`` every trial of ``table``, one ``tell`` per iteration, in order."""
+def replay(opt, table: pd.DataFrame, space: Space, penalty: float | None = None, prior: bool = False) -> None:
+    """Tell ``opt`` every trial of ``table``, one ``tell`` per iteration, in order.
+
+    Failed trials are told the failure penalty and flagged ``failed``; ``prior`` marks the
+    trials of an earlier search (warm start).
+    """
     if table is None or len(table) == 0:
         return
     table = table.sort_values(["iteration", "trial"], kind="stable")
     losses = told_losses(table, penalty)
+    failed = ~ok_mask(table).to_numpy()
     for it in sorted(table["iteration"].unique()):
         sel = (table["iteration"] == it).to_numpy()
         rows = table[sel]
         points = [space.to_point(r) for r in rows.to_dict("records")]
-        opt.tell(points, losses[sel].tolist())
+        opt.tell(points, losses[sel].tolist(), failed=failed[sel].tolist(), prior=prior)
 
 
 @dataclass
@@ -96,11 +101,13 @@ def propose(
     Returns
     -------
     proposals, optimiser state (a readable dict)
+        Fewer than ``batch_size`` proposals (none at the end) when the optimiser has no more
+        points to give (a grid that has been evaluated whole).
     """
     opt = make_optimizer(space, opt_cfg)
     penalty = opt_cfg.get("failure_penalty")
     if priors is not None and len(priors):
-        replay(opt, priors.assign(iteration=-1), space, penalty)
+        replay(opt, priors.assign(iteration=-1), space, penalty, prior=True)
     replay(opt, table, space, penalty)
     n = int(opt_cfg.get("batch_size", 4))
     points = opt.ask(n)
@@ -126,12 +133,15 @@ def should_stop(
     iteration: int,
     started_at: float | None = None,
     now: float | None = None,
+    search: dict | None = None,
 ) -> tuple[bool, str]:
     """Whether iteration ``iteration`` should not run, and why.
 
     Rules, checked in order: ``max_iterations`` (iterations 0..max-1 run), ``target_loss``
     (best loss <= target), ``patience`` (no improvement of the best loss during the last
-    ``patience`` iterations), ``max_walltime_min`` (minutes since the search started).
+    ``patience`` iterations), ``max_walltime_min`` (minutes since the search started), and,
+    when ``search`` (``space``, ``fixed``, ``optimizer``) is given, a ``grid`` design that
+    has been evaluated whole (see :func:`design_exhausted`).
     """
     max_it = stop_cfg.get("max_iterations")
     if max_it is not None and iteration >= int(max_it):
@@ -157,7 +167,30 @@ def should_stop(
         elapsed = ((now or time.time()) - started_at) / 60.0
         if elapsed >= float(budget):
             return True, f"wall-time budget of {budget} min used ({elapsed:.1f} min)"
+    if search is not None and design_exhausted(table, search):
+        return True, f"optimizer.kind {search['optimizer']['kind']}: every point of the design has been evaluated"
     return False, ""
+
+
+def design_exhausted(table: pd.DataFrame | None, search: dict) -> bool:
+    """Whether the optimiser has no point left to propose (only a ``grid`` can run out):
+    rebuilt from ``search`` (``space``, ``fixed``, ``optimizer``) and told the priors and
+    ``table``, it answers an ask with nothing."""
+    opt_cfg = search["optimizer"]
+    if opt_cfg.get("kind") != "grid":
+        return False
+    import warnings
+
+    space = Space.from_config(search["space"])
+    opt = make_optimizer(space, opt_cfg)
+    if opt_cfg.get("priors"):
+        with warnings.catch_warnings():  # load_priors' warnings were shown by propose
+            warnings.simplefilter("ignore")
+            priors = load_priors(opt_cfg["priors"], space, search.get("fixed") or {})
+        if len(priors):
+            replay(opt, priors.assign(iteration=-1), space, prior=True)
+    replay(opt, table, space)
+    return len(opt.ask(1)) == 0
 
 
 def load_priors(path: str, space: Space, fixed: dict) -> pd.DataFrame:

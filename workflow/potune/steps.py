@@ -107,6 +107,11 @@ def propose_step(
 
         priors = load_priors(search_cfg["optimizer"]["priors"], space, fixed)
     props, state = propose(table, space, search_cfg["optimizer"], iteration, priors=priors)
+    if not props:  # the stop rules end a search whose grid is covered; this is a grid covered by the priors
+        raise ValueError(
+            f"optimizer.kind {search_cfg['optimizer']['kind']}: no point left to propose at iteration {iteration} "
+            "(every point of the design is already in the trial table or optimizer.priors)"
+        )
     for p in props:
         write_yaml(out / f"{p.trial}.yaml", {
             "iteration": iteration, "trial": p.trial, "trial_id": p.trial_id, "seed": p.seed,

@@ -135,7 +135,7 @@ def loop_end():
         if started is None:
             started = float(read_yaml(f"{R}/iter0/proposals/meta.yaml")["started_at"])
         stop, reason = should_stop(
-            _table(table_file), C["stop"], n + 1, started_at=started, now=os.path.getmtime(table_file)
+            _table(table_file), C["stop"], n + 1, started_at=started, now=os.path.getmtime(table_file), search=SEARCH
         )
         if stop:
             return n, reason

@@ -1,0 +1,253 @@
+"""Optimisers on analytic functions: what does batching cost?
+
+Question: at an equal number of evaluations, how much worse is a Bayesian search that
+proposes batches of 8 (run side by side) than a strictly sequential one (batch 1, XPOT-style),
+and how many fewer rounds (iterations of the workflow, i.e. waits for the slowest fit) does
+it need? PSO (PPSO-style, swarm of 8), a Sobol sequence and random search are the baselines.
+
+Every optimiser is driven exactly as the workflow drives it: each round calls
+``potune.search.propose`` with the trial table so far (the optimiser is rebuilt and the
+table replayed, one ``tell`` per round), evaluates the proposals and appends them to the table.
+
+Functions (minimised; regret = best-so-far − known minimum):
+
+- Branin (2-D, x1 in [-5, 10], x2 in [0, 15], minimum 0.397887),
+- Hartmann-6 (6-D, [0, 1]^6, minimum -3.32237),
+- Rastrigin-4 (4-D, [-5.12, 5.12]^4, minimum 0; many local minima).
+
+Optimisers (equal budget of evaluations each): ``bayes`` with batch 1, 4 and 8 (GP,
+gp_hedge, constant liar cl_min, 8-point Sobol initial design for all three so that only the
+batching differs), ``pso`` (swarm 8, C1 = 1, C2 = 2, w = 0, redraw), ``sobol`` and
+``random`` (batch 8).
+
+Writes ``<out>/optimisers.csv`` (function, optimiser, batch, seed, evaluation, round,
+best_so_far, regret, propose_s) and ``<out>/optimisers.png`` (median regret over seeds with
+the inter-quartile band, against evaluations and against rounds), and prints a summary.
+
+Usage::
+
+    .venv/bin/python benchmarks/optimisers.py            # the full run (see benchmarks/README.md)
+    .venv/bin/python benchmarks/optimisers.py --quick    # Branin, 2 seeds, 16 evaluations (< 2 min)
+    # one function per process, then one report:
+    .venv/bin/python benchmarks/optimisers.py --functions branin --out benchmarks/results/branin
+    .venv/bin/python benchmarks/optimisers.py --report benchmarks/results/*/optimisers.csv
+
+Results of the reported run are in benchmarks/README.md.
+"""
+
+from __future__ import annotations
+
+import os
+
+# one BLAS thread: the GP fits are small, and threads only fight each other (measured 3x slower)
+for _v in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ.setdefault(_v, "1")
+os.environ.setdefault("MPLBACKEND", "Agg")
+
+import argparse  # noqa: E402
+import math  # noqa: E402
+import sys  # noqa: E402
+import time  # noqa: E402
+from pathlib import Path  # noqa: E402
+from typing import Callable  # noqa: E402
+
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+
+from potune.search import propose  # noqa: E402
+from potune.space import Space  # noqa: E402
+
+
+# ----------------------------------------------------------------------------- functions
+def branin(x: np.ndarray) -> float:
+    x1, x2 = x
+    b, c, r, s, t = 5.1 / (4 * math.pi**2), 5 / math.pi, 6.0, 10.0, 1 / (8 * math.pi)
+    return float((x2 - b * x1**2 + c * x1 - r) ** 2 + s * (1 - t) * math.cos(x1) + s)
+
+
+_H6_A = np.array([[10, 3, 17, 3.5, 1.7, 8], [0.05, 10, 17, 0.1, 8, 14],
+                  [3, 3.5, 1.7, 10, 17, 8], [17, 8, 0.05, 10, 0.1, 14]])
+_H6_P = 1e-4 * np.array([[1312, 1696, 5569, 124, 8283, 5886], [2329, 4135, 8307, 3736, 1004, 9991],
+                         [2348, 1451, 3522, 2883, 3047, 6650], [4047, 8828, 8732, 5743, 1091, 381]])
+_H6_ALPHA = np.array([1.0, 1.2, 3.0, 3.2])
+
+
+def hartmann6(x: np.ndarray) -> float:
+    return float(-np.sum(_H6_ALPHA * np.exp(-np.sum(_H6_A * (np.asarray(x) - _H6_P) ** 2, axis=1))))
+
+
+def rastrigin(x: np.ndarray) -> float:
+    x = np.asarray(x)
+    return float(10 * len(x) + np.sum(x**2 - 10 * np.cos(2 * math.pi * x)))
+
+
+#: name -> (function, bounds per dimension, known minimum)
+FUNCTIONS: dict[str, tuple[Callable[[np.ndarray], float], list[tuple[float, float]], float]] = {
+    "branin": (branin, [(-5.0, 10.0), (0.0, 15.0)], 0.397887),
+    "hartmann6": (hartmann6, [(0.0, 1.0)] * 6, -3.32237),
+    "rastrigin4": (rastrigin, [(-5.12, 5.12)] * 4, 0.0),
+}
+
+#: label -> optimizer config (seed and batch_size filled in per run)
+OPTIMISERS: dict[str, dict] = {
+    "bayes-b1": {"kind": "bayes", "batch_size": 1, "n_initial": 8},
+    "bayes-b4": {"kind": "bayes", "batch_size": 4, "n_initial": 8},
+    "bayes-b8": {"kind": "bayes", "batch_size": 8, "n_initial": 8},
+    "pso": {"kind": "pso", "batch_size": 8},
+    "sobol": {"kind": "sobol", "batch_size": 8},
+    "random": {"kind": "random", "batch_size": 8},
+}
+
+
+def space_for(bounds: list[tuple[float, float]]) -> Space:
+    return Space.from_config({f"x{i}": {"type": "real", "low": lo, "high": hi} for i, (lo, hi) in enumerate(bounds)})
+
+
+def run_one(fname: str, label: str, seed: int, budget: int) -> list[dict]:
+    """One search through the workflow's propose/replay path; one row per evaluation."""
+    fn, bounds, fmin = FUNCTIONS[fname]
+    space = space_for(bounds)
+    cfg = {**OPTIMISERS[label], "seed": seed}
+    batch = int(cfg["batch_size"])
+    table: list[dict] = []
+    out: list[dict] = []
+    best = math.inf
+    rnd = 0
+    while len(table) < budget:
+        t0 = time.perf_counter()
+        props, _ = propose(pd.DataFrame(table) if table else None, space, cfg, rnd)
+        dt = time.perf_counter() - t0
+        for p in props[: budget - len(table)]:
+            x = np.array([p.point[n] for n in space.names])
+            y = fn(x)
+            best = min(best, y)
+            table.append({"iteration": rnd, "trial": p.trial, "trial_id": p.trial_id, **p.point,
+                          "status": "ok", "loss": y})
+            out.append({"function": fname, "optimiser": label, "batch": batch, "seed": seed,
+                        "evaluation": len(table), "round": rnd + 1, "best_so_far": best,
+                        "regret": best - fmin, "propose_s": dt})
+        rnd += 1
+    return out
+
+
+# ----------------------------------------------------------------------------- report
+def summarise(df: pd.DataFrame, budget: int) -> pd.DataFrame:
+    """Median (and quartiles) of the final regret, rounds used and proposal time, per function
+    and optimiser."""
+    final = df[df["evaluation"] == budget]
+    g = final.groupby(["function", "optimiser"], sort=False)
+    rounds_s = df.drop_duplicates(["function", "optimiser", "seed", "round"]).groupby(
+        ["function", "optimiser"], sort=False)["propose_s"]
+    out = pd.DataFrame({
+        "median_regret": g["regret"].median(),
+        "q25": g["regret"].quantile(0.25),
+        "q75": g["regret"].quantile(0.75),
+        "rounds": g["round"].max(),
+        "propose_s_per_round": rounds_s.mean(),
+    })
+    return out.reset_index()
+
+
+def batch_cost(df: pd.DataFrame, budget: int) -> pd.DataFrame:
+    """bayes-b4/b8 against bayes-b1 at equal evaluations: regret ratio (median over seeds of
+    the paired ratio) and how many evaluations b8 needs to reach b1's median final regret."""
+    rows = []
+    for fname, d in df.groupby("function", sort=False):
+        final = d[d["evaluation"] == budget].set_index(["optimiser", "seed"])["regret"]
+        if "bayes-b1" not in final.index.get_level_values(0):
+            continue
+        b1 = final.loc["bayes-b1"]
+        b1_med = float(b1.median())
+        for lab in ("bayes-b4", "bayes-b8"):
+            if lab not in final.index.get_level_values(0):
+                continue
+            other = final.loc[lab]
+            curve = d[d["optimiser"] == lab].groupby("evaluation")["regret"].median()
+            reach = curve[curve <= b1_med]
+            rows.append({
+                "function": fname, "optimiser": lab,
+                "median_regret_b1": b1_med, "median_regret": float(other.median()),
+                "median_paired_ratio": float(np.median((other + 1e-12) / (b1 + 1e-12))),
+                "evals_to_reach_b1_median": int(reach.index.min()) if len(reach) else None,
+                "rounds": int(d[d["optimiser"] == lab]["round"].max()),
+                "rounds_b1": int(d[d["optimiser"] == "bayes-b1"]["round"].max()),
+            })
+    return pd.DataFrame(rows)
+
+
+def plot(df: pd.DataFrame, path: Path) -> None:
+    import matplotlib.pyplot as plt
+
+    fnames = list(dict.fromkeys(df["function"]))
+    fig, axes = plt.subplots(len(fnames), 2, figsize=(11, 3.4 * len(fnames)), squeeze=False)
+    for r, fname in enumerate(fnames):
+        d = df[df["function"] == fname]
+        for c, xcol in enumerate(("evaluation", "round")):
+            ax = axes[r, c]
+            for lab in OPTIMISERS:
+                e = d[d["optimiser"] == lab]
+                if not len(e):
+                    continue
+                # best-so-far at the end of each round / after each evaluation
+                per = e.groupby([xcol, "seed"])["regret"].min().unstack("seed")
+                med, lo, hi = per.median(axis=1), per.quantile(0.25, axis=1), per.quantile(0.75, axis=1)
+                ax.plot(med.index, med.to_numpy(), label=lab, drawstyle="steps-post")
+                ax.fill_between(med.index, lo.to_numpy(), hi.to_numpy(), alpha=0.15, step="post")
+            ax.set_yscale("log")
+            ax.set_xlabel(xcol + "s")
+            ax.set_ylabel("regret (best so far − minimum)")
+            ax.set_title(f"{fname}: vs {xcol}s")
+            ax.grid(alpha=0.3)
+        axes[r, 0].legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--quick", action="store_true", help="Branin only, 2 seeds, 16 evaluations (< 2 min)")
+    ap.add_argument("--functions", nargs="+", choices=list(FUNCTIONS), default=list(FUNCTIONS))
+    ap.add_argument("--optimisers", nargs="+", choices=list(OPTIMISERS), default=list(OPTIMISERS))
+    ap.add_argument("--seeds", type=int, default=5, help="seeds 0..N-1 (default 5)")
+    ap.add_argument("--budget", type=int, default=40, help="evaluations per search (default 40)")
+    ap.add_argument("--out", type=Path, default=Path(__file__).resolve().parent / "results")
+    ap.add_argument("--report", nargs="+", type=Path, metavar="CSV",
+                    help="run nothing: combine these CSVs (e.g. one per function, run side by side) "
+                         "into <out>/optimisers.csv, the plot and the summary")
+    args = ap.parse_args(argv)
+    if args.quick:
+        args.functions, args.seeds, args.budget = ["branin"], 2, 16
+    args.out.mkdir(parents=True, exist_ok=True)
+    t_all = time.perf_counter()
+    if args.report:
+        df = pd.concat([pd.read_csv(f) for f in args.report], ignore_index=True)
+        args.budget = int(df.groupby(["function", "optimiser", "seed"])["evaluation"].max().min())
+        args.seeds = int(df["seed"].nunique())
+    else:
+        rows: list[dict] = []
+        for fname in args.functions:
+            for lab in args.optimisers:
+                t0 = time.perf_counter()
+                for seed in range(args.seeds):
+                    rows += run_one(fname, lab, seed, args.budget)
+                print(f"{fname:11s} {lab:9s} {args.seeds} seeds x {args.budget} evaluations: "
+                      f"{time.perf_counter() - t0:6.1f} s", flush=True)
+        df = pd.DataFrame(rows)
+    csv = args.out / "optimisers.csv"
+    df.to_csv(csv, index=False)
+    png = args.out / "optimisers.png"
+    plot(df, png)
+    pd.set_option("display.width", 200)
+    print(f"\nfinal regret after {args.budget} evaluations (median, quartiles over {args.seeds} seeds):")
+    print(summarise(df, args.budget).to_string(index=False, float_format=lambda v: f"{v:.4g}"))
+    bc = batch_cost(df, args.budget)
+    if len(bc):
+        print("\nbatching cost for bayes (vs batch 1 at equal evaluations):")
+        print(bc.to_string(index=False, float_format=lambda v: f"{v:.4g}"))
+    print(f"\nwrote {csv} and {png}; total {time.perf_counter() - t_all:.0f} s")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

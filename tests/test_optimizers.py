@@ -1,0 +1,504 @@
+"""Optimisers behind one ask/tell interface (potune.optimizers) and the search loop's use
+of them (potune.search): PSO equations, boundary handling, designs, replay, priors,
+failures, stop rules."""
+
+from __future__ import annotations
+
+import math
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from potune.errors import ConfigError
+from potune.io import read_yaml
+from potune.optimizers import REGISTRY, Box, DesignOptimizer, PSOOptimizer, make_optimizer
+from potune.search import failure_penalty, load_priors, propose, replay, should_stop, told_losses
+from potune.space import Space
+from potune.steps import propose_step
+from potune.trials import read_table, write_table
+
+KINDS = ["bayes", "pso", "sobol", "lhs", "random", "grid"]
+
+REAL2 = Space.from_config({"a": {"type": "real", "low": 0.0, "high": 10.0},
+                           "b": {"type": "real", "low": -1.0, "high": 1.0}})
+MIXED = Space.from_config({
+    "cutoff": {"type": "real", "low": 3.0, "high": 6.0},
+    "delta": {"type": "real", "low": 0.01, "high": 1.0, "prior": "log-uniform"},
+    "n_max": {"type": "integer", "low": 2, "high": 8},
+    "method": {"type": "categorical", "values": ["cur_points", "random", "uniform"]},
+})
+
+
+def quadratic(point: dict) -> float:
+    """A cheap objective on MIXED (minimum near cutoff 4.5, delta 0.1, n_max 5, 'random')."""
+    return ((point["cutoff"] - 4.5) ** 2 + math.log10(point["delta"] / 0.1) ** 2
+            + 0.1 * (point["n_max"] - 5) ** 2 + (point["method"] != "random"))
+
+
+def run_search(space: Space, cfg: dict, iterations: int, objective=quadratic, fail=()) -> pd.DataFrame:
+    """The workflow's loop without the fits: propose (rebuild + replay) -> evaluate -> append.
+
+    ``fail``: trial ids ("<iteration>-<k>") recorded as failed trials."""
+    rows: list[dict] = []
+    for it in range(iterations):
+        table = pd.DataFrame(rows) if rows else None
+        props, _ = propose(table, space, cfg, it)
+        for p in props:
+            failed = p.trial_id in fail
+            rows.append({"iteration": it, "trial": p.trial, "trial_id": p.trial_id, **p.point,
+                         "status": "failed" if failed else "ok", "reason": "boom" if failed else "",
+                         "loss": math.nan if failed else objective(p.point)})
+    return pd.DataFrame(rows)
+
+
+class FakeRNG:
+    """Hands out fixed numbers in the order the optimiser asks for them."""
+
+    def __init__(self, *arrays):
+        self.arrays = [np.asarray(a, dtype=float) for a in arrays]
+
+    def random(self, size=None):
+        a = self.arrays.pop(0)
+        if size is None:
+            assert a.shape == (), f"expected a scalar draw, got {a.shape}"
+            return float(a)
+        assert a.shape == tuple(np.atleast_1d(size)), f"draw of shape {size} but the test prepared {a.shape}"
+        return a.copy()
+
+
+# ----------------------------------------------------------------------------- PSO equations
+def test_pso_reproduces_eqs_14_to_16_by_hand():
+    """2-D swarm of 2, C1 = 1, C2 = 2, dt = 0.5, w = 0; every R fixed by hand."""
+    opt = PSOOptimizer(REAL2, seed=0, swarm_size=2, c1=1.0, c2=2.0, dt=0.5)
+    rngs = {
+        # eq. 14: x = x_min + R (x_max - x_min); a in [0, 10], b in [-1, 1]
+        0: FakeRNG([[0.1, 0.5], [0.8, 0.25]]),
+        # generation 1: R1, R2, then the redraw of particle 1 (it stands still: duplicate)
+        1: FakeRNG([[0.5, 0.5], [0.2, 0.2]], [[0.25, 0.5], [0.3, 0.3]], [0.3, 0.75]),
+        # generation 2: R1, R2, then the redraw of particle 0 (now the still one)
+        2: FakeRNG([[0.7, 0.7], [0.4, 0.1]], [[0.9, 0.9], [0.2, 0.6]], [0.9, 0.05]),
+    }
+    opt._rng = lambda g: rngs[g]
+
+    assert opt.ask(2) == [[1.0, 0.0], [8.0, -0.5]]
+    np.testing.assert_array_equal(opt.v, 0.0)  # velocities start at 0
+
+    opt.tell([[1.0, 0.0], [8.0, -0.5]], [3.0, 1.0])
+    # bests: particle 0 at (1, 0) loss 3, particle 1 at (8, -0.5) loss 1 = global best.
+    # particle 0: v = C1 R1 (p - x)/dt + C2 R2 (g - x)/dt = 0 + 2 * [0.25, 0.5] * [7, -0.5] / 0.5 = [7, -1]
+    #             x = (1, 0) + [7, -1] * 0.5 = (4.5, -0.5)
+    # particle 1: p = g = x -> v = 0 -> repeats (8, -0.5) -> redrawn by eq. 14: (3, 0.5), v = 0
+    np.testing.assert_allclose(opt.v, [[7.0, -1.0], [0.0, 0.0]])
+    assert opt.ask(2) == [[4.5, -0.5], [3.0, 0.5]]
+
+    opt.tell([[4.5, -0.5], [3.0, 0.5]], [0.5, 2.0])
+    # bests: particle 0 -> (4.5, -0.5) loss 0.5 = global best; particle 1 keeps (8, -0.5) loss 1.
+    # particle 1: v = 1 * [0.4, 0.1] * ([8, -0.5] - [3, 0.5]) / 0.5 + 2 * [0.2, 0.6] * ([4.5, -0.5] - [3, 0.5]) / 0.5
+    #               = [4, -0.2] + [1.2, -2.4] = [5.2, -2.6];  x = (3, 0.5) + 0.5 * v = (5.6, -0.8)
+    # particle 0: stands still at the global best -> redrawn: (9, -0.9)
+    np.testing.assert_allclose(opt.v, [[0.0, 0.0], [5.2, -2.6]])
+    np.testing.assert_allclose(opt.ask(2), [[9.0, -0.9], [5.6, -0.8]])
+    st = opt.state()
+    assert st["generation"] == 2
+    assert st["global_best"] == {"loss": 0.5, "point": {"a": 4.5, "b": -0.5}}
+    assert st["particles"][1]["best_point"] == {"a": 8.0, "b": -0.5} and st["particles"][1]["best_loss"] == 1.0
+    assert st["redrawn_duplicates"] == 2
+
+
+def test_pso_inertia_keeps_part_of_the_velocity():
+    opt = PSOOptimizer(REAL2, swarm_size=1, c1=1.0, c2=1.0, dt=2.0, inertia=0.5)
+    opt.x = np.array([[5.0, 0.0]])
+    opt.v = np.array([[1.0, 0.2]])
+    opt.pbest_x, opt.pbest_loss = np.array([[6.0, 0.0]]), np.array([1.0])
+    opt.gbest_x, opt.gbest_loss = np.array([4.0, 0.5]), 0.5
+    opt._rng = lambda g: FakeRNG([[0.5, 0.5]], [[0.5, 1.0]])
+    opt._move()
+    # v = 0.5 [1, 0.2] + 1 [0.5, 0.5] [1, 0] / 2 + 1 [0.5, 1] [-1, 0.5] / 2 = [0.5, 0.35]
+    np.testing.assert_allclose(opt.v, [[0.5, 0.35]])
+    np.testing.assert_allclose(opt.x, [[6.0, 0.7]])  # x + v dt
+
+
+@pytest.mark.parametrize("boundary, x_new, v_new", [
+    ("redraw", 3.0, 0.0),   # uniform redraw inside the box (R = 0.3), velocity 0
+    ("clip", 10.0, 0.0),    # onto the wall, velocity 0
+    ("reflect", 8.0, -3.0), # 12 mirrored at 10, velocity reversed
+])
+def test_pso_out_of_box(boundary, x_new, v_new):
+    space = Space.from_config({"a": {"type": "real", "low": 0.0, "high": 10.0}})
+    opt = PSOOptimizer(space, swarm_size=1, c1=0.0, c2=0.0, inertia=1.0, boundary=boundary)
+    opt.x, opt.v = np.array([[9.0]]), np.array([[3.0]])  # -> 12, outside [0, 10]
+    opt._rng = lambda g: FakeRNG([[0.5]], [[0.5]], 0.3)
+    opt._move()
+    assert opt.x[0, 0] == pytest.approx(x_new)
+    assert opt.v[0, 0] == pytest.approx(v_new)
+    assert opt.n_out_of_box == 1
+
+
+def test_pso_reflect_far_past_both_walls_and_below():
+    space = Space.from_config({"a": {"type": "real", "low": 0.0, "high": 10.0}})
+    opt = PSOOptimizer(space, swarm_size=2, c1=0.0, c2=0.0, inertia=1.0, boundary="reflect")
+    opt.x, opt.v = np.array([[9.0], [1.0]]), np.array([[14.0], [-3.0]])  # -> 23 (folds to 3), -2 (-> 2)
+    opt._rng = lambda g: FakeRNG([[0.5], [0.5]], [[0.5], [0.5]])
+    opt._move()
+    np.testing.assert_allclose(opt.x, [[3.0], [2.0]])
+
+
+@pytest.mark.parametrize("boundary", ["redraw", "clip", "reflect"])
+def test_pso_proposals_stay_in_the_box(boundary):
+    cfg = {"kind": "pso", "batch_size": 6, "seed": 3, "pso": {"c1": 2.0, "c2": 4.0, "boundary": boundary}}
+    table = run_search(MIXED, cfg, 6)
+    assert all(MIXED.contains(r) for r in table.to_dict("records"))
+    state = propose(table, MIXED, cfg, 6)[1]
+    assert state["out_of_box_coordinates"] > 0  # the large C1, C2 did throw particles out
+
+
+# ----------------------------------------------------------------------------- integer / categorical
+def test_box_integer_and_categorical_coordinates():
+    space = Space.from_config({"n": {"type": "integer", "low": 2, "high": 4},
+                               "c": {"type": "categorical", "values": ["a", "b", "c"]},
+                               "k": {"type": "integer", "low": 1, "high": 100, "prior": "log-uniform"}})
+    box = Box(space)
+    np.testing.assert_allclose(box.lo, [1.5, -0.5, math.log(0.5)])
+    np.testing.assert_allclose(box.hi, [4.5, 2.5, math.log(100.5)])
+    assert box.decode([1.5, -0.5, math.log(0.5)]) == [2, "a", 1]
+    assert box.decode([2.5, 0.6, math.log(9.6)]) == [3, "b", 10]   # integers rounded, categorical index
+    assert box.decode([4.5, 2.5, math.log(100.5)]) == [4, "c", 100]  # the upper walls stay in range
+    assert box.decode(box.encode([3, "c", 42])) == [3, "c", 42]
+    # uniform in the box gives every integer and every category the same chance
+    pts = box.from_unit(np.random.default_rng(0).random((30000, 3)))
+    for j, values in ((0, [2, 3, 4]), (1, ["a", "b", "c"])):
+        freq = pd.Series([p[j] for p in pts]).value_counts(normalize=True)
+        assert sorted(freq.index) == values
+        assert np.allclose(freq.to_numpy(), 1 / 3, atol=0.015)
+
+
+def test_pso_integer_and_categorical_points_are_valid_and_distinct():
+    cfg = {"kind": "pso", "batch_size": 8, "seed": 1}
+    table = run_search(MIXED, cfg, 5)
+    assert table["n_max"].map(type).eq(int).all()
+    assert set(table["method"]) <= {"cur_points", "random", "uniform"}
+    assert not table.duplicated(MIXED.names).any()
+    opt = make_optimizer(MIXED, cfg)
+    replay(opt, table, MIXED)
+    for p in opt.state()["particles"]:  # the readable state decodes the internal coordinates
+        assert MIXED.contains(p["point"])
+        assert p["point"] == dict(zip(MIXED.names, opt.box.decode(p["x"])))
+
+
+# ----------------------------------------------------------------------------- every kind
+@pytest.mark.parametrize("kind", KINDS)
+def test_batch_proposals_are_distinct(kind):
+    # a small discrete space (7 x 3 = 21 points) where repeats are likely
+    space = Space.from_config({"n": {"type": "integer", "low": 2, "high": 8},
+                               "c": {"type": "categorical", "values": ["x", "y", "z"]}})
+    cfg = {"kind": kind, "batch_size": 4, "seed": 2, "n_initial": 4, "grid_points": 7}
+    table = run_search(space, cfg, 3, objective=lambda p: (p["n"] - 5) ** 2 + (p["c"] == "x"))
+    assert len(table) == 12
+    assert not table.duplicated(space.names).any(), table
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_replay_gives_identical_next_proposals(kind, tmp_path):
+    cfg = {"kind": kind, "batch_size": 3, "seed": 11, "n_initial": 3}
+    table = run_search(MIXED, cfg, 3, fail={"1-01"})
+    props1, state1 = propose(table, MIXED, cfg, 3)
+    write_table(tmp_path / "table.csv", table)  # what the next propose job reads
+    props2, state2 = propose(read_table(tmp_path / "table.csv"), MIXED, cfg, 3)
+    assert [p.point for p in props1] == [p.point for p in props2]
+    assert [p.seed for p in props1] == [p.seed for p in props2]
+    assert state1 == state2
+    # same config + seed -> same search; another seed -> another search
+    again = run_search(MIXED, cfg, 3, fail={"1-01"})
+    pd.testing.assert_frame_equal(table, again)
+    other = run_search(MIXED, {**cfg, "seed": 12}, 1)
+    assert other[MIXED.names].values.tolist() != table[table.iteration == 0][MIXED.names].values.tolist()
+
+
+def test_pso_replay_equals_a_live_swarm():
+    """The swarm rebuilt from the table each iteration is the swarm that never stopped."""
+    cfg = {"kind": "pso", "batch_size": 5, "seed": 4, "pso": {"inertia": 0.4, "boundary": "reflect"}}
+    table = run_search(MIXED, cfg, 4, fail={"2-03"})
+    live = make_optimizer(MIXED, cfg)
+    losses = told_losses(table)
+    for it in range(4):
+        sel = (table["iteration"] == it).to_numpy()
+        pts = live.ask(5)
+        assert pts == [MIXED.to_point(r) for r in table[sel].to_dict("records")]
+        live.tell(pts, losses[sel].tolist(), failed=(table[sel]["status"] != "ok").tolist())
+    rebuilt = make_optimizer(MIXED, cfg)
+    replay(rebuilt, table, MIXED)
+    assert rebuilt.ask(5) == live.ask(5)
+    assert rebuilt.state() == live.state()
+
+
+def test_pso_follows_the_table_when_settings_changed():
+    cfg = {"kind": "pso", "batch_size": 3, "seed": 4}
+    table = run_search(REAL2, cfg, 2, objective=lambda p: p["a"] ** 2 + p["b"] ** 2)
+    opt = make_optimizer(REAL2, {**cfg, "seed": 5})
+    with pytest.warns(UserWarning, match="not where the swarm put them"):
+        replay(opt, table, REAL2)
+    assert opt.state()["global_best"]["loss"] == pytest.approx(table["loss"].min())
+    with pytest.raises(ValueError, match="different optimizer.batch_size"):
+        replay(make_optimizer(REAL2, {**cfg, "batch_size": 2}), table, REAL2)
+
+
+def test_sobol_continues_one_sequence_and_lhs_batches_are_latin():
+    sob = DesignOptimizer(REAL2, "sobol", seed=3)
+    first8 = sob.ask(8)
+    sob2 = DesignOptimizer(REAL2, "sobol", seed=3)
+    sob2.tell(first8[:4], [1.0] * 4)
+    assert sob2.ask(4) == first8[4:]
+    lhs = DesignOptimizer(REAL2, "lhs", seed=3)
+    lhs.tell(lhs.ask(5), [1.0] * 5)
+    pts = np.array(lhs.ask(5))
+    for j, (lo, hi) in enumerate(((0.0, 10.0), (-1.0, 1.0))):  # one point per fifth of each axis
+        assert sorted(np.floor((pts[:, j] - lo) / (hi - lo) * 5).astype(int)) == [0, 1, 2, 3, 4]
+
+
+def test_grid_covers_the_grid_then_stops(tmp_path):
+    space_cfg = {"a": {"type": "real", "low": 1.0, "high": 100.0, "prior": "log-uniform"},
+                 "n": {"type": "integer", "low": 1, "high": 2}}
+    space = Space.from_config(space_cfg)
+    cfg = {"kind": "grid", "batch_size": 4, "seed": 0, "grid_points": 3}
+    search = {"space": space_cfg, "fixed": {}, "optimizer": cfg}
+    table = run_search(space, cfg, 3, objective=lambda p: p["a"])
+    assert len(table) == 6  # 3 x 2 grid: 4 + 2 + 0
+    assert sorted(table["a"].round(9).unique()) == [1.0, 10.0, 100.0]
+    stop_cfg = {"max_iterations": 10}
+    assert should_stop(table[table.iteration == 0], stop_cfg, 1, search=search) == (False, "")
+    stop, reason = should_stop(table[table.iteration <= 1], stop_cfg, 2, search=search)
+    assert stop and reason == "optimizer.kind grid: every point of the design has been evaluated"
+    assert not should_stop(table, stop_cfg, 2, search={**search, "optimizer": {**cfg, "kind": "sobol"}})[0]
+    # a grid already covered by the priors cannot start: a clear error, not an empty iteration
+    write_table(tmp_path / "old.csv", table.assign(zeta=2))
+    with pytest.raises(ValueError, match="no point left to propose"):
+        propose_step({**search, "optimizer": {**cfg, "priors": str(tmp_path / "old.csv")}}, 0, None, tmp_path / "p")
+
+
+# ----------------------------------------------------------------------------- bayes
+def test_bayes_refuses_gbrt_and_unknown_choices():
+    with pytest.raises(ConfigError, match="GBRT is broken with scikit-learn"):
+        make_optimizer(REAL2, {"kind": "bayes", "base_estimator": "GBRT"})
+    with pytest.raises(ConfigError, match="optimizer.acq_func"):
+        make_optimizer(REAL2, {"kind": "bayes", "acq_func": "UCB"})
+    with pytest.raises(ConfigError, match="unknown optimiser 'cma'"):
+        make_optimizer(REAL2, {"kind": "cma"})
+    with pytest.raises(ConfigError, match="optimizer.pso.boundary"):
+        make_optimizer(REAL2, {"kind": "pso", "pso": {"boundary": "wrap"}})
+
+
+@pytest.mark.parametrize("estimator, acq, design, liar", [
+    ("RF", "EI", "lhs", "cl_mean"),
+    ("ET", "LCB", "halton", "cl_max"),
+    ("GP", "PI", "hammersly", "cl_min"),
+])
+def test_bayes_estimators_and_acquisitions(estimator, acq, design, liar):
+    cfg = {"kind": "bayes", "batch_size": 3, "seed": 1, "n_initial": 3, "base_estimator": estimator,
+           "acq_func": acq, "initial_design": design, "liar": liar}
+    table = run_search(REAL2, cfg, 2, objective=lambda p: (p["a"] - 3) ** 2 + p["b"] ** 2)
+    assert len(table) == 6 and not table.duplicated(REAL2.names).any()
+    state = propose(table, REAL2, cfg, 2)[1]
+    assert state["n_told"] == 6 and state["initial_points_left"] == 0
+    assert state["best_loss"] == pytest.approx(table["loss"].min())
+
+
+# ----------------------------------------------------------------------------- failures
+def test_failure_penalty_rules():
+    assert failure_penalty([1.0, 5.0, math.nan, math.inf]) == 5.0   # worst finite loss
+    assert failure_penalty([math.nan]) == 1.0e3                      # none finite yet
+    assert failure_penalty([1.0, 5.0], configured=42.0) == 42.0
+    table = pd.DataFrame({"status": ["ok", "failed", "ok"], "loss": [2.0, math.nan, 7.0]})
+    np.testing.assert_array_equal(told_losses(table), [2.0, 7.0, 7.0])
+    np.testing.assert_array_equal(told_losses(table, 100.0), [2.0, 100.0, 7.0])
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_failed_trials_are_penalised_and_the_search_goes_on(kind):
+    cfg = {"kind": kind, "batch_size": 3, "seed": 0, "n_initial": 3}
+    every = {f"{i}-{k:02d}" for i in range(2) for k in range(3)}
+    table = run_search(MIXED, cfg, 2, fail=every)  # nothing ever succeeds
+    assert (table["status"] == "failed").all() and len(table) == 6
+    props, state = propose(table, MIXED, cfg, 2)
+    assert len(props) == 3
+    assert not should_stop(table, {"max_iterations": 5}, 2)[0]
+    if kind == "pso":
+        assert state["global_best"] is None  # +inf for the bests, never a "best" failure
+        assert all(p["best_loss"] is None for p in state["particles"])
+
+
+def test_bayes_is_told_the_penalty_and_pso_infinity():
+    cfg = {"kind": "bayes", "batch_size": 2, "seed": 0, "n_initial": 2, "failure_penalty": 50.0}
+    table = run_search(REAL2, cfg, 2, objective=lambda p: p["a"], fail={"1-00"})
+    opt = make_optimizer(REAL2, cfg)
+    replay(opt, table, REAL2, penalty=50.0)
+    opt.ask(2)
+    assert sorted(opt.opt.yi)[-1] == 50.0 and len(opt.opt.yi) == 4
+    pso = make_optimizer(REAL2, {"kind": "pso", "batch_size": 2, "seed": 0})
+    pso.tell(pso.ask(2), [50.0, 3.0], failed=[True, False])
+    assert pso.pbest_loss[0] == math.inf and pso.gbest_loss == 3.0
+
+
+# ----------------------------------------------------------------------------- priors
+def _prior_table(path: Path, n: int = 8, zeta=(2,) * 8) -> Path:
+    rng = np.random.default_rng(5)
+    box = Box(MIXED)
+    rows = []
+    for i, p in enumerate(box.from_unit(rng.random((n, len(MIXED))))):
+        d = dict(zip(MIXED.names, p))
+        rows.append({"iteration": i // 4, "trial": f"t{i % 4:02d}", "trial_id": f"{i // 4}-{i % 4:02d}", **d,
+                     "zeta": zeta[i], "status": "ok", "reason": "", "loss": quadratic(d)})
+    rows[-1]["cutoff"] = 9.0  # outside today's space
+    write_table(path, pd.DataFrame(rows))
+    return path
+
+
+def test_priors_skip_mismatched_fixed_rows_with_a_warning(tmp_path):
+    path = _prior_table(tmp_path / "old.csv", zeta=(2, 2, 4, 2, 4, 2, 2, 2))
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        priors = load_priors(str(path), MIXED, {"zeta": 2})
+    msgs = [str(w.message) for w in caught]
+    assert any("skipped 2 row(s)" in m and "fixed hyperparameters differ" in m for m in msgs), msgs
+    assert any("skipped 1 row(s)" in m and "outside the search space" in m for m in msgs), msgs
+    assert len(priors) == 5
+
+
+@pytest.mark.parametrize("kind", ["bayes", "pso", "sobol"])
+def test_priors_are_told_before_the_first_ask(kind, tmp_path):
+    path = _prior_table(tmp_path / "old.csv")
+    cfg = {"space": {"cutoff": {"type": "real", "low": 3.0, "high": 6.0},
+                     "delta": {"type": "real", "low": 0.01, "high": 1.0, "prior": "log-uniform"},
+                     "n_max": {"type": "integer", "low": 2, "high": 8},
+                     "method": {"type": "categorical", "values": ["cur_points", "random", "uniform"]}},
+           "fixed": {"zeta": 2},
+           "optimizer": {"kind": kind, "batch_size": 4, "seed": 0, "n_initial": 4, "priors": str(path)},
+           "stop": {"max_iterations": 3}}
+    with pytest.warns(UserWarning, match="skipped 1 row"):
+        propose_step(cfg, 0, None, tmp_path / "warm")
+    state = read_yaml(tmp_path / "warm" / "optimizer_state.yaml")
+    priors = read_table(path).iloc[:7]
+    best = priors.loc[priors["loss"].idxmin()]
+    if kind == "bayes":
+        assert state["n_told"] == 7 and state["initial_points_left"] == 0  # priors used up the design
+        assert state["best_loss"] == pytest.approx(best["loss"])
+    elif kind == "pso":
+        assert state["n_priors"] == 7
+        assert state["global_best"]["loss"] == pytest.approx(best["loss"])
+        assert state["global_best"]["point"]["cutoff"] == pytest.approx(best["cutoff"])
+    else:
+        assert state["n_priors"] == 7 and state["n_told"] == 0  # the design starts at its beginning
+    cold = dict(cfg, optimizer={**cfg["optimizer"], "priors": None})
+    propose_step(cold, 0, None, tmp_path / "cold")
+    warm_pts = [read_yaml(p)["point"] for p in sorted((tmp_path / "warm").glob("t*.yaml"))]
+    cold_pts = [read_yaml(p)["point"] for p in sorted((tmp_path / "cold").glob("t*.yaml"))]
+    if kind == "bayes":
+        assert warm_pts != cold_pts  # the surrogate, not the initial design, chose them
+    else:
+        assert warm_pts == cold_pts  # PSO's first generation and the design do not move
+
+
+# ----------------------------------------------------------------------------- stop rules
+def _table(best_by_iteration: list[float | None]) -> pd.DataFrame:
+    rows = []
+    for it, loss in enumerate(best_by_iteration):
+        ok = loss is not None
+        rows.append({"iteration": it, "trial": "t00", "trial_id": f"{it}-00", "status": "ok" if ok else "failed",
+                     "loss": loss if ok else math.nan})
+        rows.append({"iteration": it, "trial": "t01", "trial_id": f"{it}-01", "status": "ok", "loss": 99.0})
+    return pd.DataFrame(rows)
+
+
+def test_stop_max_iterations():
+    assert should_stop(None, {"max_iterations": 3}, 2) == (False, "")
+    stop, reason = should_stop(_table([1, 2, 3]), {"max_iterations": 3}, 3)
+    assert stop and reason == "max_iterations (3) reached"
+
+
+def test_stop_target_loss():
+    assert not should_stop(_table([5.0, 4.0]), {"max_iterations": 9, "target_loss": 3.0}, 2)[0]
+    stop, reason = should_stop(_table([5.0, 2.5]), {"max_iterations": 9, "target_loss": 3.0}, 2)
+    assert stop and reason.startswith("target_loss 3.0 reached (best loss 2.5, trial 1-00)")
+
+
+def test_stop_patience():
+    cfg = {"max_iterations": 99, "patience": 2}
+    assert not should_stop(_table([5.0, 6.0]), cfg, 2)[0]             # too early to tell
+    assert not should_stop(_table([5.0, 6.0, 4.0]), cfg, 3)[0]        # improved in the last 2
+    stop, reason = should_stop(_table([5.0, 4.0, 6.0, 4.0]), cfg, 4)  # equal is no improvement
+    assert stop and reason == "patience: no improvement in the last 2 iteration(s)"
+    failing = _table([5.0, 4.0, None, None]).query("trial == 't00'")  # recent iterations all failed
+    assert should_stop(failing, cfg, 4) == (True, "patience: no successful trial in the last 2 iteration(s)")
+
+
+def test_stop_walltime_and_failures_never_stop():
+    cfg = {"max_iterations": 99, "max_walltime_min": 10}
+    t0 = 1_000_000.0
+    assert not should_stop(_table([5.0]), cfg, 1, started_at=t0, now=t0 + 9 * 60)[0]
+    stop, reason = should_stop(_table([5.0]), cfg, 1, started_at=t0, now=t0 + 11 * 60)
+    assert stop and reason.startswith("wall-time budget of 10 min used (11.0 min)")
+    all_failed = _table([None, None, None]).query("trial == 't00'")
+    assert not should_stop(all_failed, {"max_iterations": 99, "target_loss": 0.1, "patience": 1}, 3)[0]
+
+
+def test_every_kind_is_registered():
+    assert sorted(REGISTRY) == sorted(KINDS)
+
+
+# ----------------------------------------------------------------------------- end to end
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.mark.slow
+def test_workflow_with_pso_end_to_end(tmp_path):
+    """The tiny real search (gap_fit) with optimizer.kind: pso, 2 iterations x 2 particles."""
+    import subprocess
+    import sys
+
+    import yaml
+
+    cfg = yaml.safe_load((REPO / "tests" / "configs" / "tiny.yaml").read_text())
+    cfg["results_dir"] = str(tmp_path / "results")
+    cfg["optimizer"] = {"kind": "pso", "batch_size": 2, "seed": 7, "pso": {"c1": 1.0, "c2": 2.0}}
+    cfg_file = tmp_path / "pso.yaml"
+    cfg_file.write_text(yaml.safe_dump(cfg, sort_keys=False))
+    snakemake = Path(sys.executable).with_name("snakemake")
+    proc = subprocess.run([str(snakemake), "--cores", "2", "--nolock", "--configfile", str(cfg_file)],
+                          cwd=REPO, capture_output=True, text=True, timeout=900)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    run = tmp_path / "results" / "tiny"
+    table = read_table(run / "trials.csv")
+    assert len(table) == 4 and sorted(table["iteration"].unique()) == [0, 1]
+    assert "- stop reason: max_iterations (2) reached" in (run / "summary.md").read_text()
+    assert "optimiser: pso (batch 2, seed 7)" in (run / "summary.md").read_text()
+    space = Space.from_config(cfg["space"])
+    for it in (0, 1):
+        state = read_yaml(run / f"iter{it}" / "proposals" / "optimizer_state.yaml")
+        assert state["kind"] == "pso" and state["generation"] == it and len(state["particles"]) == 2
+        proposed = [read_yaml(p)["point"] for p in sorted((run / f"iter{it}" / "proposals").glob("t*.yaml"))]
+        assert proposed == [p["point"] for p in state["particles"]]
+    # iteration 1 is what the swarm makes of iteration 0's trials, replayed from the table
+    props, state = propose(read_table(run / "iter0" / "table.csv"), space, {**cfg["optimizer"]}, 1)
+    assert [p.point for p in props] == [read_yaml(p)["point"] for p in sorted((run / "iter1" / "proposals").glob("t*.yaml"))]
+    best = table.loc[table.loc[table.iteration == 0, "loss"].idxmin()]
+    assert state["global_best"]["loss"] == pytest.approx(best["loss"])
+
+
+def test_config_checks_optimizer_section_before_any_job():
+    from potune.config import deep_merge, load_yaml_file, resolve_config
+
+    raw = load_yaml_file(REPO / "tests" / "configs" / "tiny.yaml")
+    cfg = resolve_config(deep_merge(raw, {"optimizer": {"kind": "pso"}}), check_files=False)
+    assert cfg["optimizer"]["pso"] == {"c1": 1.0, "c2": 2.0, "dt": 1.0, "inertia": 0.0, "boundary": "redraw"}
+    assert cfg["optimizer"]["grid_points"] == 5
+    bad = [({"base_estimator": "GBRT"}, "GBRT is broken with scikit-learn"),
+           ({"pso": {"boundry": "clip"}}, "did you mean 'optimizer.pso.boundary'"),
+           ({"pso": {"boundary": "wrap"}}, "optimizer.pso.boundary"),
+           ({"pso": {"dt": 0}}, "optimizer.pso.dt"),
+           ({"kind": "grid", "grid_points": 100}, "the grid would have"),
+           ({"kind": "cmaes"}, "unknown optimiser 'cmaes'")]
+    for over, msg in bad:
+        with pytest.raises(ConfigError, match=msg):
+            resolve_config(deep_merge(raw, {"optimizer": over}), check_files=False)
