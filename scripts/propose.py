@@ -1,6 +1,8 @@
 """Checkpoint `propose`: decide whether the iteration runs and write its trials."""
 from potune.steps import logged, propose_step
 
+stage1 = getattr(snakemake.input, "stage1", None)  # strategy two_stage: stage 1's best.yaml
+stage1 = stage1 if isinstance(stage1, str) else (stage1[0] if stage1 else None)
 with logged(snakemake.log[0], "w"):
     propose_step(
         snakemake.params.cfg,
@@ -8,4 +10,5 @@ with logged(snakemake.log[0], "w"):
         snakemake.input.table[0] if snakemake.input.table else None,
         snakemake.output.proposals,
         first_decision=snakemake.params.first,
+        stage1_best=stage1,
     )

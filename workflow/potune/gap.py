@@ -106,18 +106,21 @@ def _per_species(v, n: int, braces: int = 1) -> str:
     return "{" * braces + " ".join([_fmt(v)] * n) + "}" * braces
 
 
-def descriptor_strings(p: dict, settings: dict, species_z: Sequence[int], for_gap_fit: bool = True) -> list[str]:
+def descriptor_strings(
+    p: dict, settings: dict, species_z: Sequence[int], for_gap_fit: bool = True, gp: bool = True
+) -> list[str]:
     """The ``gap={...}`` descriptor entries for one set of resolved hyperparameters.
 
     soap_turbo's per-species arrays need double braces ``{{a b}}`` inside gap_fit's
     ``gap={...}`` (single braces fail to parse with two or more species); quippy's
-    ``Descriptor`` takes single braces (``for_gap_fit=False``).
+    ``Descriptor`` takes single braces (``for_gap_fit=False``). ``gp=False`` leaves out the
+    kernel/sparsification settings (n_sparse, delta, zeta, ...): the bare descriptor.
     """
     kind = settings.get("descriptor", "soap")
     common = (
         f"n_sparse={int(p['n_sparse'])} sparse_method={p['sparse_method']} delta={_fmt(float(p['delta']))} "
         f"covariance_type=dot_product zeta={_fmt(p['zeta'])}"
-    )
+    ) if gp else ""
     out = []
     if settings.get("two_body"):
         out.append(

@@ -36,7 +36,7 @@ def split(cfg: dict, out_dir: str | os.PathLike) -> dict:
     out = Path(out_dir)
     dcfg, scfg = cfg["data"], cfg["split"]
     keys = dict(energy_key=dcfg["energy_key"], forces_key=dcfg["forces_key"], config_type_key=dcfg["config_type_key"])
-    need_f = not cfg.get("gap", {}).get("energy_only", False)
+    need_f = not cfg.get("gap", {}).get("energy_only", False) or bool(cfg.get("refit_forces"))
     train = D.read_structures(dcfg["train"], require_forces=need_f, **keys)
     D.check_dataset(train, dcfg["train"])
     folds: list[tuple[list, list]]
@@ -83,11 +83,18 @@ def propose_step(
     table_file: str | os.PathLike | None,
     out_dir: str | os.PathLike,
     first_decision: str | os.PathLike | None = None,
+    stage1_best: str | os.PathLike | None = None,
 ) -> dict:
     """Decide whether iteration ``iteration`` runs; if so write one ``t<k>.yaml`` per trial.
 
     Always writes ``out_dir/decision.yaml`` (``stop``, ``reason``) and ``optimizer_state.yaml``.
+    ``stage1_best``: stage 1's ``best.yaml`` (strategy two_stage); its descriptor
+    hyperparameters are added to ``fixed``.
     """
+    if stage1_best:
+        from .twostage import stage2_config
+
+        cfg = stage2_config(cfg, stage1_best)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     table = read_table(table_file) if table_file else None
@@ -224,6 +231,10 @@ def best_step(cfg: dict, table_file: str | os.PathLike, out_file: str | os.PathL
         )
     space = Space.from_config(cfg["space"])
     point = space.to_dict([best[n] for n in space.names])
+    fixed = cfg.get("fixed") or {}
+    pf = best.get("params_file")
+    if isinstance(pf, str) and Path(pf).is_file():  # what the trial was fitted with (two_stage: + stage 1's SOAP)
+        fixed = read_yaml(pf).get("fixed") or fixed
     doc = {
         "trial_id": best["trial_id"],
         "iteration": int(best["iteration"]),
@@ -231,9 +242,9 @@ def best_step(cfg: dict, table_file: str | os.PathLike, out_file: str | os.PathL
         "energy_rmse_mev": float(best["energy_rmse_mev"]),
         "force_rmse": float(best["force_rmse"]),
         "fitter": cfg["fitter"],
-        "hyperparameters": {**(cfg.get("fixed") or {}), **point},
+        "hyperparameters": {**fixed, **point},
         "point": point,
-        "fixed": cfg.get("fixed") or {},
+        "fixed": fixed,
         "settings": cfg.get(cfg["fitter"], {}),
         "seed": 0,
     }
@@ -281,7 +292,7 @@ def check_inputs(cfg: dict) -> dict:
     naming the file, frame and key if one is unusable. Run before any job starts."""
     dcfg = cfg["data"]
     keys = dict(energy_key=dcfg["energy_key"], forces_key=dcfg["forces_key"], config_type_key=dcfg["config_type_key"])
-    need_f = not cfg.get("gap", {}).get("energy_only", False)
+    need_f = not cfg.get("gap", {}).get("energy_only", False) or bool(cfg.get("refit_forces"))
     train = D.read_structures(dcfg["train"], require_forces=need_f, **keys)
     D.check_dataset(train, dcfg["train"])
     counts = {"train": len(train)}

@@ -1,0 +1,111 @@
+# Figures of the PPSO paper for any run (kernel distribution of the best SOAP; dimer
+# similarity curves), the refit with forces after an energy-only search (PPSO Table 5), and
+# the extra targets of strategy two_stage.
+
+
+localrules:
+    refit_comparison,
+
+
+rule kernel_figure:
+    input:
+        best=f"{R}/best/best.yaml",
+        train=f"{R}/split/full_train.xyz",
+    output:
+        png=f"{R}/figures/kernel_hist.png",
+        csv=f"{R}/figures/kernel_hist.csv",
+        stats=f"{R}/figures/kernel_stats.json",
+    log:
+        f"{R}/logs/kernel_figure.log",
+    params:
+        settings=C.get("gap", {}),
+        kernel=C["kernel"],
+    threads: RES["kernel"]["threads"]
+    resources:
+        mem_mb=RES["kernel"]["mem_mb"],
+        runtime=RES["kernel"]["runtime"],
+    conda:
+        "../../envs/gap.yaml"
+    script:
+        "../../scripts/kernel_figure.py"
+
+
+rule similarity_curve:
+    input:
+        best=f"{R}/best/best.yaml",
+        train=f"{R}/split/full_train.xyz",
+    output:
+        png=f"{R}/figures/similarity.png",
+        csv=f"{R}/figures/similarity.csv",
+    log:
+        f"{R}/logs/similarity_curve.log",
+    params:
+        settings=C.get("gap", {}),
+        n_reference=C["kernel"]["n_reference"],
+    threads: 1
+    resources:
+        mem_mb=RES["kernel"]["mem_mb"],
+        runtime=RES["kernel"]["runtime"],
+    conda:
+        "../../envs/gap.yaml"
+    script:
+        "../../scripts/similarity.py"
+
+
+use rule refit as refit_forces with:
+    output:
+        result=f"{R}/best/forces/fit.json",
+        model=directory(f"{R}/best/forces/potential"),
+    log:
+        f"{R}/best/forces/fit.log",
+    params:
+        fitter=FITTER,
+        settings={**C.get(FITTER, {}), "energy_only": False},
+
+
+use rule test_errors as test_errors_forces with:
+    input:
+        model=rules.refit_forces.output.model,
+        test=f"{R}/split/test.xyz",
+    output:
+        errors=f"{R}/best/forces/test_errors.csv",
+        predictions=f"{R}/best/forces/test_predictions.npz",
+        metrics=f"{R}/best/forces/test_metrics.json",
+    log:
+        f"{R}/logs/test_errors_forces.log",
+
+
+rule refit_comparison:
+    input:
+        search_metrics=f"{R}/best/test_metrics.json",
+        forces_metrics=rules.test_errors_forces.output.metrics,
+        search_fit=f"{R}/best/fit.json",
+        forces_fit=rules.refit_forces.output.result,
+    output:
+        csv=f"{R}/best/refit_comparison.csv",
+    log:
+        f"{R}/logs/refit_comparison.log",
+    params:
+        energy_only=C.get("gap", {}).get("energy_only", False),
+    conda:
+        "../../envs/potune.yaml"
+    script:
+        "../../scripts/refit_comparison.py"
+
+
+def extra_targets():
+    """Targets beyond final_targets(): stage 1's table and plot (two_stage), the kernel
+    figures (GAP runs), the refit with forces (refit_forces)."""
+    targets = []
+    if TWO_STAGE:
+        targets += [f"{S1}/trials.csv", f"{S1}/best.yaml", f"{S1}/convergence.png"]
+    if FITTER == "gap" and C["kernel"]["figure"]:
+        targets.append(f"{R}/figures/kernel_hist.png")
+    if FITTER == "gap" and C["kernel"]["similarity_curve"]:
+        targets.append(f"{R}/figures/similarity.png")
+    if C.get("refit_forces"):
+        if C["data"].get("test"):
+            targets.append(f"{R}/best/refit_comparison.csv")
+        else:
+            targets.append(f"{R}/best/forces/potential")
+    return targets
