@@ -209,7 +209,8 @@ def best_descriptor_step(cfg1: dict, table_file, out_file) -> dict:
     space = Space.from_config(cfg1["space"])
     point = space.to_dict([best[n] for n in space.names])
     doc = {"trial_id": best["trial_id"], "iteration": int(best["iteration"]), "loss": float(best["loss"]),
-           **{c: float(best[c]) for c in STAGE1_COLUMNS if c in best},
+           **{c: (int(best[c]) if c in ("soap_dim", "n_env", "n_pairs") else float(best[c]))
+              for c in STAGE1_COLUMNS if c in best},
            "point": point, "fixed": cfg1.get("fixed") or {}, "hyperparameters": {**(cfg1.get("fixed") or {}), **point},
            "objective": (cfg1.get("kernel") or {}).get("objective")}
     write_yaml(out_file, doc)
