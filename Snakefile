@@ -11,6 +11,7 @@ min_version("9.0")
 
 
 include: "workflow/rules/common.smk"
+include: "workflow/rules/twostage_common.smk"
 include: "workflow/rules/split.smk"
 include: "workflow/rules/stage1.smk"
 include: "workflow/rules/propose.smk"

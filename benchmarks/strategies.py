@@ -219,7 +219,7 @@ def main() -> None:
     ap.add_argument("--datasets", nargs="+", default=["dimers", "si"], choices=["dimers", "si"])
     ap.add_argument("--cores", type=int, default=2)
     ap.add_argument("--throughput-only", action="store_true")
-    ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "strategies"))
+    ap.add_argument("--out", default=str(ROOT / "benchmarks" / "out" / "strategies"))
     args = ap.parse_args()
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)

@@ -91,21 +91,3 @@ rule refit_comparison:
         "../../envs/potune.yaml"
     script:
         "../../scripts/refit_comparison.py"
-
-
-def extra_targets():
-    """Targets beyond final_targets(): stage 1's table and plot (two_stage), the kernel
-    figures (GAP runs), the refit with forces (refit_forces)."""
-    targets = []
-    if TWO_STAGE:
-        targets += [f"{S1}/trials.csv", f"{S1}/best.yaml", f"{S1}/convergence.png"]
-    if FITTER == "gap" and C["kernel"]["figure"]:
-        targets.append(f"{R}/figures/kernel_hist.png")
-    if FITTER == "gap" and C["kernel"]["similarity_curve"]:
-        targets.append(f"{R}/figures/similarity.png")
-    if C.get("refit_forces"):
-        if C["data"].get("test"):
-            targets.append(f"{R}/best/refit_comparison.csv")
-        else:
-            targets.append(f"{R}/best/forces/potential")
-    return targets

@@ -3,11 +3,7 @@
 # fitted. Its own loop: checkpoint `propose_descriptors` -> `kernel_stats` per trial ->
 # `collect_descriptors`, under R/stage1/. Stage 2 is the ordinary loop (propose.smk), whose
 # `propose` reads R/stage1/best.yaml and holds that descriptor fixed.
-from potune.twostage import is_two_stage, stage1_config
-
-TWO_STAGE = is_two_stage(C)
-C1 = stage1_config(C) if TWO_STAGE else None
-S1 = f"{R}/stage1"
+# Paths and input functions: workflow/rules/twostage_common.smk.
 
 
 localrules:
@@ -16,44 +12,6 @@ localrules:
     stage1_table,
     best_descriptor,
     stage1_convergence,
-
-
-def stage1_best_input(wildcards):
-    """Stage 2's `propose` waits for stage 1's best descriptor (two_stage only)."""
-    return [f"{S1}/best.yaml"] if TWO_STAGE else []
-
-
-def s1_proposals_dir(iteration):
-    return checkpoints.propose_descriptors.get(iteration=int(iteration)).output.proposals
-
-
-def s1_decision(iteration):
-    return read_yaml(Path(s1_proposals_dir(iteration)) / "decision.yaml")
-
-
-def s1_previous_table(wildcards):
-    it = int(wildcards.iteration)
-    return [] if it == 0 else [f"{S1}/iter{it - 1}/table.csv"]
-
-
-def s1_first_decision(wildcards):
-    return None if int(wildcards.iteration) == 0 else f"{S1}/iter0/proposals/decision.yaml"
-
-
-def s1_iteration_results(wildcards):
-    from potune.steps import proposal_trials
-
-    it = wildcards.iteration
-    return [f"{S1}/iter{it}/{t}/kernel.json" for t in proposal_trials(s1_proposals_dir(it))]
-
-
-def s1_final_table(wildcards):
-    it = 0
-    while not s1_decision(it)["stop"]:
-        it += 1
-    if it == 0:
-        raise WorkflowError(f"potune: stage 1 stopped before its first iteration: {s1_decision(0)['reason']}")
-    return f"{S1}/iter{it - 1}/table.csv"
 
 
 checkpoint propose_descriptors:
