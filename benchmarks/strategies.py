@@ -50,6 +50,8 @@ def build_config(dataset: str, strategy: str, seed: int, quick: bool, out: Path)
         cfg = yaml.safe_load((ROOT / "config" / "examples" / name).read_text())
         batch = 4 if quick else 16
         iters = 4 if quick else 10
+        if strategy == "two_stage":
+            iters2 = 2 if quick else 5  # stage 2: the GAP hyperparameters only, fewer fits
     else:
         cfg = yaml.safe_load((ROOT / "config" / "examples" / "two-stage-si.yaml").read_text())
         if strategy == "joint":
@@ -58,12 +60,13 @@ def build_config(dataset: str, strategy: str, seed: int, quick: bool, out: Path)
             cfg.pop("stage1")
         batch = 4
         iters = 2 if quick else 5
+        iters2 = iters
     cfg["run_name"] = f"{dataset}-{strategy}-s{seed}"
     cfg["results_dir"] = str(out / "runs")
     cfg["optimizer"] = {**cfg["optimizer"], "kind": kind, "batch_size": batch, "seed": seed}
     if kind != "pso":
         cfg["optimizer"]["n_initial"] = batch
-    cfg["stop"] = {"max_iterations": iters}
+    cfg["stop"] = {"max_iterations": iters2 if strategy == "two_stage" else iters}
     if strategy == "two_stage":
         cfg["stage1"]["optimizer"] = {"batch_size": batch, "n_initial": batch} if kind != "pso" else {"batch_size": batch}
         cfg["stage1"]["stop"] = {"max_iterations": iters}
@@ -74,7 +77,12 @@ def build_config(dataset: str, strategy: str, seed: int, quick: bool, out: Path)
 
 
 def run_one(cfg: dict, out: Path, cores: int) -> dict:
+    """Run one search (or reuse a finished one: ``<out>/runs/<run_name>.json`` records its
+    start time and wall time)."""
     run_dir = Path(cfg["results_dir"]) / cfg["run_name"]
+    meta = out / "runs" / f"{cfg['run_name']}.json"
+    if meta.exists() and (run_dir / "summary.md").exists():
+        return {"run_dir": run_dir, **json.loads(meta.read_text())}
     cfg_file = out / "configs" / f"{cfg['run_name']}.yaml"
     cfg_file.parent.mkdir(parents=True, exist_ok=True)
     cfg_file.write_text(yaml.safe_dump(cfg, sort_keys=False))
@@ -87,6 +95,7 @@ def run_one(cfg: dict, out: Path, cores: int) -> dict:
     (out / "logs" / f"{cfg['run_name']}.log").write_text(proc.stdout + proc.stderr)
     if proc.returncode != 0:
         raise RuntimeError(f"{cfg['run_name']}: snakemake failed, see {out / 'logs' / (cfg['run_name'] + '.log')}")
+    meta.write_text(json.dumps({"wall_s": wall, "t0": t0}))
     return {"run_dir": run_dir, "wall_s": wall, "t0": t0}
 
 
@@ -107,8 +116,8 @@ def trial_times(run_dir: Path, t0: float) -> pd.DataFrame:
 def part1(args, out: Path) -> None:
     rows, trials = [], []
     for dataset in args.datasets:
-        for strategy in ("joint", "two_stage"):
-            for seed in range(args.seeds):
+        for seed in range(args.seeds):
+            for strategy in ("joint", "two_stage"):
                 cfg = build_config(dataset, strategy, seed, args.quick, out)
                 print(f"run {cfg['run_name']} ({cfg['optimizer']['kind']}) ...", flush=True)
                 res = run_one(cfg, out, args.cores)
@@ -133,6 +142,7 @@ def part1(args, out: Path) -> None:
                 trials.append(t.assign(dataset=dataset, strategy=strategy, seed=seed)[
                     ["dataset", "strategy", "seed", "fit_number", "done_s", "loss", "best_so_far"]])
                 print(f"  {row}", flush=True)
+                pd.DataFrame(rows).to_csv(out / "strategies_partial.csv", index=False)
     df = pd.DataFrame(rows)
     tr = pd.concat(trials, ignore_index=True)
     for dataset in df["dataset"].unique():
@@ -228,7 +238,8 @@ def main() -> None:
         _, tr = part1(args, out)
     thr = part2(args, out)
     plot(out, tr, thr)
-    print(f"\nwritten: {out}/strategies.csv, strategies_trials.csv, throughput.csv, strategies.png")
+    print(f"\nwritten under {out}: " + ("" if args.throughput_only else "strategies.csv, strategies_trials.csv, ")
+          + "throughput.csv, strategies.png")
 
 
 if __name__ == "__main__":
