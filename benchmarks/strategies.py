@@ -150,9 +150,9 @@ def part1(args, out: Path) -> None:
         for i in df.index[df["dataset"] == dataset]:
             t = tr[(tr["dataset"] == dataset) & (tr["strategy"] == df.at[i, "strategy"]) & (tr["seed"] == df.at[i, "seed"])]
             hit = t[t["best_so_far"] <= target]
-            df.at[i, "target_loss"] = target
-            df.at[i, "fits_to_target"] = float(hit["fit_number"].iloc[0]) if len(hit) else np.nan
-            df.at[i, "time_to_target_s"] = float(hit["done_s"].iloc[0]) if len(hit) else np.nan
+            df.loc[i, "target_loss"] = target
+            df.loc[i, "fits_to_target"] = float(hit["fit_number"].iloc[0]) if len(hit) else np.nan
+            df.loc[i, "time_to_target_s"] = float(hit["done_s"].iloc[0]) if len(hit) else np.nan
     df.loc[df["dataset"] == "dimers", "ppso_energy_rmse_mev"] = PPSO_DIMER["energy_rmse_mev"]
     df.loc[df["dataset"] == "dimers", "ppso_force_rmse"] = PPSO_DIMER["force_rmse"]
     df.to_csv(out / "strategies.csv", index=False)
