@@ -109,8 +109,8 @@ def check_config(cfg: dict) -> None:
     from .optimizers import REGISTRY
 
     gap_check({**cfg, "space": s1["space"]}, space1)
-    kind = stage1_config(cfg)["optimizer"]["kind"]
-    if kind not in REGISTRY:
+    kind = (s1.get("optimizer") or {}).get("kind")  # else optimizer.kind, checked with the rest of optimizer
+    if kind is not None and kind not in REGISTRY:
         raise ConfigError(f"stage1.optimizer.kind: unknown optimiser {kind!r}; available: {', '.join(sorted(REGISTRY))}")
 
 
