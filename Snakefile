@@ -15,15 +15,19 @@ report: "workflow/report/workflow.rst"
 
 
 include: "workflow/rules/common.smk"
+include: "workflow/rules/twostage_common.smk"
 include: "workflow/rules/split.smk"
+include: "workflow/rules/stage1.smk"
 include: "workflow/rules/propose.smk"
 include: "workflow/rules/descriptors.smk"
 include: "workflow/rules/fit.smk"
 include: "workflow/rules/validate.smk"
 include: "workflow/rules/report.smk"
+include: "workflow/rules/kernel.smk"
 
 
 rule all:
     input:
         final_targets(),
+        extra_targets(),
     default_target: True

@@ -1,10 +1,13 @@
 """Checkpoint `propose`: the next batch of trials, one file each."""
 from potune.steps import logged, propose_step
 
+stage1 = getattr(snakemake.input, "stage1", None)  # strategy two_stage: stage 1's best.yaml
+stage1 = stage1 if isinstance(stage1, str) else (stage1[0] if stage1 else None)
 with logged(snakemake.log[0], "w"):
     propose_step(
         dict(snakemake.params.items()),
         int(snakemake.wildcards.iteration),
         snakemake.input.table[0] if snakemake.input.table else None,
         snakemake.output.proposals,
+        stage1_best=stage1,
     )

@@ -238,6 +238,9 @@ def resolve_config(raw: dict, check_files: bool = True) -> dict:
         raise ConfigError("data.train: no training data given")
     space = Space.from_config(cfg["space"])
     _check_hyperparameter_names(cfg, space)
+    from .twostage import check_config as _check_two_stage
+
+    _check_two_stage(cfg)
     from .optimizers import check_optimizer_config
 
     check_optimizer_config(space, cfg["optimizer"])

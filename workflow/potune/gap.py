@@ -131,17 +131,25 @@ def _fmt(v) -> str:
     return str(v)
 
 
-def _per_species(v, n: int) -> str:
-    return "{" + " ".join([_fmt(v)] * n) + "}"
+def _per_species(v, n: int, braces: int = 1) -> str:
+    return "{" * braces + " ".join([_fmt(v)] * n) + "}" * braces
 
 
-def descriptor_strings(p: dict, settings: dict, species_z: Sequence[int]) -> list[str]:
-    """The ``gap={...}`` descriptor entries for one set of resolved hyperparameters."""
+def descriptor_strings(
+    p: dict, settings: dict, species_z: Sequence[int], for_gap_fit: bool = True, gp: bool = True
+) -> list[str]:
+    """The ``gap={...}`` descriptor entries for one set of resolved hyperparameters.
+
+    soap_turbo's per-species arrays need double braces ``{{a b}}`` inside gap_fit's
+    ``gap={...}`` (single braces fail to parse with two or more species); quippy's
+    ``Descriptor`` takes single braces (``for_gap_fit=False``). ``gp=False`` leaves out the
+    kernel/sparsification settings (n_sparse, delta, zeta, ...): the bare descriptor.
+    """
     kind = settings.get("descriptor", "soap")
     common = (
         f"n_sparse={int(p['n_sparse'])} sparse_method={p['sparse_method']} delta={_fmt(float(p['delta']))} "
         f"covariance_type=dot_product zeta={_fmt(p['zeta'])}"
-    )
+    ) if gp else ""
     out = []
     if settings.get("two_body"):
         out.append(
@@ -157,16 +165,21 @@ def descriptor_strings(p: dict, settings: dict, species_z: Sequence[int]) -> lis
         )
     elif kind == "soap_turbo":
         n = len(species_z)
-        zs = "{" + " ".join(str(z) for z in species_z) + "}"
+        b = 2 if for_gap_fit else 1
+        zs = "{" * b + " ".join(str(z) for z in species_z) + "}" * b
+
+        def ps(v):
+            return _per_species(v, n, b)
+
         for i in range(1, n + 1):
             out.append(
-                f"soap_turbo l_max={int(p['l_max'])} alpha_max={_per_species(int(p['n_max']), n)} "
-                f"atom_sigma_r={_per_species(float(p['atom_sigma_r']), n)} "
-                f"atom_sigma_t={_per_species(float(p['atom_sigma_t']), n)} "
-                f"atom_sigma_r_scaling={_per_species(float(p['atom_sigma_r_scaling']), n)} "
-                f"atom_sigma_t_scaling={_per_species(float(p['atom_sigma_t_scaling']), n)} "
-                f"amplitude_scaling={_per_species(float(p['amplitude_scaling']), n)} "
-                f"central_weight={_per_species(float(p['central_weight']), n)} "
+                f"soap_turbo l_max={int(p['l_max'])} alpha_max={ps(int(p['n_max']))} "
+                f"atom_sigma_r={ps(float(p['atom_sigma_r']))} "
+                f"atom_sigma_t={ps(float(p['atom_sigma_t']))} "
+                f"atom_sigma_r_scaling={ps(float(p['atom_sigma_r_scaling']))} "
+                f"atom_sigma_t_scaling={ps(float(p['atom_sigma_t_scaling']))} "
+                f"amplitude_scaling={ps(float(p['amplitude_scaling']))} "
+                f"central_weight={ps(float(p['central_weight']))} "
                 f"radial_enhancement={int(p['radial_enhancement'])} basis={p['basis']} scaling_mode={p['scaling_mode']} "
                 f"rcut_hard={_fmt(float(p['rcut_hard']))} rcut_soft={_fmt(float(p['rcut_soft']))} "
                 f"n_species={n} species_Z={zs} central_index={i} add_species=F {common}"

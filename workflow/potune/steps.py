@@ -86,16 +86,23 @@ def propose_step(
     iteration: int,
     table_file: str | os.PathLike | None,
     out_dir: str | os.PathLike,
+    stage1_best: str | os.PathLike | None = None,
 ) -> list:
     """Write one ``t<k>.yaml`` per proposed trial of iteration ``iteration``, plus
     ``meta.yaml`` (when the iteration was proposed) and ``optimizer_state.yaml``.
 
     ``search_cfg`` holds ``space``, ``fixed`` and ``optimizer``. Whether the iteration runs
     at all is decided before (stop rules, see :func:`potune.search.should_stop`).
+    ``stage1_best``: stage 1's ``best.yaml`` (strategy two_stage); its descriptor
+    hyperparameters are added to ``fixed``.
     """
-    from .search import propose, should_stop
+    from .search import propose
     from .trials import read_table
 
+    if stage1_best:
+        from .twostage import stage2_config
+
+        search_cfg = stage2_config(search_cfg, stage1_best)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     table = read_table(table_file) if table_file else None
@@ -415,6 +422,10 @@ def best_step(cfg: dict, table_file: str | os.PathLike, out_file: str | os.PathL
         return doc
     space = Space.from_config(cfg["space"])
     point = space.to_dict([best[n] for n in space.names])
+    fixed = cfg.get("fixed") or {}
+    pf = best.get("params_file")
+    if isinstance(pf, str) and Path(pf).is_file():  # what the trial was fitted with (two_stage: + stage 1's SOAP)
+        fixed = read_yaml(pf).get("fixed") or fixed
     doc = {
         "status": "ok",
         "trial_id": best["trial_id"],
@@ -423,9 +434,9 @@ def best_step(cfg: dict, table_file: str | os.PathLike, out_file: str | os.PathL
         "energy_rmse_mev": float(best["energy_rmse_mev"]),
         "force_rmse": float(best["force_rmse"]),
         "fitter": cfg["fitter"],
-        "hyperparameters": {**(cfg.get("fixed") or {}), **point},
+        "hyperparameters": {**fixed, **point},
         "point": point,
-        "fixed": cfg.get("fixed") or {},
+        "fixed": fixed,
         "settings": cfg.get(cfg["fitter"], {}),
         "seed": 0,
     }
@@ -485,7 +496,7 @@ def check_inputs(cfg: dict) -> dict:
     naming the file, frame and key if one is unusable. Run before any job starts."""
     dcfg = cfg["data"]
     keys = dict(energy_key=dcfg["energy_key"], forces_key=dcfg["forces_key"], config_type_key=dcfg["config_type_key"])
-    need_f = not cfg.get(cfg["fitter"], {}).get("energy_only", False)
+    need_f = not cfg.get(cfg["fitter"], {}).get("energy_only", False) or bool(cfg.get("refit_forces"))
     train = D.read_structures(dcfg["train"], require_forces=need_f, **keys)
     D.check_dataset(train, dcfg["train"])
     counts = {"train": len(train)}

@@ -54,7 +54,7 @@ SEARCH = {k: C[k] for k in ("fitter", FITTER, "space", "fixed", "optimizer", "lo
 DATA = {
     "data": C["data"],
     "split": C["split"],
-    "require_forces": not C.get(FITTER, {}).get("energy_only", False),
+    "require_forces": not C.get(FITTER, {}).get("energy_only", False) or bool(C.get("refit_forces")),
 }
 
 
@@ -121,8 +121,9 @@ def _table(path):
     return _TABLES[key]
 
 
-def loop_end():
-    """(last iteration, stop reason): walk the `collect` checkpoints until a stop rule holds.
+def walk_loop(collect_checkpoint, prefix, stop_cfg, search):
+    """(last iteration, stop reason) of a search loop: walk its `collect` checkpoints until a
+    stop rule holds.
 
     The stop rules are evaluated here, on the current configuration, not inside a job: so
     raising stop.max_iterations of a finished search continues it instead of re-running it.
@@ -131,15 +132,20 @@ def loop_end():
     n = 0
     started = None
     while True:
-        table_file = checkpoints.collect.get(iteration=n).output.table
+        table_file = collect_checkpoint.get(iteration=n).output.table
         if started is None:
-            started = float(read_yaml(f"{R}/iter0/proposals/meta.yaml")["started_at"])
+            started = float(read_yaml(f"{prefix}/iter0/proposals/meta.yaml")["started_at"])
         stop, reason = should_stop(
-            _table(table_file), C["stop"], n + 1, started_at=started, now=os.path.getmtime(table_file), search=SEARCH
+            _table(table_file), stop_cfg, n + 1, started_at=started, now=os.path.getmtime(table_file), search=search
         )
         if stop:
             return n, reason
         n += 1
+
+
+def loop_end():
+    """(last iteration, stop reason) of the search (stage 2 of a two-stage run)."""
+    return walk_loop(checkpoints.collect, R, C["stop"], SEARCH)
 
 
 def final_table(wildcards):

@@ -7,6 +7,7 @@
 checkpoint propose:
     input:
         table=previous_table,
+        stage1=stage1_best_input,
     output:
         proposals=directory(f"{R}/iter{{iteration}}/proposals"),
     log:

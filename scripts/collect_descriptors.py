@@ -1,0 +1,18 @@
+"""Rule `collect_descriptors`: append one stage-1 iteration to the stage-1 table."""
+from pathlib import Path
+
+from potune.steps import logged, proposal_trials
+from potune.twostage import collect_stage1
+
+it = int(snakemake.wildcards.iteration)
+iter_dir = Path(snakemake.output.table).parent
+files = {t: str(iter_dir / t / "kernel.json") for t in proposal_trials(snakemake.input.proposals)}
+with logged(snakemake.log[0], "w"):
+    collect_stage1(
+        snakemake.params.cfg,
+        it,
+        snakemake.input.previous[0] if snakemake.input.previous else None,
+        snakemake.input.proposals,
+        files,
+        snakemake.output.table,
+    )

@@ -1,0 +1,14 @@
+"""Rule `kernel_figure`: kernel distribution of the best hyperparameters' SOAP."""
+from potune.steps import logged
+from potune.twostage import kernel_figure_step
+
+with logged(snakemake.log[0], "w"):
+    kernel_figure_step(
+        snakemake.input.best,
+        snakemake.input.train,
+        snakemake.params.settings,
+        snakemake.params.kernel,
+        snakemake.output.png,
+        snakemake.output.csv,
+        snakemake.output.stats,
+    )

@@ -1,0 +1,13 @@
+"""Rule `kernel_stats`: kernel statistics of one stage-1 descriptor trial (no fit)."""
+from potune.steps import logged
+from potune.twostage import kernel_step
+
+with logged(snakemake.log[0], "w"):
+    kernel_step(
+        snakemake.input.params,
+        snakemake.input.train,
+        snakemake.output.result,
+        snakemake.output.hist,
+        snakemake.params.settings,
+        snakemake.params.kernel,
+    )

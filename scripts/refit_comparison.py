@@ -1,0 +1,13 @@
+"""Rule `refit_comparison`: test errors of the refit as searched vs refit on energies + forces."""
+from potune.steps import logged
+from potune.twostage import refit_comparison_step
+
+with logged(snakemake.log[0], "w"):
+    refit_comparison_step(
+        snakemake.input.search_metrics,
+        snakemake.input.forces_metrics,
+        snakemake.input.search_fit,
+        snakemake.input.forces_fit,
+        snakemake.params.energy_only,
+        snakemake.output.csv,
+    )

@@ -1,0 +1,13 @@
+"""Rule `similarity_curve`: dimer similarity vs interatomic distance for the best SOAP."""
+from potune.steps import logged
+from potune.twostage import similarity_step
+
+with logged(snakemake.log[0], "w"):
+    similarity_step(
+        snakemake.input.best,
+        snakemake.input.train,
+        snakemake.params.settings,
+        snakemake.params.n_reference,
+        snakemake.output.png,
+        snakemake.output.csv,
+    )

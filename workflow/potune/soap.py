@@ -1,0 +1,155 @@
+"""SOAP vectors of atomic environments through ``quippy.descriptors.Descriptor``.
+
+The descriptor stage of the PPSO two-stage strategy needs the SOAP vectors of the training
+environments for one set of descriptor hyperparameters, without fitting a GAP. The
+descriptor strings are built by :func:`potune.gap.descriptor_strings` (the same code that
+writes gap_fit's ``gap={...}``), so a stage-1 trial describes exactly the descriptor that a
+stage-2 fit uses.
+
+Multi-species data: one descriptor per central species (soap_turbo ``central_index``, soap
+``Z``), as gap_fit does; environments carry their central atomic number so that kernels are
+only taken between environments of the same central species (GAP never compares others).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Sequence
+
+import numpy as np
+
+from . import gap
+from .data import species as data_species
+
+#: hyperparameters that shape the SOAP vectors (stage 1 of the two-stage strategy)
+DESCRIPTOR_HYPERPARAMETERS = frozenset({
+    "cutoff", "cutoff_transition_width", "atom_sigma", "n_max", "l_max", "central_weight",
+    "rcut_hard", "rcut_soft", "atom_sigma_r", "atom_sigma_t", "atom_sigma_r_scaling",
+    "atom_sigma_t_scaling", "amplitude_scaling", "radial_enhancement", "basis", "scaling_mode",
+})
+#: the kernel exponent: shapes the kernel distribution without any fit
+KERNEL_HYPERPARAMETERS = frozenset({"zeta"})
+#: everything stage 1 may search or hold fixed
+STAGE1_HYPERPARAMETERS = DESCRIPTOR_HYPERPARAMETERS | KERNEL_HYPERPARAMETERS
+
+
+@dataclass
+class SoapVectors:
+    """Normalised SOAP vectors of every environment of a set of structures.
+
+    Attributes
+    ----------
+    vectors
+        (N_env, D) float64, each row of unit length.
+    central_z
+        (N_env,) atomic number of each environment's central atom.
+    structure
+        (N_env,) index of the structure each environment belongs to.
+    atom
+        (N_env,) index of the central atom within its structure.
+    """
+
+    vectors: np.ndarray
+    central_z: np.ndarray
+    structure: np.ndarray
+    atom: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.vectors)
+
+
+def quippy_descriptor_strings(params: dict, settings: dict, species_z: Sequence[int]) -> list[tuple[int, str]]:
+    """``(central Z, descriptor string)`` for ``quippy.descriptors.Descriptor``, one per species.
+
+    Parameters
+    ----------
+    params
+        Hyperparameters (any subset of :data:`potune.gap.HYPERPARAMETERS`; defaults fill the rest).
+    settings
+        The ``gap`` section of the configuration (``descriptor``: soap or soap_turbo).
+    species_z
+        Atomic numbers present in the data, sorted.
+    """
+    p = gap.resolve_params(params)
+    gap.check_params(p)
+    kind = settings.get("descriptor", "soap")
+    species_z = [int(z) for z in species_z]
+    if kind == "soap_turbo":
+        strings = gap.descriptor_strings(p, {"descriptor": "soap_turbo"}, species_z, for_gap_fit=False, gp=False)
+        return [(z, s.replace(" add_species=F", "").strip()) for z, s in zip(species_z, strings)]
+    if kind == "soap":
+        (s,) = gap.descriptor_strings(p, {"descriptor": "soap"}, species_z, for_gap_fit=False, gp=False)
+        base = s.replace(" add_species=T", "").strip()
+        zs = "{" + " ".join(str(z) for z in species_z) + "}"
+        return [(z, f"{base} n_species={len(species_z)} species_Z={zs} Z={z}") for z in species_z]
+    raise ValueError(f"gap.descriptor: unknown descriptor {kind!r}; choose soap or soap_turbo")
+
+
+def soap_dimension(params: dict, settings: dict, n_species: int) -> int:
+    """Length of one SOAP vector.
+
+    soap_turbo (PPSO eq. 4): ``(l_max + 1) * N * (N + 1) / 2`` with ``N`` the sum of
+    ``alpha_max`` over the species (here ``n_max`` for every species). QUIP's soap: the same
+    with ``N = n_species * n_max``, plus one constant element.
+    """
+    p = gap.resolve_params(params)
+    n = int(n_species) * int(p["n_max"])
+    dim = (int(p["l_max"]) + 1) * n * (n + 1) // 2
+    return dim if settings.get("descriptor", "soap") == "soap_turbo" else dim + 1
+
+
+def soap_vectors(
+    frames: Sequence, params: dict, settings: dict, species_z: Sequence[int] | None = None
+) -> SoapVectors:
+    """SOAP vectors of every atom of ``frames`` (normalised rows).
+
+    Parameters
+    ----------
+    frames
+        ASE structures.
+    params, settings
+        Hyperparameters and the ``gap`` settings (see :func:`quippy_descriptor_strings`).
+    species_z
+        Species the descriptor knows (default: those present in ``frames``).
+
+    Raises
+    ------
+    RuntimeError
+        quippy could not build or evaluate the descriptor (message says which string).
+    """
+    from quippy.descriptors import Descriptor
+
+    species_z = list(species_z) if species_z is not None else data_species(frames)
+    descs = []
+    for z, s in quippy_descriptor_strings(params, settings, species_z):
+        try:
+            descs.append((z, Descriptor(s)))
+        except Exception as exc:  # quippy raises RuntimeError on a bad string
+            raise RuntimeError(f"quippy could not build descriptor {s!r}: {exc}") from exc
+    vecs, cz, st, at = [], [], [], []
+    for i, atoms in enumerate(frames):
+        a = atoms.copy()
+        a.calc = None
+        for z, d in descs:
+            idx = np.flatnonzero(a.numbers == z)
+            if len(idx) == 0:
+                continue
+            out = d.calc(a)
+            data = np.asarray(out.get("data", np.zeros((0, 0))), dtype=float)
+            if data.ndim != 2 or len(data) != len(idx):
+                raise RuntimeError(
+                    f"structure {i}: descriptor for Z={z} gave {data.shape} rows for {len(idx)} atoms"
+                )
+            ci = np.asarray(out.get("ci", []), dtype=int).ravel()
+            # quippy's 'ci' are 1-based central atom indices (Fortran); fall back to order of atoms
+            atoms_idx = ci - 1 if len(ci) == len(idx) and set(ci - 1) == set(idx) else idx
+            vecs.append(data)
+            cz.append(np.full(len(idx), z))
+            st.append(np.full(len(idx), i))
+            at.append(np.asarray(atoms_idx, dtype=int))
+    if not vecs:
+        raise RuntimeError("no environments: the structures hold none of the descriptor's species")
+    X = np.vstack(vecs)
+    norms = np.linalg.norm(X, axis=1, keepdims=True)
+    X = np.divide(X, norms, out=np.zeros_like(X), where=norms > 0)
+    return SoapVectors(X, np.concatenate(cz), np.concatenate(st), np.concatenate(at))
