@@ -634,6 +634,8 @@ def summary_step(cfg: dict, inputs: dict, out_md) -> str:
         if ref.get("energy_rmse_mev") is not None or ref.get("force_rmse") is not None:
             lines.append(f"| {ref.get('label', 'reference')} | {ref.get('energy_rmse_mev')} | {ref.get('force_rmse')} |")
     if "cost" in inputs:
+        import pandas as pd
+
         cost = pd.read_csv(inputs["cost"])
         front = cost[cost["pareto"]].sort_values("predict_ms_per_atom")
         if len(front):
