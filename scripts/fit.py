@@ -12,7 +12,7 @@ fit_step(
     snakemake.params.settings,
     threads=snakemake.threads,
     mem_mb=snakemake.resources.mem_mb,
-    runtime_min=snakemake.resources.runtime_s / 60.0,
+    runtime_min=snakemake.resources.runtime_ms / 60000.0,
     attempt=attempt,
     max_attempts=snakemake.resources.max_attempts,
     descriptors=snakemake.input.get("descriptors"),

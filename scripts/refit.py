@@ -11,5 +11,5 @@ refit_step(
     snakemake.params.settings,
     threads=snakemake.threads,
     mem_mb=snakemake.resources.mem_mb,
-    runtime_min=snakemake.resources.runtime_s / 60.0,
+    runtime_min=snakemake.resources.runtime_ms / 60000.0,
 )

@@ -10,11 +10,13 @@ from wfrun import snakemake, tiny_config, trials
 CASES = {
     # gap_fit aborts: "fit_data_from_xyz: too small energy_sigma"
     "crash": ({"fixed": {"sigma_energy": 1e-300}}, "too small energy_sigma"),
-    # a job of 150 MB: beside the Python script (~100-130 MB) gap_fit (needs ~50 MB) gets
-    # at most 25 MB
-    "memory": ({"resources": {"fit": {"mem_mb": 150}}}, "out of memory"),
-    # runtime 0.02 min: the fit stops itself after 0.6 s
-    "time": ({"resources": {"fit": {"runtime": 0.02}}}, "time limit of 1 s exceeded"),
+    # a job of 40 MB: beside the Python fit script (~40 MB) gap_fit (needs ~25 MB on this
+    # data) gets the floor of a tenth of the job, 4 MB
+    "memory": ({"resources": {"fit": {"mem_mb": 40}}}, "out of memory"),
+    # runtime 0.005 min: the fit (made slower: l_max 8, 150 CUR sparse points) stops itself
+    # after 0.15 s
+    "time": ({"resources": {"fit": {"runtime": 0.005}},
+              "fixed": {"l_max": 8, "n_sparse": 150, "sparse_method": "cur_points"}}, "time limit of 0.15 s exceeded"),
 }
 
 

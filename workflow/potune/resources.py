@@ -169,9 +169,10 @@ def runtime_min(res_cfg: Mapping, attempt: int = 1) -> int:
     return int(math.ceil(float(res_cfg["runtime"]) * max(1, int(attempt))))
 
 
-def runtime_s(res_cfg: Mapping, attempt: int = 1) -> int:
-    """``runtime`` of a job in seconds (fractional minutes kept), times the attempt number."""
-    return int(round(float(res_cfg["runtime"]) * 60.0 * max(1, int(attempt))))
+def runtime_ms(res_cfg: Mapping, attempt: int = 1) -> int:
+    """``runtime`` of a job in milliseconds (fractional minutes kept: Snakemake resources are
+    integers), times the attempt number."""
+    return int(round(float(res_cfg["runtime"]) * 60000.0 * max(1, int(attempt))))
 
 
 def time_limit_s(runtime_minutes: float) -> float:

@@ -188,7 +188,7 @@ def run_limited(
     peak = max(peak_kb, ru_kb) / 1024.0
     name = Path(str(cmd[0])).name
     if killed_for == "time":
-        return RunResult(rc, "failed", f"time limit of {timeout_s:.0f} s exceeded", wall, peak)
+        return RunResult(rc, "failed", f"time limit of {timeout_s:.3g} s exceeded", wall, peak)
     if killed_for == "memory":
         return RunResult(rc, "failed", f"out of memory: {name} used more than the limit of "
                          f"{mem_limit_mb:.0f} MB", wall, peak)

@@ -12,7 +12,7 @@ from potune.errors import PotuneError
 from potune.io import read_yaml
 from potune.search import should_stop
 from potune import resources as _resources
-from potune.resources import runtime_min, runtime_s
+from potune.resources import runtime_min, runtime_ms
 from potune.resume import runs_jobs, wait_for_previous_jobs
 from potune.steps import check_inputs
 from potune.trials import read_table

@@ -23,7 +23,7 @@ rule fit:
     resources:
         mem_mb=lambda wc, input, attempt: job_mem_mb("fit", input.params, input.train, attempt),
         runtime=lambda wc, attempt: runtime_min(RES["fit"], attempt),
-        runtime_s=lambda wc, attempt: runtime_s(RES["fit"], attempt),
+        runtime_ms=lambda wc, attempt: runtime_ms(RES["fit"], attempt),
         attempt=lambda wc, attempt: attempt,
         max_attempts=RES["fit"]["retries"] + 2,
     retries: RES["fit"]["retries"] + 1
@@ -65,7 +65,7 @@ rule refit:
     resources:
         mem_mb=lambda wc, input, attempt: job_mem_mb("refit", input.best, input.train, attempt),
         runtime=lambda wc, attempt: runtime_min(RES["refit"], attempt),
-        runtime_s=lambda wc, attempt: runtime_s(RES["refit"], attempt),
+        runtime_ms=lambda wc, attempt: runtime_ms(RES["refit"], attempt),
         attempt=lambda wc, attempt: attempt,
     retries: RES["refit"]["retries"]
     conda:

@@ -1,0 +1,33 @@
+"""The papers' tables, quick variant (`python -m potune.paper --quick`): real searches with
+small budgets; checks the tables carry our numbers beside the published ones."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pandas as pd
+import pytest
+
+from conftest import ROOT
+
+pytestmark = pytest.mark.slow
+
+
+def test_paper_quick(tmp_path):
+    out = tmp_path / "paper"
+    proc = subprocess.run([sys.executable, "-m", "potune.paper", "--cores", "2", "--quick", "--out", str(out)],
+                          cwd=ROOT, capture_output=True, text=True, timeout=2400)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    t2 = pd.read_csv(out / "xpot_table2.csv")
+    assert list(t2["element"]) == ["Si"] and (t2["published GAP E"] == 4.18).all()
+    assert (t2["E RMSE (meV/atom)"] > 0).all() and (t2["evaluations"] == 4).all()
+    f6 = pd.read_csv(out / "xpot_fig6.csv")
+    assert list(f6["alpha"]) == [0.1, 0.9] and (f6["optimised cutoff (Å)"].between(3.5, 6.0)).all()
+    t3 = pd.read_csv(out / "ppso_table3.csv")
+    assert len(t3) == 4 and set(t3["n_max = l_max"]) == {4, 6}
+    two = t3[t3["strategy"] == "2 (two-stage)"]
+    assert (two["kernel evaluations (stage 1)"] > 0).all()
+    for name in ("xpot_table2.md", "xpot_fig6.png", "ppso_table3.md", "ppso_kernel_hist.png", "README.md"):
+        assert (out / name).exists(), name
+    assert "published" in (out / "xpot_table2.md").read_text()
