@@ -72,7 +72,15 @@ def deep_merge(base: dict, override: dict, _path: str = "") -> dict:
     return out
 
 
-def _check_unknown_keys(raw: Any, schema: dict, path: str = "", defs: dict | None = None) -> None:
+def resolve_ref(root: dict, ref: str) -> dict:
+    """The part of schema ``root`` a local JSON pointer (``#/definitions/x``) names."""
+    node = root
+    for part in ref.lstrip("#/").split("/"):
+        node = node[part]
+    return node
+
+
+def _check_unknown_keys(raw: Any, schema: dict, path: str = "", root: dict | None = None) -> None:
     """Unknown keys, with a "did you mean" suggestion (before the schema's terser message)."""
     if not isinstance(raw, dict) or schema.get("additionalProperties", True) is not False:
         return
@@ -84,8 +92,8 @@ def _check_unknown_keys(raw: Any, schema: dict, path: str = "", defs: dict | Non
             raise ConfigError(f"unknown config key '{path}{key}'{hint}")
         sub = props[key]
         if "$ref" in sub:
-            sub = (defs or {}).get(sub["$ref"].split("/")[-1], sub)
-        _check_unknown_keys(value, sub, f"{path}{key}.", defs)
+            sub = resolve_ref(root or schema, sub["$ref"])
+        _check_unknown_keys(value, sub, f"{path}{key}.", root or schema)
 
 
 def _validate_schema(cfg: dict, schema: dict) -> None:
@@ -231,7 +239,7 @@ def resolve_config(raw: dict, check_files: bool = True) -> dict:
     schema = load_schema()
     if not isinstance(raw, dict):
         raise ConfigError("config: expected a mapping")
-    _check_unknown_keys(raw, schema, defs=schema.get("definitions", {}))
+    _check_unknown_keys(raw, schema, root=schema)
     cfg = deep_merge(load_defaults(), raw)
     _validate_schema(cfg, schema)
     if not cfg["data"].get("train"):

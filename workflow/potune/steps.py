@@ -637,8 +637,9 @@ def summary_step(cfg: dict, inputs: dict, out_md) -> str:
         import pandas as pd
 
         cost = pd.read_csv(inputs["cost"])
-        front = cost[cost["pareto"]].sort_values("predict_ms_per_atom")
+        front = cost[cost["pareto"].astype(bool)] if "pareto" in cost.columns else cost.iloc[:0]
         if len(front):
+            front = front.sort_values("predict_ms_per_atom")
             lines += ["", "## Accuracy vs cost: Pareto front", "",
                       "Trials no other trial beats on both validation loss and measured prediction time "
                       "(`figures/cost.png`).", "",

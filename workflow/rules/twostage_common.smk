@@ -43,11 +43,18 @@ def s1_stop_info(wildcards):
 
 
 def extra_targets():
-    """Targets beyond final_targets(): stage 1's table and plot (two_stage), the kernel
-    figures (GAP runs), the refit with forces (refit_forces)."""
-    targets = []
+    """Targets beyond final_targets(): stage 1's table and plot (two_stage), and, when some
+    trial succeeded, the kernel figures (GAP runs) and the refit with forces (refit_forces)."""
+    targets = [extra_outcome_targets]
     if TWO_STAGE:
         targets += [f"{S1}/trials.csv", f"{S1}/best.yaml", f"{S1}/convergence.png"]
+    return targets
+
+
+def extra_outcome_targets(wildcards):
+    if not best_found():
+        return []
+    targets = []
     if FITTER == "gap" and C["kernel"]["figure"]:
         targets.append(f"{R}/figures/kernel_hist.png")
     if FITTER == "gap" and C["kernel"]["similarity_curve"]:
