@@ -65,7 +65,9 @@ def kill9(proc: subprocess.Popen) -> None:
 
 @pytest.mark.slow
 def test_kill_driver_then_resume_locally(tmp_path, reference):
-    cfg, run = tiny_config(tmp_path)
+    # 4 iterations (the reference has 2; the first two are the same trials): the search must
+    # still be running when the second driver starts, however fast the machine
+    cfg, run = tiny_config(tmp_path, stop={"max_iterations": 4})
     args = ("--cores", "2", f"{run}/trials.csv")
     drv = start_driver(cfg, *args)
     try:
@@ -86,7 +88,9 @@ def test_kill_driver_then_resume_locally(tmp_path, reference):
     # resume: the README's recipe
     snakemake(cfg, "--unlock", timeout=120)
     snakemake(cfg, *args)
-    assert_same_trials(trials(run), reference)
+    t = trials(run)
+    assert sorted(t["iteration"].unique()) == [0, 1, 2, 3]
+    assert_same_trials(t[t["iteration"] < 2], reference)
     after = fit_files(run)
     for k, v in done_before.items():
         assert after[k] == v, f"{k} was fitted again"
