@@ -28,7 +28,7 @@ from .errors import ConfigError
 from .io import read_json, read_yaml, write_json, write_yaml
 from .kernel import OBJECTIVES, kernel_objective, kernel_stats
 from .search import best_trial
-from .soap import DESCRIPTOR_HYPERPARAMETERS, STAGE1_HYPERPARAMETERS, soap_dimension, soap_vectors
+from .soap import STAGE1_HYPERPARAMETERS, soap_dimension, soap_vectors
 from .space import Space
 from .trials import append_rows, read_table, write_table
 
