@@ -63,16 +63,7 @@ def kill9(proc: subprocess.Popen) -> None:
     proc.stdout.close()
 
 
-RESUME_RACE = pytest.mark.xfail(
-    reason="known issue since `collect` became a checkpoint: on resume after kill -9, a `collect` can run "
-           "while the re-run of the killed driver's incomplete `validate` job has removed its valid.json "
-           "(FileNotFoundError); see the issue notes",
-    strict=False,
-)
-
-
 @pytest.mark.slow
-@RESUME_RACE
 def test_kill_driver_then_resume_locally(tmp_path, reference):
     # 4 iterations (the reference has 2; the first two are the same trials): the search must
     # still be running when the second driver starts, however fast the machine
@@ -144,7 +135,6 @@ def squeue_ids() -> set[str]:
 
 @pytest.mark.slurm
 @pytest.mark.slow
-@RESUME_RACE
 def test_slurm_search_equals_local_and_survives_driver_kill(tmp_path, reference, slurm_cluster):
     """`snakemake --profile slurm`: every fit is its own SLURM job; the driver is killed
     (kill -9) while iteration 1's fits are on SLURM; the same command resumes it: no

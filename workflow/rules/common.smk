@@ -5,7 +5,7 @@ import sys
 import warnings
 from pathlib import Path
 
-from snakemake.exceptions import WorkflowError
+from snakemake.exceptions import IncompleteCheckpointException, WorkflowError
 
 from potune.config import deep_merge, export_library_path, load_yaml_file, n_folds, resolve_config
 from potune.errors import PotuneError
@@ -121,18 +121,37 @@ def _table(path):
     return _TABLES[key]
 
 
-def walk_loop(collect_checkpoint, prefix, stop_cfg, search):
-    """(last iteration, stop reason) of a search loop: walk its `collect` checkpoints until a
-    stop rule holds.
+def walk_loop(propose_checkpoint, collect_checkpoint, prefix, stop_cfg, search, pending=False):
+    """(last iteration, stop reason) of a search loop: walk its `propose` and `collect`
+    checkpoints until a stop rule holds.
+
+    Each iteration's `propose` is asked for before its `collect`, so that the job walking the
+    loop depends on both directly: on a resumed run whose proposals already exist, Snakemake
+    registers a finished checkpoint only when a job depending on it is updated, and `collect`
+    (not finished yet) would otherwise keep its proposals unresolved (<TBD>) and run without
+    its trials.
 
     The stop rules are evaluated here, on the current configuration, not inside a job: so
     raising stop.max_iterations of a finished search continues it instead of re-running it.
     The wall-time rule compares the time each iteration's table was written with the start
-    of the search, so the answer never changes once the table exists."""
+    of the search, so the answer never changes once the table exists.
+
+    With ``pending=True`` an iteration whose `propose` or `collect` has not written its output
+    yet ends the walk as ``(n, None)``: the caller then asks for that iteration's table as a
+    plain input file. A job whose input is an unresolved checkpoint target is never re-run
+    by Snakemake, so the job reading the final table (its output present from a finished
+    search whose stop.max_iterations was raised) would otherwise never ask for the next
+    iteration. A checkpoint whose output exists (a resumed run) is still waited for."""
     n = 0
     started = None
     while True:
-        table_file = collect_checkpoint.get(iteration=n).output.table
+        try:
+            propose_checkpoint.get(iteration=n)
+            table_file = collect_checkpoint.get(iteration=n).output.table
+        except IncompleteCheckpointException as exc:
+            if pending and not os.path.exists(exc.targetfile):
+                return n, None
+            raise
         if started is None:
             started = float(read_yaml(f"{prefix}/iter0/proposals/meta.yaml")["started_at"])
         stop, reason = should_stop(
@@ -143,18 +162,18 @@ def walk_loop(collect_checkpoint, prefix, stop_cfg, search):
         n += 1
 
 
-def loop_end():
+def loop_end(pending=False):
     """(last iteration, stop reason) of the search (stage 2 of a two-stage run)."""
-    return walk_loop(checkpoints.collect, R, C["stop"], SEARCH)
+    return walk_loop(checkpoints.propose, checkpoints.collect, R, C["stop"], SEARCH, pending)
 
 
 def final_table(wildcards):
-    """The cumulative trial table of the last iteration."""
-    return f"{R}/iter{loop_end()[0]}/table.csv"
+    """The cumulative trial table of the last iteration (or of the next one to run)."""
+    return f"{R}/iter{loop_end(pending=True)[0]}/table.csv"
 
 
 def stop_info(wildcards):
-    last, reason = loop_end()
+    last, reason = loop_end(pending=True)  # (reason None only while the search runs)
     return {"iterations": last + 1, "reason": reason}
 
 
