@@ -255,7 +255,25 @@ def resolve_config(raw: dict, check_files: bool = True) -> dict:
     if check_files:
         _check_files(cfg)
         check_writable(Path(cfg["results_dir"]) / cfg["run_name"])
-    return cfg
+    return canonical_order(cfg)
+
+
+#: mappings whose key order means something: the order of a search space's dimensions
+ORDERED_MAPPINGS = (("space",), ("stage1", "space"))
+
+
+def canonical_order(obj, path: tuple = ()):
+    """``obj`` with every mapping's keys sorted, except the search spaces' own keys (the
+    order of the optimiser's dimensions, kept as written; their specs are sorted).
+
+    Snakemake re-runs a job whose params changed, and compares them as text: without this,
+    reformatting the config file (a YAML dump sorts keys) would re-run every fit."""
+    if isinstance(obj, dict):
+        keys = list(obj) if path in ORDERED_MAPPINGS else sorted(obj, key=str)
+        return {k: canonical_order(obj[k], path + (k,)) for k in keys}
+    if isinstance(obj, list):
+        return [canonical_order(v, path + ("[]",)) for v in obj]
+    return obj
 
 
 def n_folds(cfg: dict) -> int:
