@@ -50,32 +50,13 @@ def published(readme: Path) -> dict:
 
 
 def make_config(element: str, iterations: int, batch: int, results: Path) -> dict:
-    from potune import data as D
+    """The XPOT Table II qSNAP search (:func:`potune.paper.qsnap_zuo_config`) on shared data."""
+    from potune.paper import qsnap_zuo_config
 
-    train = SHARED / "zuo2020" / f"{element}_train.xyz.gz"
-    cts = sorted(D.config_type_counts(D.read_structures(train)))
-    space = {"rcutfac": {"type": "real", "low": 3.0, "high": 6.0},
-             "rfac0": {"type": "real", "low": 0.5, "high": 1.5},
-             "rmin0": {"type": "real", "low": 0.0, "high": 0.2}}
-    groups = [f"[{c}]" for c in cts] if cts != ["default"] else [""]
-    for g in groups:
-        space[f"eweight{g}"] = {"type": "real", "low": 100, "high": 15000, "prior": "log-uniform"}
-    for g in groups:
-        space[f"fweight{g}"] = {"type": "real", "low": 0.1, "high": 500, "prior": "log-uniform"}
-    return {
-        "run_name": f"qsnap-{element}-{iterations}x{batch}", "results_dir": str(results), "fitter": "snap",
-        "data": {"train": str(train), "test": str(SHARED / "zuo2020" / f"{element}_test.xyz.gz")},
-        "split": {"method": "random", "fraction": 0.2, "seed": 0},
-        "loss": {"kind": "weighted", "alpha": 0.75},
-        "fixed": {"twojmax": 6, "quadratic": True, "solver": "svd"},
-        "space": space,
-        "optimizer": {"kind": "bayes", "batch_size": batch, "n_initial": min(4 * batch, iterations * batch),
-                      "seed": 42},
-        "stop": {"max_iterations": iterations},
-        "resources": {"fit": {"threads": 1, "mem_mb": 6000, "runtime": 30},
-                      "validate": {"threads": 1, "mem_mb": 2000, "runtime": 15},
-                      "refit": {"threads": 1, "mem_mb": 8000, "runtime": 60}},
-    }
+    z = SHARED / "zuo2020"
+    cfg = qsnap_zuo_config(z / f"{element}_train.xyz.gz", z / f"{element}_test.xyz.gz",
+                           f"qsnap-{element}-{iterations}x{batch}", iterations, batch)
+    return {**cfg, "results_dir": str(results)}
 
 
 def main(argv=None) -> pd.DataFrame:

@@ -20,14 +20,23 @@ def test_paper_quick(tmp_path):
                           cwd=ROOT, capture_output=True, text=True, timeout=2400)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     t2 = pd.read_csv(out / "xpot_table2.csv")
-    assert list(t2["element"]) == ["Si"] and (t2["published GAP E"] == 4.18).all()
+    assert list(t2["element"]) == ["Si", "Si"]
+    assert list(t2["potential"]) == ["GAP (potune-optimised)", "qSNAP (potune-optimised)"]
+    assert list(t2["published E"]) == [4.18, 6.28] and list(t2["published F"]) == [0.12, 0.29]
+    assert t2["XPOT-optimised E"].iloc[1] == 3.31
     assert (t2["E RMSE (meV/atom)"] > 0).all() and (t2["evaluations"] == 4).all()
+    t2p = pd.read_csv(out / "ppso_table2.csv")
+    assert len(t2p) == 4 and list(t2p["zeta"]) == [1, 10, 1, 10] and (t2p["status"] == "ok").all()
+    assert t2p["kernel mean"].between(0, 1).all() and (t2p["kernel std"] > 0).all()
+    # a larger zeta spreads the kernel values of the same environments
+    for _, g in t2p.groupby("SOAP set"):
+        assert g["kernel std"].iloc[1] > g["kernel std"].iloc[0]
     f6 = pd.read_csv(out / "xpot_fig6.csv")
     assert list(f6["alpha"]) == [0.1, 0.9] and (f6["optimised cutoff (Å)"].between(3.5, 6.0)).all()
     t3 = pd.read_csv(out / "ppso_table3.csv")
     assert len(t3) == 4 and set(t3["n_max = l_max"]) == {4, 6}
     two = t3[t3["strategy"] == "2 (two-stage)"]
     assert (two["kernel evaluations (stage 1)"] > 0).all()
-    for name in ("xpot_table2.md", "xpot_fig6.png", "ppso_table3.md", "ppso_kernel_hist.png", "README.md"):
+    for name in ("xpot_table2.md", "xpot_fig6.png", "ppso_table2.md", "ppso_table3.md", "ppso_kernel_hist.png", "README.md"):
         assert (out / name).exists(), name
     assert "published" in (out / "xpot_table2.md").read_text()
