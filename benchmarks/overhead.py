@@ -26,7 +26,7 @@ workflow, not Gaussian-process fitting (whose cost is the same with or without S
 Usage::
 
     .venv/bin/python benchmarks/overhead.py --quick     # < 3 min
-    .venv/bin/python benchmarks/overhead.py             # full: 10/25/50 x 8 (~20 min on 2 cores)
+    .venv/bin/python benchmarks/overhead.py             # full: 10/25/50 x 8 (~30 min on 2 idle cores)
     .venv/bin/python benchmarks/overhead.py --profile   # also cProfile the driver of the largest run
 
 Writes ``benchmarks/out/overhead.csv`` (one row per measurement) and prints a table.
@@ -151,6 +151,8 @@ from pathlib import Path
 t0 = time.perf_counter()
 from potune.config import resolve_config, n_folds
 from potune import steps
+from potune.search import should_stop
+from potune.trials import read_table
 cfg = resolve_config(yaml.safe_load(open(sys.argv[1])))
 steps.check_inputs(cfg)
 R = Path(cfg["results_dir"]) / cfg["run_name"]
@@ -160,11 +162,15 @@ res = cfg["resources"]
 prev = None
 n_trials = 0
 until = int(sys.argv[2]) if len(sys.argv) > 2 else cfg["stop"]["max_iterations"] + 1
+names = list(cfg["space"]) + [k for k in (cfg.get("fixed") or {}) if k not in cfg["space"]]
+search = {k: cfg[k] for k in ("fitter", cfg["fitter"], "space", "fixed", "optimizer", "loss")}
+budget = cfg["stop"]["max_iterations"] * cfg["optimizer"]["batch_size"]
+started = time.time()
 for it in range(until):
-    props = R / f"iter{it}" / "proposals"
-    dec = steps.propose_step(cfg, it, prev, props, first_decision=(R / "iter0/proposals/decision.yaml") if it else None)
-    if dec["stop"]:
+    if it and should_stop(read_table(prev), cfg["stop"], it, started_at=started, search=search)[0]:
         break
+    props = R / f"iter{it}" / "proposals"
+    steps.propose_step(search, it, prev, props)
     dirs = {}
     for t in steps.proposal_trials(props):
         dirs[t] = []
@@ -178,7 +184,7 @@ for it in range(until):
             dirs[t].append(str(d))
         n_trials += 1
     table = R / f"iter{it}" / "table.csv"
-    steps.collect_step(cfg, it, prev, props, dirs, table)
+    steps.collect_step(names, it, prev, props, dirs, table, budget=budget)
     prev = table
 import resource
 ru, ch = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
