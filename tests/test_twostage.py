@@ -162,6 +162,11 @@ def test_two_stage_run(tmp_path):
     hist = pd.read_csv(run / "figures" / "kernel_hist.csv")
     assert hist["count"].sum() > 0 and (run / "figures" / "kernel_hist.png").read_bytes()[:4] == b"\x89PNG"
     assert (run / "stage1" / "convergence.png").exists()
+    # summary.md describes both stages and the refit comparison
+    summary = (run / "summary.md").read_text()
+    assert "## Stage 1: descriptor search" in summary and f"best descriptor: {best1['trial_id']}" in summary
+    assert f"| rcut_soft | {best1['point']['rcut_soft']} |" in summary
+    assert "## Refit as searched vs with forces" in summary and "| energies + forces |" in summary
 
 
 def test_dimer_similarity_curve(tmp_path):

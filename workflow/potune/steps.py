@@ -603,6 +603,11 @@ def summary_step(cfg: dict, inputs: dict, out_md) -> str:
         f"- loss: {cfg['loss']['kind']}" + (f" (alpha = {cfg['loss']['alpha']})" if cfg['loss']['kind'] == 'weighted' else ""),
         "",
     ]
+    if "stage1_best" in inputs:
+        from .twostage import stage1_summary_lines
+
+        lines += stage1_summary_lines(inputs["stage1_table"], inputs["stage1_best"], inputs["stage1_stop"])
+        lines += ["## Stage 2: GAP hyperparameters by validation loss", ""]
     if n_failed:
         failures = best.get("failures") if not ok else failure_summary(table)
         lines += ["## Failed trials" if ok else "## Why the trials failed", "",
@@ -633,6 +638,10 @@ def summary_step(cfg: dict, inputs: dict, out_md) -> str:
                   f"| potune | {m['energy_rmse_mev']:.3f} | {m['force_rmse']:.4f} |"]
         if ref.get("energy_rmse_mev") is not None or ref.get("force_rmse") is not None:
             lines.append(f"| {ref.get('label', 'reference')} | {ref.get('energy_rmse_mev')} | {ref.get('force_rmse')} |")
+    if ok and "refit_comparison" in inputs:
+        from .twostage import refit_comparison_lines
+
+        lines += refit_comparison_lines(inputs["refit_comparison"])
     if "cost" in inputs:
         import pandas as pd
 

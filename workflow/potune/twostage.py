@@ -219,6 +219,33 @@ def best_descriptor_step(cfg1: dict, table_file, out_file) -> dict:
     return doc
 
 
+def stage1_summary_lines(table_file, best_file, stop_file) -> list[str]:
+    """The stage-1 section of summary.md: budget, stop reason and the descriptor stage 2 held."""
+    table = read_table(table_file)
+    best = read_yaml(best_file)
+    n_failed = int((table["status"] != "ok").sum())
+    lines = ["## Stage 1: descriptor search by kernel statistics (no GAP fitted)", "",
+             f"- descriptor trials: {len(table)} in {table['iteration'].nunique()} iteration(s), {n_failed} failed; "
+             f"total kernel time {table['kernel_time_s'].sum():.0f} s" if "kernel_time_s" in table.columns else
+             f"- descriptor trials: {len(table)} in {table['iteration'].nunique()} iteration(s), {n_failed} failed",
+             f"- stop reason: {read_yaml(stop_file)['reason']}",
+             f"- best descriptor: {best['trial_id']} (objective {best['loss']:.5g}; kernel mean "
+             f"{best.get('kernel_mean', float('nan')):.4f}, std {best.get('kernel_std', float('nan')):.4f}, "
+             f"skew {best.get('kernel_skew', float('nan')):.3f}); stage 2 held these values fixed:", "",
+             "| descriptor hyperparameter | value |", "|---|---|"]
+    lines += [f"| {k} | {v} |" for k, v in best["hyperparameters"].items()]
+    return lines + [""]
+
+
+def refit_comparison_lines(csv) -> list[str]:
+    """The summary.md section comparing the refit as searched with the refit on energies and forces."""
+    df = pd.read_csv(csv)
+    lines = ["", "## Refit as searched vs with forces (test set)", "",
+             "| fit | E RMSE (meV/atom) | F RMSE (eV/Å) | fit time (s) |", "|---|---|---|---|"]
+    lines += [f"| {r.fit} | {r.energy_rmse_mev:.3f} | {r.force_rmse:.4f} | {r.fit_wall_s:.0f} |" for r in df.itertuples()]
+    return lines
+
+
 # ----------------------------------------------------------------------------- figures
 def _plt():
     import matplotlib

@@ -233,10 +233,14 @@ def summary_inputs(wildcards):
         "best": f"{R}/best/best.yaml",
         "cost": f"{R}/figures/cost.csv",
     }
+    if TWO_STAGE:
+        d.update(stage1_table=f"{S1}/trials.csv", stage1_best=f"{S1}/best.yaml", stage1_stop=f"{S1}/stop.yaml")
     if best_found():
         d["refit"] = f"{R}/best/fit.json"
         if C["data"].get("test"):
             d["test"] = f"{R}/best/test_metrics.json"
+            if C.get("refit_forces"):
+                d["refit_comparison"] = f"{R}/best/refit_comparison.csv"
     return d
 
 
