@@ -226,12 +226,11 @@ def stage1_summary_lines(table_file, best_file, stop_file) -> list[str]:
     n_failed = int((table["status"] != "ok").sum())
     lines = ["## Stage 1: descriptor search by kernel statistics (no GAP fitted)", "",
              f"- descriptor trials: {len(table)} in {table['iteration'].nunique()} iteration(s), {n_failed} failed; "
-             f"total kernel time {table['kernel_time_s'].sum():.0f} s" if "kernel_time_s" in table.columns else
-             f"- descriptor trials: {len(table)} in {table['iteration'].nunique()} iteration(s), {n_failed} failed",
+             f"total kernel time {table['kernel_time_s'].sum():.0f} s",
              f"- stop reason: {read_yaml(stop_file)['reason']}",
              f"- best descriptor: {best['trial_id']} (objective {best['loss']:.5g}; kernel mean "
-             f"{best.get('kernel_mean', float('nan')):.4f}, std {best.get('kernel_std', float('nan')):.4f}, "
-             f"skew {best.get('kernel_skew', float('nan')):.3f}); stage 2 held these values fixed:", "",
+             f"{best['kernel_mean']:.4f}, std {best['kernel_std']:.4f}, skew {best['kernel_skew']:.3f}); "
+             "stage 2 held these values fixed:", "",
              "| descriptor hyperparameter | value |", "|---|---|"]
     lines += [f"| {k} | {v} |" for k, v in best["hyperparameters"].items()]
     return lines + [""]

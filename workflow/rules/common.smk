@@ -121,7 +121,7 @@ def _table(path):
     return _TABLES[key]
 
 
-def walk_loop(propose_checkpoint, collect_checkpoint, prefix, stop_cfg, search, pending=False):
+def walk_loop(propose_checkpoint, collect_checkpoint, prefix, stop_cfg, search):
     """(last iteration, stop reason) of a search loop: walk its `propose` and `collect`
     checkpoints until a stop rule holds.
 
@@ -136,9 +136,8 @@ def walk_loop(propose_checkpoint, collect_checkpoint, prefix, stop_cfg, search, 
     The wall-time rule compares the time each iteration's table was written with the start
     of the search, so the answer never changes once the table exists.
 
-    With ``pending=True`` an iteration whose `propose` or `collect` has not written its output
-    yet ends the walk as ``(n, None)``: the caller then asks for that iteration's table as a
-    plain input file. A job whose input is an unresolved checkpoint target is never re-run
+    An iteration whose `propose` or `collect` has not written its output yet ends the walk as
+    ``(n, None)``: the caller then asks for that iteration's table as a plain input file. A job whose input is an unresolved checkpoint target is never re-run
     by Snakemake, so the job reading the final table (its output present from a finished
     search whose stop.max_iterations was raised) would otherwise never ask for the next
     iteration. A checkpoint whose output exists (a resumed run) is still waited for."""
@@ -149,7 +148,7 @@ def walk_loop(propose_checkpoint, collect_checkpoint, prefix, stop_cfg, search, 
             propose_checkpoint.get(iteration=n)
             table_file = collect_checkpoint.get(iteration=n).output.table
         except IncompleteCheckpointException as exc:
-            if pending and not os.path.exists(exc.targetfile):
+            if not os.path.exists(exc.targetfile):
                 return n, None
             raise
         if started is None:
@@ -162,18 +161,19 @@ def walk_loop(propose_checkpoint, collect_checkpoint, prefix, stop_cfg, search, 
         n += 1
 
 
-def loop_end(pending=False):
-    """(last iteration, stop reason) of the search (stage 2 of a two-stage run)."""
-    return walk_loop(checkpoints.propose, checkpoints.collect, R, C["stop"], SEARCH, pending)
+def loop_end():
+    """(last iteration, stop reason) of the search (stage 2 of a two-stage run); the reason
+    is None while the search runs."""
+    return walk_loop(checkpoints.propose, checkpoints.collect, R, C["stop"], SEARCH)
 
 
 def final_table(wildcards):
     """The cumulative trial table of the last iteration (or of the next one to run)."""
-    return f"{R}/iter{loop_end(pending=True)[0]}/table.csv"
+    return f"{R}/iter{loop_end()[0]}/table.csv"
 
 
 def stop_info(wildcards):
-    last, reason = loop_end(pending=True)  # (reason None only while the search runs)
+    last, reason = loop_end()
     return {"iterations": last + 1, "reason": reason}
 
 

@@ -29,16 +29,16 @@ def s1_iteration_results(wildcards):
     return [f"{S1}/iter{it}/{t}/kernel.json" for t in proposal_trials(s1_proposals_dir(it))]
 
 
-def s1_loop_end(pending=False):
-    return walk_loop(checkpoints.propose_descriptors, checkpoints.collect_descriptors, S1, C1["stop"], C1, pending)
+def s1_loop_end():
+    return walk_loop(checkpoints.propose_descriptors, checkpoints.collect_descriptors, S1, C1["stop"], C1)
 
 
 def s1_final_table(wildcards):
-    return f"{S1}/iter{s1_loop_end(pending=True)[0]}/table.csv"
+    return f"{S1}/iter{s1_loop_end()[0]}/table.csv"
 
 
 def s1_stop_info(wildcards):
-    last, reason = s1_loop_end(pending=True)  # (reason None only while the search runs)
+    last, reason = s1_loop_end()
     return {"iterations": last + 1, "reason": reason}
 
 
