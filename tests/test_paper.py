@@ -32,9 +32,14 @@ def test_paper_quick(tmp_path):
     for _, g in t2p.groupby("SOAP set"):
         assert g["kernel std"].iloc[1] > g["kernel std"].iloc[0]
     f6 = pd.read_csv(out / "xpot_fig6.csv")
-    assert list(f6["alpha"]) == [0.1, 0.9] and (f6["optimised cutoff (Å)"].between(3.5, 6.0)).all()
+    assert list(f6["alpha"]) == [0.1, 0.5] and (f6["optimised cutoff (Å)"].between(3.5, 6.0)).all()
+    # the alpha = 0.5 search is Table II's GAP Si search, run once
+    assert f6["E RMSE (meV/atom)"].iloc[1] == t2["E RMSE (meV/atom)"].iloc[0]
+    assert "reusing the run made earlier" in proc.stdout
+    assert sorted(p.name for p in (out / "runs").iterdir() if "xpot-gap" in p.name) == [
+        "paper-xpot-gap-Si-alpha0.1-quick", "paper-xpot-gap-Si-alpha0.5-quick"]
     t3 = pd.read_csv(out / "ppso_table3.csv")
-    assert len(t3) == 4 and set(t3["n_max = l_max"]) == {4, 6}
+    assert len(t3) == 2 and set(t3["n_max = l_max"]) == {4}  # quick: n = 4 only
     two = t3[t3["strategy"] == "2 (two-stage)"]
     assert (two["kernel evaluations (stage 1)"] > 0).all()
     for name in ("xpot_table2.md", "xpot_fig6.png", "ppso_table2.md", "ppso_table3.md", "ppso_kernel_hist.png", "README.md"):

@@ -141,6 +141,38 @@ def test_report_builds(tiny_run):
     assert "convergence.png" in html and "trials.csv" in html
 
 
+def test_stage1_objective_check_on_a_joint_search(tiny_run):
+    """benchmarks/stage1_objective.py's library part: the kernel statistics of each trial's
+    descriptor, every stage-1 criterion, and their rank correlation with the GAP loss."""
+    from potune import kernel, soap
+    from potune.twostage import kernel_target_alignment, objective_check, objective_check_summary, read_environments
+
+    run, _, _ = tiny_run
+    table = read_table(run / "trials.csv")
+    df = objective_check(run, {"n_sample": 200})
+    assert list(df["trial_id"]) == list(table.loc[table["status"] == "ok", "trial_id"])
+    assert df["loss"].tolist() == pytest.approx(table.loc[table["status"] == "ok", "loss"].tolist())
+    assert (df["crit_std"] == -df["std"]).all()
+    assert df["crit_std_skew"].tolist() == pytest.approx((-df["std"] / (1 + df["skew"].abs())).tolist())
+    assert df["crit_alignment"].between(-1, 1).all() and df["std"].gt(0).all()
+    # the same statistics as computed directly for one trial's descriptor
+    t = table.iloc[0]
+    prop = yaml.safe_load(open(t["params_file"]))
+    params = {**prop["fixed"], **prop["point"]}
+    frames = read_environments(run / "split" / "full_train.xyz", {})
+    settings = yaml.safe_load((run / "run" / "config.yaml").read_text())["gap"]
+    sv = soap.soap_vectors(frames, params, settings)
+    st = kernel.kernel_stats(sv.vectors, params["zeta"], n_sample=200, groups=sv.central_z)
+    row = df[df["trial_id"] == t["trial_id"]].iloc[0]
+    assert row["std"] == pytest.approx(st.std) and row["skew"] == pytest.approx(st.skew)
+    assert row["crit_alignment"] == pytest.approx(-kernel_target_alignment(sv, frames, params["zeta"], 200))
+    summ = objective_check_summary(df, top=2)
+    assert list(summ["criterion"]) == ["std_skew", "std", "weighted", "alignment"]
+    assert summ["spearman_rho"].between(-1, 1).all() and (summ["trials"] == len(df)).all()
+    assert set(summ["loss_of_pick"]) <= set(df["loss"]) and (summ["best_loss"] == df["loss"].min()).all()
+    assert summ["rank_of_best"].between(1, len(df)).all()
+
+
 def test_raising_max_iterations_extends_the_search_without_refitting(tiny_run):
     """Runs last in this module: it extends the shared run by one iteration."""
     run_dir, cfg, _ = tiny_run

@@ -46,6 +46,8 @@ class Context:
     quick: bool
     shared: Path | None
     log: list[str] = field(default_factory=list)
+    #: searches run by this invocation: run_name -> (run directory, wall time in s)
+    searches: dict[str, tuple[Path, float]] = field(default_factory=dict)
 
     def say(self, msg: str) -> None:
         line = f"[potune paper] {msg}"
@@ -77,7 +79,14 @@ def zuo_file(ctx: Context, element: str, part: str) -> Path:
 
 
 def run_search(ctx: Context, cfg: dict) -> tuple[Path, float]:
-    """Run one search with the workflow; return its run directory and wall time (s)."""
+    """Run one search with the workflow; return its run directory and wall time (s).
+
+    A search already run by this invocation (experiments share some, e.g. the GAP Si search
+    at alpha = 0.5 of XPOT Table II and Fig. 6) is not run again: its first wall time is
+    returned."""
+    if cfg["run_name"] in ctx.searches:
+        ctx.say(f"search {cfg['run_name']}: reusing the run made earlier in this invocation")
+        return ctx.searches[cfg["run_name"]]
     cfg = {**cfg, "results_dir": str(ctx.out / "runs")}
     cfg_file = ctx.out / "configs" / f"{cfg['run_name']}.yaml"
     cfg_file.parent.mkdir(parents=True, exist_ok=True)
@@ -100,6 +109,7 @@ def run_search(ctx: Context, cfg: dict) -> tuple[Path, float]:
         raise RuntimeError(f"search {cfg['run_name']} failed (exit {proc.returncode}); log {log}:\n{tail}")
     run_dir = ctx.out / "runs" / cfg["run_name"]
     ctx.say(f"search {cfg['run_name']} done in {wall:.0f} s")
+    ctx.searches[cfg["run_name"]] = (run_dir, wall)
     return run_dir, wall
 
 
@@ -137,11 +147,13 @@ def _has_tabulate() -> bool:
         return False
 
 
-def gap_zuo_config(ctx: Context, element: str, run_name: str, alpha: float = 0.5) -> dict:
-    """A GAP search on one Zuo 2020 element (published split)."""
+def gap_zuo_config(ctx: Context, element: str, alpha: float = 0.5) -> dict:
+    """A GAP search on one Zuo 2020 element (published split) with loss weight ``alpha``.
+    Its run name depends only on element, alpha and --quick, so XPOT Table II and Fig. 6
+    share the Si search at alpha = 0.5."""
     quick = ctx.quick
     return {
-        "run_name": run_name,
+        "run_name": f"paper-xpot-gap-{element}-alpha{alpha:g}{'-quick' if quick else ''}",
         "fitter": "gap",
         "data": {"train": str(zuo_file(ctx, element, "train")), "test": str(zuo_file(ctx, element, "test"))},
         "split": {"method": "random", "fraction": 0.2, "seed": 0},
@@ -205,7 +217,7 @@ def xpot_table2(ctx: Context) -> list[Path]:
     for el in elements:
         pub = ZUO_PUBLISHED[el]
         searches = [
-            ("GAP", gap_zuo_config(ctx, el, f"paper-xpot-gap-{el}{q}"), pub[0], pub[1], None, None),
+            ("GAP", gap_zuo_config(ctx, el), pub[0], pub[1], None, None),
             ("qSNAP", qsnap_zuo_config(zuo_file(ctx, el, "train"), zuo_file(ctx, el, "test"), f"paper-xpot-qsnap-{el}{q}",
                                        iterations=2 if ctx.quick else 38, batch=2 if ctx.quick else 4,
                                        twojmax=4 if ctx.quick else 6), pub[2], pub[3], pub[4], pub[5]),
@@ -240,10 +252,10 @@ def xpot_fig6(ctx: Context) -> list[Path]:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    alphas = [0.1, 0.9] if ctx.quick else [0.1, 0.3, 0.5, 0.7, 0.9]
+    alphas = [0.1, 0.5] if ctx.quick else [0.1, 0.3, 0.5, 0.7, 0.9]
     rows = []
     for a in alphas:
-        run_dir, wall = run_search(ctx, gap_zuo_config(ctx, "Si", f"paper-xpot-alpha{a:g}{'-quick' if ctx.quick else ''}", alpha=a))
+        run_dir, wall = run_search(ctx, gap_zuo_config(ctx, "Si", alpha=a))
         r = run_result(run_dir)
         rows.append({"alpha": a, "E RMSE (meV/atom)": r["test_energy_rmse_mev"], "F RMSE (eV/Å)": r["test_force_rmse"],
                      "optimised cutoff (Å)": r["best"]["hyperparameters"]["cutoff"], "evaluations": r["evaluations"],
@@ -258,7 +270,12 @@ def xpot_fig6(ctx: Context) -> list[Path]:
     fig.savefig(ctx.out / "xpot_fig6.png", dpi=110)
     plt.close(fig)
     notes = ["GAP on Zuo Si, one search per alpha (loss alpha*RMSE(dE/sqrt N) + (1-alpha)*RMSE(dF)); test-set errors "
-             "of the refitted best potential.", "Figure: xpot_fig6.png (drawn from this table)."]
+             "of the refitted best potential.",
+             "budget per alpha: as the GAP Si row of xpot_table2 (" +
+             ("SOAP n_max = l_max = 3, 50 sparse points, 2 x 2 evaluations - quick variant" if ctx.quick else
+              "SOAP n_max = l_max = 6, n_sparse searched in 300-1500, 5 iterations x 8 trials") +
+             "); the alpha = 0.5 search is the one of xpot_table2 (run once when both experiments run).",
+             "Figure: xpot_fig6.png (drawn from this table)."]
     return write_table(ctx, "xpot_fig6", df, "XPOT Fig. 6 (potune): loss weighting", notes) + [ctx.out / "xpot_fig6.png"]
 
 
@@ -351,14 +368,14 @@ def ppso_dimer_config(ctx: Context, strategy: str, n: int) -> dict:
 
 @experiment("ppso_table3")
 def ppso_table3(ctx: Context) -> list[Path]:
-    """PPSO Table 3: strategy 1 (joint) and 2 (two-stage) for n_max = l_max = 4 and 6 on the
-    C-GAP-17 dimers; validation errors of the best GAP, GAP fits used, wall time. The
+    """PPSO Table 3: strategy 1 (joint) and 2 (two-stage) for n_max = l_max = 4 and 6 (quick:
+    4 only) on the C-GAP-17 dimers; validation errors of the best GAP, GAP fits used, wall time. The
     two-stage n = 4 run's kernel histogram and similarity curves are copied as the potune
     versions of the paper's kernel-distribution and similarity figures (Figs. 4-8)."""
     import shutil
 
     rows, written = [], []
-    for n in (4, 6):
+    for n in (4,) if ctx.quick else (4, 6):
         for strategy in ("joint", "two_stage"):
             run_dir, wall = run_search(ctx, ppso_dimer_config(ctx, strategy, n))
             best = read_yaml(run_dir / "best" / "best.yaml")
@@ -383,7 +400,8 @@ def ppso_table3(ctx: Context) -> list[Path]:
         "C-GAP-17 dimer curve (30 structures); no test set: errors on the 20 % validation split "
         "of the best trial (PPSO reports validation errors too).",
         "PPSO: Kondati Natarajan & Caro, ~0.6 meV/atom and ~15 meV/Å for both strategies (energies + forces).",
-        "quick variant: 4 particles x 2 iterations per stage - far below the paper's budget" if ctx.quick else
+        "quick variant: n_max = l_max = 4 only, 4 particles x 2 iterations per stage - far below the paper's budget"
+        if ctx.quick else
         "budget: as config/examples/ppso-dimer-*.yaml (16 particles; stage 1 20 iterations, stage 2 / joint 10)",
         "ppso_kernel_hist.png / ppso_similarity.png: kernel distribution and similarity curves of stage 1's best "
         "SOAP (n = 4), the potune versions of the paper's Figs. 4-8.",
