@@ -7,6 +7,8 @@ STAMP := $(VENV)/.potune-installed
 CORES ?= 2
 CONFIG ?= config/config.yaml
 PYTEST_ARGS ?=
+# extra options of python -m potune.paper, e.g. --searches 4 --snakemake-args "--profile slurm"
+PAPER_ARGS ?=
 
 export PATH := $(BIN):$(PATH)
 export MPLBACKEND := Agg
@@ -44,8 +46,8 @@ clean-venv:
 
 ## Regenerate the potune versions of the XPOT/PPSO papers' tables and figures (hours; see README).
 paper: venv
-	$(BIN)/python -m potune.paper --cores $(CORES)
+	$(BIN)/python -m potune.paper --cores $(CORES) $(PAPER_ARGS)
 
 ## The same, reduced budgets (under 15 minutes on 2 cores).
 paper-quick: venv
-	$(BIN)/python -m potune.paper --cores $(CORES) --quick
+	$(BIN)/python -m potune.paper --cores $(CORES) --quick $(PAPER_ARGS)

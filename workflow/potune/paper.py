@@ -9,15 +9,22 @@ evaluations, sparse points) that finish in minutes; their numbers are labelled a
 Usage::
 
     python -m potune.paper --cores 2 [--quick] [--only xpot_table2 ...] [--out results/paper]
+                           [--elements Si Li] [--searches K] [--snakemake-args "--profile slurm"]
+
+``--searches K`` runs up to K of an experiment's searches at the same time (each with
+``--cores`` / K cores when run locally); ``--snakemake-args`` is appended to every search's
+``snakemake`` command, e.g. ``"--profile slurm"`` to run each trial as a SLURM job.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import shlex
 import subprocess
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -37,6 +44,8 @@ ZUO_PUBLISHED = {
     "Li": (0.63, 0.01, 0.85, 0.04, 0.59, 0.01),
     "Si": (4.18, 0.12, 6.28, 0.29, 3.31, 0.11),
 }
+#: XPOT Table II's elements, in its order of rows here
+ZUO_ELEMENTS = ("Si", "Li", "Cu", "Ni")
 
 
 @dataclass
@@ -48,6 +57,12 @@ class Context:
     log: list[str] = field(default_factory=list)
     #: searches run by this invocation: run_name -> (run directory, wall time in s)
     searches: dict[str, tuple[Path, float]] = field(default_factory=dict)
+    #: how many searches of one experiment may run at the same time
+    searches_at_once: int = 1
+    #: extra arguments for every search's snakemake command (e.g. ["--profile", "slurm"])
+    snakemake_args: list[str] = field(default_factory=list)
+    #: the Zuo 2020 elements of XPOT Table II (None: Si for --quick, else all four)
+    elements: list[str] | None = None
 
     def say(self, msg: str) -> None:
         line = f"[potune paper] {msg}"
@@ -75,18 +90,21 @@ def zuo_file(ctx: Context, element: str, part: str) -> Path:
         p = ctx.shared / "zuo2020" / f"{element}_{part}.xyz.gz"
         if p.exists():
             return p
-    raise FileNotFoundError(f"Zuo 2020 {element} {part} data not found in data/zuo2020 or ../shared/data/zuo2020")
+    where = f"{ctx.shared}/zuo2020" if ctx.shared is not None else "no --shared folder (../shared/data is absent)"
+    raise FileNotFoundError(f"Zuo 2020 {element} {part} data ({element}_{part}.xyz.gz) not found in "
+                            f"{REPO / 'data' / 'zuo2020'} or {where}; pass --shared DIR holding zuo2020/")
 
 
-def run_search(ctx: Context, cfg: dict) -> tuple[Path, float]:
+def run_search(ctx: Context, cfg: dict, cores: int | None = None) -> tuple[Path, float]:
     """Run one search with the workflow; return its run directory and wall time (s).
 
     A search already run by this invocation (experiments share some, e.g. the GAP Si search
     at alpha = 0.5 of XPOT Table II and Fig. 6) is not run again: its first wall time is
-    returned."""
+    returned. ``cores`` (default ``ctx.cores``) is passed to snakemake's ``--cores``."""
     if cfg["run_name"] in ctx.searches:
         ctx.say(f"search {cfg['run_name']}: reusing the run made earlier in this invocation")
         return ctx.searches[cfg["run_name"]]
+    cores = ctx.cores if cores is None else cores
     cfg = {**cfg, "results_dir": str(ctx.out / "runs")}
     cfg_file = ctx.out / "configs" / f"{cfg['run_name']}.yaml"
     cfg_file.parent.mkdir(parents=True, exist_ok=True)
@@ -95,12 +113,13 @@ def run_search(ctx: Context, cfg: dict) -> tuple[Path, float]:
     env = {**os.environ, "PATH": f"{bindir}{os.pathsep}{os.environ.get('PATH', '')}", "MPLBACKEND": "Agg"}
     log = ctx.out / "logs" / f"{cfg['run_name']}.log"
     log.parent.mkdir(parents=True, exist_ok=True)
-    ctx.say(f"search {cfg['run_name']} ({cfg['stop']['max_iterations']} x {cfg['optimizer']['batch_size']} trials) ...")
+    ctx.say(f"search {cfg['run_name']} ({cfg['stop']['max_iterations']} x {cfg['optimizer']['batch_size']} trials, "
+            f"{cores} core(s)); log {log} ...")
     t0 = time.time()
     with open(log, "w") as fh:
         proc = subprocess.run(
-            [str(bindir / "snakemake"), "--snakefile", str(REPO / "Snakefile"), "--cores", str(ctx.cores),
-             "--configfile", str(cfg_file), "--rerun-incomplete"],
+            [str(bindir / "snakemake"), "--snakefile", str(REPO / "Snakefile"), "--cores", str(cores),
+             "--configfile", str(cfg_file), "--rerun-incomplete", *ctx.snakemake_args],
             cwd=REPO, stdout=fh, stderr=subprocess.STDOUT, env=env,
         )
     wall = time.time() - t0
@@ -111,6 +130,35 @@ def run_search(ctx: Context, cfg: dict) -> tuple[Path, float]:
     ctx.say(f"search {cfg['run_name']} done in {wall:.0f} s")
     ctx.searches[cfg["run_name"]] = (run_dir, wall)
     return run_dir, wall
+
+
+def run_searches(ctx: Context, cfgs: list[dict]) -> list[tuple[Path, float]]:
+    """Run an experiment's searches, up to ``ctx.searches_at_once`` at the same time, and
+    return (run directory, wall time) per config, in order.
+
+    Locally each search gets ``ctx.cores // searches_at_once`` cores (at least 1). A failing
+    search does not stop the others (each keeps its finished trials and resumes
+    when the command is run again); the failures are raised together once all have ended."""
+    k = max(1, ctx.searches_at_once)
+    cores = max(1, ctx.cores // k)
+    pending, seen = [], set()
+    for c in cfgs:  # run each name once, even if listed twice
+        if c["run_name"] in ctx.searches:
+            run_search(ctx, c)  # says it is reused
+        elif c["run_name"] not in seen:
+            pending.append(c)
+            seen.add(c["run_name"])
+    errors = []
+    with ThreadPoolExecutor(max_workers=min(k, max(1, len(pending)))) as pool:
+        futures = {c["run_name"]: pool.submit(run_search, ctx, c, cores) for c in pending}
+        for name, fut in futures.items():
+            try:
+                fut.result()
+            except Exception as exc:  # noqa: BLE001 - collected and re-raised below
+                errors.append(f"{name}: {exc}")
+    if errors:
+        raise RuntimeError(f"{len(errors)} of {len(pending)} searches failed:\n" + "\n".join(errors))
+    return [ctx.searches[c["run_name"]] for c in cfgs]
 
 
 def run_result(run_dir: Path) -> dict:
@@ -136,6 +184,18 @@ def write_table(ctx: Context, name: str, df: pd.DataFrame, title: str, notes: li
     md.write_text(f"# {title}\n\n" + "\n".join(f"- {n}" for n in notes) + "\n\n" + body + "\n")
     ctx.say(f"wrote {csv} and {md}")
     return [csv, md]
+
+
+def wall_note(ctx: Context) -> list[str]:
+    """A table note on how the wall times were measured when searches ran side by side or
+    through extra snakemake arguments (e.g. a SLURM profile); nothing otherwise."""
+    notes = []
+    if ctx.searches_at_once > 1:
+        notes.append(f"up to {ctx.searches_at_once} searches ran at the same time, each with "
+                     f"{max(1, ctx.cores // ctx.searches_at_once)} of the {ctx.cores} cores: wall times overlap")
+    if ctx.snakemake_args:
+        notes.append(f"searches ran with snakemake {shlex.join(ctx.snakemake_args)} (cores: --cores of the driver)")
+    return notes
 
 
 def _has_tabulate() -> bool:
@@ -211,33 +271,37 @@ def qsnap_zuo_config(train: str | Path, test: str | Path, run_name: str, iterati
 @experiment("xpot_table2")
 def xpot_table2(ctx: Context) -> list[Path]:
     """XPOT Table II: test errors of optimised potentials on Zuo 2020 Si/Li/Cu/Ni vs published."""
-    elements = ["Si"] if ctx.quick else ["Si", "Li", "Cu", "Ni"]
+    elements = ctx.elements or (["Si"] if ctx.quick else list(ZUO_ELEMENTS))
     q = "-quick" if ctx.quick else ""
-    rows = []
+    searches = []
     for el in elements:
         pub = ZUO_PUBLISHED[el]
-        searches = [
-            ("GAP", gap_zuo_config(ctx, el), pub[0], pub[1], None, None),
-            ("qSNAP", qsnap_zuo_config(zuo_file(ctx, el, "train"), zuo_file(ctx, el, "test"), f"paper-xpot-qsnap-{el}{q}",
-                                       iterations=2 if ctx.quick else 38, batch=2 if ctx.quick else 4,
-                                       twojmax=4 if ctx.quick else 6), pub[2], pub[3], pub[4], pub[5]),
+        searches += [
+            (el, "GAP", gap_zuo_config(ctx, el), pub[0], pub[1], None, None),
+            (el, "qSNAP", qsnap_zuo_config(zuo_file(ctx, el, "train"), zuo_file(ctx, el, "test"),
+                                           f"paper-xpot-qsnap-{el}{q}", iterations=2 if ctx.quick else 38,
+                                           batch=2 if ctx.quick else 4, twojmax=4 if ctx.quick else 6),
+             pub[2], pub[3], pub[4], pub[5]),
         ]
-        for kind, cfg, pub_e, pub_f, xpot_e, xpot_f in searches:
-            run_dir, wall = run_search(ctx, cfg)
-            r = run_result(run_dir)
-            rows.append({
-                "element": el, "potential": f"{kind} (potune-optimised)",
-                "E RMSE (meV/atom)": r["test_energy_rmse_mev"], "F RMSE (eV/Å)": r["test_force_rmse"],
-                "published E": pub_e, "published F": pub_f, "XPOT-optimised E": xpot_e, "XPOT-optimised F": xpot_f,
-                "evaluations": r["evaluations"], "failed": r["failed"], "wall time (s)": wall, "cores": ctx.cores,
-            })
+    done = run_searches(ctx, [s[2] for s in searches])
+    rows = []
+    for (el, kind, cfg, pub_e, pub_f, xpot_e, xpot_f), (run_dir, wall) in zip(searches, done):
+        r = run_result(run_dir)
+        rows.append({
+            "element": el, "potential": f"{kind} (potune-optimised)",
+            "E RMSE (meV/atom)": r["test_energy_rmse_mev"], "F RMSE (eV/Å)": r["test_force_rmse"],
+            "published E": pub_e, "published F": pub_f, "XPOT-optimised E": xpot_e, "XPOT-optimised F": xpot_f,
+            "evaluations": r["evaluations"], "failed": r["failed"], "wall time (s)": wall, "cores": ctx.cores,
+        })
     notes = [
         "Test-set errors of the potential refitted with the best hyperparameters on the whole training set "
         "(the published Zuo et al. 2020 train/test split).",
         "Published: Zuo et al., J. Phys. Chem. A 124, 731 (2020): GAP (SOAP n_max = l_max = 8) and qSNAP rows; "
         "XPOT-optimised: the XPOT paper's Table II (qSNAP only).",
-        "quick variant: Si only; GAP with SOAP n_max = l_max = 3, 50 sparse points, 2 x 2 evaluations; qSNAP with "
-        "twojmax 4, 2 x 2 evaluations - not comparable with the published numbers" if ctx.quick else
+        *wall_note(ctx),
+        f"quick variant: {', '.join(elements)}; GAP with SOAP n_max = l_max = 3, 50 sparse points, 2 x 2 "
+        "evaluations; qSNAP with twojmax 4, 2 x 2 evaluations - not comparable with the published numbers"
+        if ctx.quick else
         "budget: GAP 5 iterations x 8 trials per element (SOAP n_max = l_max = 6, n_sparse searched in 300-1500); "
         "qSNAP 38 iterations x 4 trials = 152 evaluations per element (twojmax 6), as XPOT",
     ]
@@ -254,8 +318,7 @@ def xpot_fig6(ctx: Context) -> list[Path]:
 
     alphas = [0.1, 0.5] if ctx.quick else [0.1, 0.3, 0.5, 0.7, 0.9]
     rows = []
-    for a in alphas:
-        run_dir, wall = run_search(ctx, gap_zuo_config(ctx, "Si", alpha=a))
+    for a, (run_dir, wall) in zip(alphas, run_searches(ctx, [gap_zuo_config(ctx, "Si", alpha=a) for a in alphas])):
         r = run_result(run_dir)
         rows.append({"alpha": a, "E RMSE (meV/atom)": r["test_energy_rmse_mev"], "F RMSE (eV/Å)": r["test_force_rmse"],
                      "optimised cutoff (Å)": r["best"]["hyperparameters"]["cutoff"], "evaluations": r["evaluations"],
@@ -275,6 +338,7 @@ def xpot_fig6(ctx: Context) -> list[Path]:
              ("SOAP n_max = l_max = 3, 50 sparse points, 2 x 2 evaluations - quick variant" if ctx.quick else
               "SOAP n_max = l_max = 6, n_sparse searched in 300-1500, 5 iterations x 8 trials") +
              "); the alpha = 0.5 search is the one of xpot_table2 (run once when both experiments run).",
+             *wall_note(ctx),
              "Figure: xpot_fig6.png (drawn from this table)."]
     return write_table(ctx, "xpot_fig6", df, "XPOT Fig. 6 (potune): loss weighting", notes) + [ctx.out / "xpot_fig6.png"]
 
@@ -305,9 +369,9 @@ def ppso_table2(ctx: Context) -> list[Path]:
 
     train = REPO / "data" / "misc" / "C_dimers_gap17.xyz.gz"
     zetas = (1, 10)
-    rows = []
-    for i, (label, soap) in enumerate(PPSO_TABLE2_SETS.items()):
-        cfg = {
+    cfgs = []
+    for i, soap in enumerate(PPSO_TABLE2_SETS.values()):
+        cfgs.append({
             "run_name": f"paper-ppso-table2-set{'AB'[i]}", "fitter": "gap",
             "data": {"train": str(train)},
             "split": {"method": "random", "fraction": 0.2, "seed": 0},
@@ -320,9 +384,10 @@ def ppso_table2(ctx: Context) -> list[Path]:
             "kernel": {"figure": False},
             "resources": {"fit": {"threads": 1, "mem_mb": 2000, "runtime": 10},
                           "refit": {"threads": 1, "mem_mb": 2000, "runtime": 10}},
-        }
+        })
+    rows = []
+    for (label, soap), cfg, (run_dir, wall) in zip(PPSO_TABLE2_SETS.items(), cfgs, run_searches(ctx, cfgs)):
         settings = resolve_config({**cfg, "results_dir": str(ctx.out / "runs")}, check_files=False)["gap"]
-        run_dir, wall = run_search(ctx, cfg)
         frames = read_environments(run_dir / "split" / "full_train.xyz", {})  # the whole training set
         table = pd.read_csv(run_dir / "trials.csv")
         for zeta in zetas:
@@ -344,6 +409,7 @@ def ppso_table2(ctx: Context) -> list[Path]:
         "PPSO's argument: the broader the kernel distribution (larger std, raised by a larger zeta), the better "
         "the GAP can tell environments apart; compare the std column with the errors.",
         "budget: 2 GAP fits per set (one grid search of zeta through the workflow), the same in --quick.",
+        *wall_note(ctx),
     ]
     return write_table(ctx, "ppso_table2", pd.DataFrame(rows), "PPSO Table 2 (potune): two hand-chosen SOAP sets", notes)
 
@@ -375,27 +441,27 @@ def ppso_table3(ctx: Context) -> list[Path]:
     import shutil
 
     rows, written = [], []
-    for n in (4,) if ctx.quick else (4, 6):
-        for strategy in ("joint", "two_stage"):
-            run_dir, wall = run_search(ctx, ppso_dimer_config(ctx, strategy, n))
-            best = read_yaml(run_dir / "best" / "best.yaml")
-            table = pd.read_csv(run_dir / "trials.csv")
-            s1 = run_dir / "stage1" / "trials.csv"
-            rows.append({
-                "n_max = l_max": n, "strategy": "1 (joint)" if strategy == "joint" else "2 (two-stage)",
-                "validation E RMSE (meV/atom)": best.get("energy_rmse_mev"),
-                "validation F RMSE (meV/Å)": 1000.0 * best["force_rmse"] if best.get("force_rmse") is not None else None,
-                "GAP fits": len(table), "kernel evaluations (stage 1)": len(pd.read_csv(s1)) if s1.exists() else 0,
-                "PPSO E (meV/atom)": 0.6, "PPSO F (meV/Å)": 15.0, "wall time (s)": wall, "cores": ctx.cores,
-            })
-            if strategy == "two_stage" and n == 4:
-                for fig in ("kernel_hist", "similarity"):
-                    for ext in ("png", "csv"):
-                        src = run_dir / "figures" / f"{fig}.{ext}"
-                        if src.exists():
-                            dst = ctx.out / f"ppso_{fig}.{ext}"
-                            shutil.copyfile(src, dst)
-                            written.append(dst)
+    runs = [(n, strategy) for n in ((4,) if ctx.quick else (4, 6)) for strategy in ("joint", "two_stage")]
+    done = run_searches(ctx, [ppso_dimer_config(ctx, strategy, n) for n, strategy in runs])
+    for (n, strategy), (run_dir, wall) in zip(runs, done):
+        best = read_yaml(run_dir / "best" / "best.yaml")
+        table = pd.read_csv(run_dir / "trials.csv")
+        s1 = run_dir / "stage1" / "trials.csv"
+        rows.append({
+            "n_max = l_max": n, "strategy": "1 (joint)" if strategy == "joint" else "2 (two-stage)",
+            "validation E RMSE (meV/atom)": best.get("energy_rmse_mev"),
+            "validation F RMSE (meV/Å)": 1000.0 * best["force_rmse"] if best.get("force_rmse") is not None else None,
+            "GAP fits": len(table), "kernel evaluations (stage 1)": len(pd.read_csv(s1)) if s1.exists() else 0,
+            "PPSO E (meV/atom)": 0.6, "PPSO F (meV/Å)": 15.0, "wall time (s)": wall, "cores": ctx.cores,
+        })
+        if strategy == "two_stage" and n == 4:
+            for fig in ("kernel_hist", "similarity"):
+                for ext in ("png", "csv"):
+                    src = run_dir / "figures" / f"{fig}.{ext}"
+                    if src.exists():
+                        dst = ctx.out / f"ppso_{fig}.{ext}"
+                        shutil.copyfile(src, dst)
+                        written.append(dst)
     notes = [
         "C-GAP-17 dimer curve (30 structures); no test set: errors on the 20 % validation split "
         "of the best trial (PPSO reports validation errors too).",
@@ -405,6 +471,7 @@ def ppso_table3(ctx: Context) -> list[Path]:
         "budget: as config/examples/ppso-dimer-*.yaml (16 particles; stage 1 20 iterations, stage 2 / joint 10)",
         "ppso_kernel_hist.png / ppso_similarity.png: kernel distribution and similarity curves of stage 1's best "
         "SOAP (n = 4), the potune versions of the paper's Figs. 4-8.",
+        *wall_note(ctx),
     ]
     return write_table(ctx, "ppso_table3", pd.DataFrame(rows), "PPSO Table 3 (potune)", notes) + written
 
@@ -416,22 +483,61 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--only", nargs="*", choices=sorted(EXPERIMENTS), help="run only these experiments")
     ap.add_argument("--out", default=None, help="output folder (default results/paper[-quick])")
     ap.add_argument("--shared", default=str(REPO.parent / "shared" / "data"), help="folder of the larger data sets")
+    ap.add_argument("--elements", nargs="+", choices=ZUO_ELEMENTS, default=None,
+                    help="xpot_table2: the Zuo 2020 elements to run (default: Si with --quick, else all four)")
+    ap.add_argument("--searches", type=int, default=1, metavar="K",
+                    help="run up to K searches of an experiment at the same time (locally each gets --cores/K cores; "
+                         "with a cluster profile, set K to the searches the cluster should run side by side)")
+    ap.add_argument("--snakemake-args", default="", metavar="ARGS",
+                    help='extra arguments for every search\'s snakemake command, e.g. "--profile slurm"')
     args = ap.parse_args(argv)
+    if args.searches < 1:
+        ap.error(f"--searches must be at least 1, got {args.searches}")
+    if args.cores < 1:
+        ap.error(f"--cores must be at least 1, got {args.cores}")
     out = Path(args.out or REPO / "results" / ("paper-quick" if args.quick else "paper"))
     out.mkdir(parents=True, exist_ok=True)
     shared = Path(args.shared) if Path(args.shared).is_dir() else None
-    ctx = Context(out=out, cores=args.cores, quick=args.quick, shared=shared)
+    ctx = Context(out=out, cores=args.cores, quick=args.quick, shared=shared, searches_at_once=args.searches,
+                  snakemake_args=shlex.split(args.snakemake_args), elements=args.elements)
     t0 = time.time()
-    written = []
+    written, failed = [], []
     for name in args.only or list(EXPERIMENTS):
         ctx.say(f"experiment {name}")
-        written += EXPERIMENTS[name](ctx)
-    ctx.say(f"all done in {time.time() - t0:.0f} s on {args.cores} core(s); outputs in {out}")
-    (out / "README.md").write_text(
-        "# potune paper tables and figures\n\n"
-        f"Generated by `python -m potune.paper --cores {args.cores}{' --quick' if args.quick else ''}` in "
-        f"{time.time() - t0:.0f} s.\n\n" + "\n".join(f"- {p.name}" for p in written) + "\n")
-    return 0
+        try:
+            written += EXPERIMENTS[name](ctx)
+        except (FileNotFoundError, RuntimeError) as exc:
+            # missing data or a failed search: say which and go on with the other experiments
+            # (a failed search keeps its finished trials and resumes when run again)
+            print(f"[potune paper] error: experiment {name}: {exc}", file=sys.stderr, flush=True)
+            failed.append(name)
+    wall = time.time() - t0
+    status = f"failed: {', '.join(failed)}" if failed else "all done"
+    ctx.say(f"{status} in {wall:.0f} s on {args.cores} core(s); outputs in {out}")
+    write_index(out, _command(argv) + (f" ({status})" if failed else ""), wall, written)
+    return 1 if failed else 0
+
+
+def _command(argv: list[str] | None) -> str:
+    return shlex.join(["python", "-m", "potune.paper", *(sys.argv[1:] if argv is None else argv)])
+
+
+def write_index(out: Path, command: str, wall: float, written: list[Path]) -> Path:
+    """Append this invocation to ``out/invocations.txt`` and rewrite ``out/README.md``: every
+    invocation so far (experiments are often run one ``--only`` at a time) and the files now in
+    ``out``."""
+    stamp = time.strftime("%Y-%m-%d %H:%M")
+    with open(out / "invocations.txt", "a") as fh:
+        fh.write(f"{stamp}\t{wall:.0f} s\t`{command}`\t{', '.join(p.name for p in written)}\n")
+    lines = [ln.split("\t") for ln in (out / "invocations.txt").read_text().splitlines() if ln.count("\t") == 3]
+    files = sorted(p.name for p in out.iterdir() if p.is_file() and p.suffix in (".csv", ".md", ".png")
+                   and p.name != "README.md")
+    readme = out / "README.md"
+    readme.write_text(
+        "# potune paper tables and figures\n\nInvocations (oldest first; wall time; files written):\n\n"
+        + "".join(f"- {when}: {cmd} in {w}: {names}\n" for when, w, cmd, names in lines)
+        + "\nFiles here:\n\n" + "".join(f"- {f}\n" for f in files))
+    return readme
 
 
 if __name__ == "__main__":
