@@ -49,10 +49,13 @@ def test_write_index_keeps_every_invocation(tmp_path):
 def test_wall_note_says_how_wall_times_were_measured(tmp_path):
     ctx = paper.Context(out=tmp_path, cores=4, quick=True, shared=None)
     assert paper.wall_note(ctx) == []
-    ctx.searches_at_once, ctx.snakemake_args = 2, ["--profile", "slurm"]
+    ctx.searches_at_once = 2
+    assert paper.wall_note(ctx) == ["up to 2 searches ran at the same time, each with 2 of the 4 cores: wall times overlap"]
+    ctx.snakemake_args = ["--profile", "slurm"]
     assert paper.wall_note(ctx) == [
-        "up to 2 searches ran at the same time, each with 2 of the 4 cores: wall times overlap",
-        "searches ran with snakemake --profile slurm (cores: --cores of the driver)"]
+        "up to 2 searches ran at the same time: wall times overlap",
+        "searches ran with snakemake --profile slurm: the cores column is the driver's --cores, not the cores the "
+        "jobs ran on"]
 
 
 @pytest.mark.slow

@@ -190,11 +190,13 @@ def wall_note(ctx: Context) -> list[str]:
     """A table note on how the wall times were measured when searches ran side by side or
     through extra snakemake arguments (e.g. a SLURM profile); nothing otherwise."""
     notes = []
+    local = "" if ctx.snakemake_args else (
+        f", each with {max(1, ctx.cores // ctx.searches_at_once)} of the {ctx.cores} cores")
     if ctx.searches_at_once > 1:
-        notes.append(f"up to {ctx.searches_at_once} searches ran at the same time, each with "
-                     f"{max(1, ctx.cores // ctx.searches_at_once)} of the {ctx.cores} cores: wall times overlap")
+        notes.append(f"up to {ctx.searches_at_once} searches ran at the same time{local}: wall times overlap")
     if ctx.snakemake_args:
-        notes.append(f"searches ran with snakemake {shlex.join(ctx.snakemake_args)} (cores: --cores of the driver)")
+        notes.append(f"searches ran with snakemake {shlex.join(ctx.snakemake_args)}: the cores column is the "
+                     "driver's --cores, not the cores the jobs ran on")
     return notes
 
 
