@@ -4,8 +4,8 @@ For each element, runs the Snakemake workflow with fitter snap (qSNAP, twojmax 6
 space as XPOT: rcutfac 3-6, rfac0 0.5-1.5, rmin0 0-0.2, per-config_type energy weights
 100-15000 and force weights 0.1-500, log-uniform; loss alpha 0.75) on the published
 train/test split from ../shared/data/zuo2020, then tabulates the test-set errors of the
-refitted best potential beside the published qSNAP and the XPOT-optimised qSNAP errors from
-../shared/data/README.md.
+refitted best potential beside the published qSNAP and the XPOT-optimised qSNAP errors
+(``potune.paper.ZUO_PUBLISHED``, as in ../shared/data/README.md).
 
     .venv/bin/python benchmarks/zuo_qsnap.py                 # Si Li Cu Ni, 38 x 4 = 152 evaluations each
     .venv/bin/python benchmarks/zuo_qsnap.py --quick         # Si only, 2 x 2 = 4 evaluations
@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import re
 import subprocess
 import sys
 import time
@@ -33,20 +32,13 @@ sys.path.insert(0, str(REPO / "workflow"))
 SHARED = REPO.parent / "shared" / "data"
 
 
-def published(readme: Path) -> dict:
-    """element -> {qsnap_e, qsnap_f, xpot_e, xpot_f} from the data README's table."""
-    out = {}
-    for line in readme.read_text().splitlines():
-        m = re.match(r"^\|\s*(Ni|Cu|Li|Si)\s*\|(.*)\|\s*$", line)
-        if not m:
-            continue
-        cells = [c.strip() for c in m.group(2).split("|")]
-        if len(cells) != 5:
-            continue
-        xe, xf = (float(v) for v in cells[4].split("/"))
-        out[m.group(1)] = {"published_qsnap_e_mev": float(cells[2]), "published_qsnap_f": float(cells[3]),
-                           "xpot_qsnap_e_mev": xe, "xpot_qsnap_f": xf}
-    return out
+def published() -> dict:
+    """element -> {qsnap_e, qsnap_f, xpot_e, xpot_f}: the published qSNAP (Zuo et al. 2020) and
+    XPOT-optimised qSNAP test errors, from :data:`potune.paper.ZUO_PUBLISHED`."""
+    from potune.paper import ZUO_PUBLISHED
+
+    return {el: {"published_qsnap_e_mev": v[2], "published_qsnap_f": v[3], "xpot_qsnap_e_mev": v[4], "xpot_qsnap_f": v[5]}
+            for el, v in ZUO_PUBLISHED.items()}
 
 
 def make_config(element: str, iterations: int, batch: int, results: Path) -> dict:
@@ -73,7 +65,7 @@ def main(argv=None) -> pd.DataFrame:
     batch = args.batch or (2 if args.quick else 4)
     if not SHARED.is_dir():
         raise SystemExit(f"{SHARED}: shared data not found (this benchmark needs ../shared/data)")
-    ref = published(SHARED / "README.md")
+    ref = published()
     results = REPO / "benchmarks" / "results" / "zuo_qsnap"
     rows = []
     for el in elements:
