@@ -4,6 +4,7 @@ missing data, the index of invocations, and searches run side by side through re
 from __future__ import annotations
 
 import copy
+import json
 
 import pytest
 
@@ -48,11 +49,13 @@ def test_write_index_keeps_every_invocation(tmp_path):
 
 def test_wall_note_says_how_wall_times_were_measured(tmp_path):
     ctx = paper.Context(out=tmp_path, cores=4, quick=True, shared=None)
-    assert paper.wall_note(ctx) == []
+    summed = paper.wall_note(ctx)
+    assert len(summed) == 1 and "summed over the invocations" in summed[0]
     ctx.searches_at_once = 2
-    assert paper.wall_note(ctx) == ["up to 2 searches ran at the same time, each with 2 of the 4 cores: wall times overlap"]
+    assert paper.wall_note(ctx)[1:] == [
+        "up to 2 searches ran at the same time, each with 2 of the 4 cores: wall times overlap"]
     ctx.snakemake_args = ["--profile", "slurm"]
-    assert paper.wall_note(ctx) == [
+    assert paper.wall_note(ctx)[1:] == [
         "up to 2 searches ran at the same time: wall times overlap",
         "searches ran with snakemake --profile slurm: the cores column is the driver's --cores, not the cores the "
         "jobs ran on"]
@@ -82,3 +85,13 @@ def test_searches_side_by_side_and_a_failing_one_does_not_stop_the_other(tmp_pat
     assert run_dir == tmp_path / "runs" / "side-good" and wall > 0
     assert any("side-good: reusing" in line for line in ctx.log)
     assert any("1 core(s)" in line for line in ctx.log)  # 2 cores shared by 2 searches
+    # wall times are recorded per invocation that ran the search, failed ones included
+    walls = json.loads((tmp_path / "logs" / "side-good.walls.json").read_text())
+    assert [(w["cores"], w["exit"], w["snakemake_args"]) for w in walls] == [(1, 0, "--keep-going")]
+    assert json.loads((tmp_path / "logs" / "side-bad.walls.json").read_text())[0]["exit"] != 0
+    b = paper.budget(ctx, run_dir)
+    assert b == {"wall time (s)": walls[0]["wall_s"], "cores": "1", "invocations": 1}
+    # a later invocation of the finished search (a new command: nothing cached) adds nothing
+    ctx2 = paper.Context(out=tmp_path, cores=2, quick=True, shared=None)
+    (_, total), = paper.run_searches(ctx2, [good])
+    assert total == walls[0]["wall_s"] and paper.budget(ctx2, run_dir)["invocations"] == 1

@@ -19,6 +19,7 @@ Usage::
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import shlex
 import subprocess
@@ -115,21 +116,63 @@ def run_search(ctx: Context, cfg: dict, cores: int | None = None) -> tuple[Path,
     log.parent.mkdir(parents=True, exist_ok=True)
     ctx.say(f"search {cfg['run_name']} ({cfg['stop']['max_iterations']} x {cfg['optimizer']['batch_size']} trials, "
             f"{cores} core(s)); log {log} ...")
+    run_dir = ctx.out / "runs" / cfg["run_name"]
+    finished_before = (run_dir / "best" / "test_metrics.json").exists()
     t0 = time.time()
-    with open(log, "w") as fh:
+    with open(log, "a") as fh:
+        fh.write(f"\n=== potune paper: {time.strftime('%Y-%m-%d %H:%M:%S')}, {cores} core(s) ===\n")
+        fh.flush()
         proc = subprocess.run(
             [str(bindir / "snakemake"), "--snakefile", str(REPO / "Snakefile"), "--cores", str(cores),
              "--configfile", str(cfg_file), "--rerun-incomplete", *ctx.snakemake_args],
             cwd=REPO, stdout=fh, stderr=subprocess.STDOUT, env=env,
         )
     wall = time.time() - t0
+    if not finished_before:  # this invocation ran (part of) the search: count its time
+        record_wall(ctx, cfg["run_name"], wall, cores, proc.returncode)
     if proc.returncode != 0:
         tail = "".join(log.read_text(errors="replace").splitlines(keepends=True)[-30:])
         raise RuntimeError(f"search {cfg['run_name']} failed (exit {proc.returncode}); log {log}:\n{tail}")
-    run_dir = ctx.out / "runs" / cfg["run_name"]
-    ctx.say(f"search {cfg['run_name']} done in {wall:.0f} s")
-    ctx.searches[cfg["run_name"]] = (run_dir, wall)
-    return run_dir, wall
+    total = search_wall(ctx, cfg["run_name"])
+    if total is None:  # finished before wall times were recorded here
+        total = float("nan")
+    ctx.say(f"search {cfg['run_name']} done in {wall:.0f} s" + (
+        f" (this invocation; {total:.0f} s in all)" if abs(total - wall) > 1 else ""))
+    ctx.searches[cfg["run_name"]] = (run_dir, total)
+    return run_dir, total
+
+
+def _walls_file(ctx: Context, run_name: str) -> Path:
+    return ctx.out / "logs" / f"{run_name}.walls.json"
+
+
+def record_wall(ctx: Context, run_name: str, wall: float, cores: int, returncode: int) -> None:
+    """Append one invocation's wall time to ``<out>/logs/<run>.walls.json``: a long search is
+    often resumed (killed, time limit, failed job) and its wall time is the sum of its parts."""
+    f = _walls_file(ctx, run_name)
+    parts = json.loads(f.read_text()) if f.exists() else []
+    parts.append({"started": time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(time.time() - wall)),
+                  "wall_s": round(wall, 1), "cores": cores, "exit": returncode,
+                  "snakemake_args": shlex.join(ctx.snakemake_args)})
+    f.parent.mkdir(parents=True, exist_ok=True)
+    f.write_text(json.dumps(parts, indent=1) + "\n")
+
+
+def search_wall(ctx: Context, run_name: str) -> float | None:
+    """Total wall time (s) of a search over the invocations that ran it; None if none was recorded."""
+    f = _walls_file(ctx, run_name)
+    return sum(p["wall_s"] for p in json.loads(f.read_text())) if f.exists() else None
+
+
+def budget(ctx: Context, run_dir: Path) -> dict:
+    """The table columns on what a search cost: wall time summed over the invocations that ran
+    it (NaN if it finished before they were recorded), the cores they were given ("1, 2" when
+    resumed with more) and how many invocations there were."""
+    f = _walls_file(ctx, run_dir.name)
+    parts = json.loads(f.read_text()) if f.exists() else []
+    return {"wall time (s)": sum(p["wall_s"] for p in parts) if parts else float("nan"),
+            "cores": ", ".join(str(c) for c in sorted({p["cores"] for p in parts})) or str(ctx.cores),
+            "invocations": len(parts)}
 
 
 def run_searches(ctx: Context, cfgs: list[dict]) -> list[tuple[Path, float]]:
@@ -187,9 +230,10 @@ def write_table(ctx: Context, name: str, df: pd.DataFrame, title: str, notes: li
 
 
 def wall_note(ctx: Context) -> list[str]:
-    """A table note on how the wall times were measured when searches ran side by side or
-    through extra snakemake arguments (e.g. a SLURM profile); nothing otherwise."""
-    notes = []
+    """Table notes on how the wall times were measured: summed over resumed invocations, and
+    whether searches ran side by side or through extra snakemake arguments (e.g. a SLURM profile)."""
+    notes = ["wall time: summed over the invocations of this command that ran the search (a search resumed "
+             "after an interruption counts each part: logs/<run>.walls.json); cores: what they were given"]
     local = "" if ctx.snakemake_args else (
         f", each with {max(1, ctx.cores // ctx.searches_at_once)} of the {ctx.cores} cores")
     if ctx.searches_at_once > 1:
@@ -287,13 +331,13 @@ def xpot_table2(ctx: Context) -> list[Path]:
         ]
     done = run_searches(ctx, [s[2] for s in searches])
     rows = []
-    for (el, kind, cfg, pub_e, pub_f, xpot_e, xpot_f), (run_dir, wall) in zip(searches, done):
+    for (el, kind, cfg, pub_e, pub_f, xpot_e, xpot_f), (run_dir, _) in zip(searches, done):
         r = run_result(run_dir)
         rows.append({
             "element": el, "potential": f"{kind} (potune-optimised)",
             "E RMSE (meV/atom)": r["test_energy_rmse_mev"], "F RMSE (eV/Å)": r["test_force_rmse"],
             "published E": pub_e, "published F": pub_f, "XPOT-optimised E": xpot_e, "XPOT-optimised F": xpot_f,
-            "evaluations": r["evaluations"], "failed": r["failed"], "wall time (s)": wall, "cores": ctx.cores,
+            "evaluations": r["evaluations"], "failed": r["failed"], **budget(ctx, run_dir),
         })
     notes = [
         "Test-set errors of the potential refitted with the best hyperparameters on the whole training set "
@@ -320,11 +364,11 @@ def xpot_fig6(ctx: Context) -> list[Path]:
 
     alphas = [0.1, 0.5] if ctx.quick else [0.1, 0.3, 0.5, 0.7, 0.9]
     rows = []
-    for a, (run_dir, wall) in zip(alphas, run_searches(ctx, [gap_zuo_config(ctx, "Si", alpha=a) for a in alphas])):
+    for a, (run_dir, _) in zip(alphas, run_searches(ctx, [gap_zuo_config(ctx, "Si", alpha=a) for a in alphas])):
         r = run_result(run_dir)
         rows.append({"alpha": a, "E RMSE (meV/atom)": r["test_energy_rmse_mev"], "F RMSE (eV/Å)": r["test_force_rmse"],
                      "optimised cutoff (Å)": r["best"]["hyperparameters"]["cutoff"], "evaluations": r["evaluations"],
-                     "wall time (s)": wall, "cores": ctx.cores})
+                     **budget(ctx, run_dir)})
     df = pd.DataFrame(rows)
     fig, axes = plt.subplots(1, 3, figsize=(11, 3.4))
     for ax, col in zip(axes, ["E RMSE (meV/atom)", "F RMSE (eV/Å)", "optimised cutoff (Å)"]):
@@ -388,7 +432,7 @@ def ppso_table2(ctx: Context) -> list[Path]:
                           "refit": {"threads": 1, "mem_mb": 2000, "runtime": 10}},
         })
     rows = []
-    for (label, soap), cfg, (run_dir, wall) in zip(PPSO_TABLE2_SETS.items(), cfgs, run_searches(ctx, cfgs)):
+    for (label, soap), cfg, (run_dir, _) in zip(PPSO_TABLE2_SETS.items(), cfgs, run_searches(ctx, cfgs)):
         settings = resolve_config({**cfg, "results_dir": str(ctx.out / "runs")}, check_files=False)["gap"]
         frames = read_environments(run_dir / "split" / "full_train.xyz", {})  # the whole training set
         table = pd.read_csv(run_dir / "trials.csv")
@@ -400,7 +444,7 @@ def ppso_table2(ctx: Context) -> list[Path]:
                 "SOAP set": label, "zeta": zeta, "kernel mean": st.mean, "kernel std": st.std, "kernel skew": st.skew,
                 "validation E RMSE (meV/atom)": float(trial["energy_rmse_mev"]) if ok else None,
                 "validation F RMSE (meV/Å)": 1000.0 * float(trial["force_rmse"]) if ok else None,
-                "status": trial["status"], "environments": st.n_env, "wall time (s)": wall, "cores": ctx.cores,
+                "status": trial["status"], "environments": st.n_env, **budget(ctx, run_dir),
             })
     soap_txt = "; ".join(f"{k}: " + ", ".join(f"{n}={v}" for n, v in s.items()) for k, s in PPSO_TABLE2_SETS.items())
     notes = [
@@ -445,7 +489,7 @@ def ppso_table3(ctx: Context) -> list[Path]:
     rows, written = [], []
     runs = [(n, strategy) for n in ((4,) if ctx.quick else (4, 6)) for strategy in ("joint", "two_stage")]
     done = run_searches(ctx, [ppso_dimer_config(ctx, strategy, n) for n, strategy in runs])
-    for (n, strategy), (run_dir, wall) in zip(runs, done):
+    for (n, strategy), (run_dir, _) in zip(runs, done):
         best = read_yaml(run_dir / "best" / "best.yaml")
         table = pd.read_csv(run_dir / "trials.csv")
         s1 = run_dir / "stage1" / "trials.csv"
@@ -454,7 +498,7 @@ def ppso_table3(ctx: Context) -> list[Path]:
             "validation E RMSE (meV/atom)": best.get("energy_rmse_mev"),
             "validation F RMSE (meV/Å)": 1000.0 * best["force_rmse"] if best.get("force_rmse") is not None else None,
             "GAP fits": len(table), "kernel evaluations (stage 1)": len(pd.read_csv(s1)) if s1.exists() else 0,
-            "PPSO E (meV/atom)": 0.6, "PPSO F (meV/Å)": 15.0, "wall time (s)": wall, "cores": ctx.cores,
+            "PPSO E (meV/atom)": 0.6, "PPSO F (meV/Å)": 15.0, **budget(ctx, run_dir),
         })
         if strategy == "two_stage" and n == 4:
             for fig in ("kernel_hist", "similarity"):
