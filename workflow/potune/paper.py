@@ -133,9 +133,7 @@ def run_search(ctx: Context, cfg: dict, cores: int | None = None) -> tuple[Path,
     if proc.returncode != 0:
         tail = "".join(log.read_text(errors="replace").splitlines(keepends=True)[-30:])
         raise RuntimeError(f"search {cfg['run_name']} failed (exit {proc.returncode}); log {log}:\n{tail}")
-    total = search_wall(ctx, cfg["run_name"])
-    if total is None:  # finished before wall times were recorded here
-        total = float("nan")
+    total = budget(ctx, run_dir)["wall time (s)"]  # NaN if it finished before wall times were recorded
     ctx.say(f"search {cfg['run_name']} done in {wall:.0f} s" + (
         f" (this invocation; {total:.0f} s in all)" if abs(total - wall) > 1 else ""))
     ctx.searches[cfg["run_name"]] = (run_dir, total)
@@ -156,12 +154,6 @@ def record_wall(ctx: Context, run_name: str, wall: float, cores: int, returncode
                   "snakemake_args": shlex.join(ctx.snakemake_args)})
     f.parent.mkdir(parents=True, exist_ok=True)
     f.write_text(json.dumps(parts, indent=1) + "\n")
-
-
-def search_wall(ctx: Context, run_name: str) -> float | None:
-    """Total wall time (s) of a search over the invocations that ran it; None if none was recorded."""
-    f = _walls_file(ctx, run_name)
-    return sum(p["wall_s"] for p in json.loads(f.read_text())) if f.exists() else None
 
 
 def budget(ctx: Context, run_dir: Path) -> dict:
