@@ -56,7 +56,8 @@ class Context:
     quick: bool
     shared: Path | None
     log: list[str] = field(default_factory=list)
-    #: searches run by this invocation: run_name -> (run directory, wall time in s)
+    #: searches run by this invocation: run_name -> (run directory, wall time in s summed over
+    #: the invocations that ran it, see :func:`budget`)
     searches: dict[str, tuple[Path, float]] = field(default_factory=dict)
     #: how many searches of one experiment may run at the same time
     searches_at_once: int = 1
@@ -117,7 +118,8 @@ def run_search(ctx: Context, cfg: dict, cores: int | None = None) -> tuple[Path,
     ctx.say(f"search {cfg['run_name']} ({cfg['stop']['max_iterations']} x {cfg['optimizer']['batch_size']} trials, "
             f"{cores} core(s)); log {log} ...")
     run_dir = ctx.out / "runs" / cfg["run_name"]
-    finished_before = (run_dir / "best" / "test_metrics.json").exists()
+    result = run_dir / "best" / "test_metrics.json"
+    result_before = result.stat().st_mtime if result.exists() else None
     t0 = time.time()
     with open(log, "a") as fh:
         fh.write(f"\n=== potune paper: {time.strftime('%Y-%m-%d %H:%M:%S')}, {cores} core(s) ===\n")
@@ -128,7 +130,9 @@ def run_search(ctx: Context, cfg: dict, cores: int | None = None) -> tuple[Path,
             cwd=REPO, stdout=fh, stderr=subprocess.STDOUT, env=env,
         )
     wall = time.time() - t0
-    if not finished_before:  # this invocation ran (part of) the search: count its time
+    # count this invocation's time if it ran (part of) the search: it failed, or it wrote the
+    # final result (first run, resumed run, or a finished search extended by a larger budget)
+    if proc.returncode != 0 or (result.stat().st_mtime if result.exists() else None) != result_before:
         record_wall(ctx, cfg["run_name"], wall, cores, proc.returncode)
     if proc.returncode != 0:
         tail = "".join(log.read_text(errors="replace").splitlines(keepends=True)[-30:])
