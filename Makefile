@@ -13,7 +13,7 @@ PAPER_ARGS ?=
 export PATH := $(BIN):$(PATH)
 export MPLBACKEND := Agg
 
-.PHONY: venv run dry-run test test-fast lint clean-venv paper paper-quick
+.PHONY: venv run dry-run test test-fast lint format clean-venv paper paper-quick
 
 venv: $(STAMP)
 
@@ -38,8 +38,18 @@ test: venv
 test-fast: venv
 	$(BIN)/python -m pytest -m "not slow and not slurm" $(PYTEST_ARGS)
 
+## Style and lint: ruff (Python), snakefmt (rules), snakemake --lint. CI runs this before the tests.
 lint: venv
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/snakefmt --check Snakefile workflow/rules
 	$(BIN)/snakemake --lint --configfile $(CONFIG)
+
+## Rewrite the code in the house style (ruff format, snakefmt) and apply ruff's safe fixes.
+format: venv
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
+	$(BIN)/snakefmt Snakefile workflow/rules
 
 clean-venv:
 	rm -rf $(VENV)

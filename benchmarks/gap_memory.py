@@ -1,9 +1,9 @@
 """Calibrate potune's GAP memory model against real gap_fit runs.
 
 For a few hyperparameter sets and training-set sizes, runs gap_fit (through
-potune.runner.run_limited, which samples the resident memory of the process group) and
+potune.cluster.runner.run_limited, which samples the resident memory of the process group) and
 prints the measured peak RSS beside gap_fit's own printed estimate ("PEAK") and potune's
-(potune.resources.gap_peak_mb), then writes a CSV.
+(potune.fitters.gap.peak_mem_mb), then writes a CSV.
 
     python benchmarks/gap_memory.py [--quick] [--data FILE] [--out CSV]
 
@@ -21,9 +21,10 @@ import tempfile
 from pathlib import Path
 
 from potune import data as D
-from potune.gap import build_command, resolve_params
-from potune.resources import dataset_stats, gap_arrays_mb, gap_peak_mb
-from potune.runner import run_limited
+from potune.fitters.gap import build_command, resolve_params
+from potune.data.stats import dataset_stats
+from potune.fitters.gap import arrays_mb as gap_arrays_mb, peak_mem_mb as gap_peak_mb
+from potune.cluster.runner import run_limited
 
 ROOT = Path(__file__).resolve().parents[1]
 

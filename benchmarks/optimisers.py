@@ -6,7 +6,7 @@ and how many fewer rounds (iterations of the workflow, i.e. waits for the slowes
 it need? PSO (PPSO-style, swarm of 8), a Sobol sequence and random search are the baselines.
 
 Every optimiser is driven exactly as the workflow drives it: each round calls
-``potune.search.propose`` with the trial table so far (the optimiser is rebuilt and the
+``potune.search.loop.propose`` with the trial table so far (the optimiser is rebuilt and the
 table replayed, one ``tell`` per round), evaluates the proposals and appends them to the table.
 
 Functions (minimised; regret = best-so-far − known minimum):
@@ -54,8 +54,8 @@ from typing import Callable  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from potune.search import propose  # noqa: E402
-from potune.space import Space  # noqa: E402
+from potune.search.loop import propose  # noqa: E402
+from potune.search.space import Space  # noqa: E402
 
 
 # ----------------------------------------------------------------------------- functions

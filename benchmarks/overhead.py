@@ -7,7 +7,7 @@ a fraction of a second):
 1. **Per-trial orchestration overhead.** The same trials (same config, seed, proposals)
    once through ``snakemake --cores 1`` (target ``trials.csv``: split, the propose/fit/
    validate/collect loop) and once through a plain Python loop calling the same library
-   functions in one process (``potune.steps.split/propose_step/fit_step/validate_step/
+   functions in one process (``potune.steps.{split,propose,fit,validate,collect}`` (split/propose_step/fit_step/validate_step/
    collect_step``). Overhead = (Snakemake wall - loop wall) / trials, and its share of the
    Snakemake wall time.
 2. **Cost of the checkpoint re-expansion vs iteration count.** Searches of 10, 25 and 50
@@ -150,13 +150,18 @@ import json, sys, time, yaml
 from pathlib import Path
 t0 = time.perf_counter()
 from potune.config import resolve_config, n_folds
-from potune import steps
-from potune.search import should_stop
+from potune.data.check import check_inputs
+from potune.steps.collect import collect_step
+from potune.steps.fit import fit_step
+from potune.steps.propose import propose_step, proposal_trials
+from potune.steps.split import split
+from potune.steps.validate import validate_step
+from potune.search.loop import should_stop
 from potune.trials import read_table
 cfg = resolve_config(yaml.safe_load(open(sys.argv[1])))
-steps.check_inputs(cfg)
+check_inputs(cfg)
 R = Path(cfg["results_dir"]) / cfg["run_name"]
-steps.split(cfg, R / "split")
+split(cfg, R / "split")
 nf = n_folds(cfg)
 res = cfg["resources"]
 prev = None
@@ -170,21 +175,21 @@ for it in range(until):
     if it and should_stop(read_table(prev), cfg["stop"], it, started_at=started, search=search)[0]:
         break
     props = R / f"iter{it}" / "proposals"
-    steps.propose_step(search, it, prev, props)
+    propose_step(search, it, prev, props)
     dirs = {}
-    for t in steps.proposal_trials(props):
+    for t in proposal_trials(props):
         dirs[t] = []
         for f in range(nf):
             d = R / f"iter{it}" / t / f"fold{f}"
-            steps.fit_step(props / f"{t}.yaml", R / f"split/fold{f}/train.xyz", d / "model", d / "fit.json",
+            fit_step(props / f"{t}.yaml", R / f"split/fold{f}/train.xyz", d / "model", d / "fit.json",
                            d / "fit.log", cfg["fitter"], cfg.get(cfg["fitter"], {}), threads=1,
                            mem_mb=res["fit"]["mem_mb"], runtime_min=res["fit"]["runtime"])
-            steps.validate_step(d / "fit.json", d / "model", R / f"split/fold{f}/valid.xyz", d / "valid.json",
+            validate_step(d / "fit.json", d / "model", R / f"split/fold{f}/valid.xyz", d / "valid.json",
                                 cfg["fitter"], cfg["loss"])
             dirs[t].append(str(d))
         n_trials += 1
     table = R / f"iter{it}" / "table.csv"
-    steps.collect_step(names, it, prev, props, dirs, table, budget=budget)
+    collect_step(names, it, prev, props, dirs, table, budget=budget)
     prev = table
 import resource
 ru, ch = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
@@ -231,11 +236,11 @@ def continue_with_snakemake(base: dict, depth: int, extra: int, work: Path, core
 
 #: what each kind of job imports before it does any work (a job is a fresh Python process)
 JOB_IMPORTS = {
-    "fit": "import snakemake.script; from potune.steps import fit_step; import potune.gap",
-    "validate": "import snakemake.script; from potune.steps import validate_step; import potune.evaluate; "
+    "fit": "import snakemake.script; from potune.steps.fit import fit_step; import potune.fitters.gap",
+    "validate": "import snakemake.script; from potune.steps.validate import validate_step; import potune.evaluate.predict; "
                 "import quippy.potential; import ase.io",
-    "propose": "import snakemake.script; from potune.steps import propose_step; import potune.search; import skopt",
-    "collect": "import snakemake.script; from potune.steps import collect_step; import pandas",
+    "propose": "import snakemake.script; from potune.steps.propose import propose_step; import potune.search.loop; import skopt",
+    "collect": "import snakemake.script; from potune.steps.collect import collect_step; import pandas",
     "bare python": "pass",
 }
 

@@ -28,8 +28,8 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "workflow"))
 
 from potune import data as D  # noqa: E402
-from potune import snap  # noqa: E402
-from potune.evaluate import evaluate  # noqa: E402
+from potune.fitters import snap  # noqa: E402
+from potune.evaluate.predict import evaluate  # noqa: E402
 
 
 def main(argv=None) -> pd.DataFrame:

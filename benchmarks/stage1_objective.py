@@ -3,7 +3,7 @@
 
 A joint search fits a GAP for every descriptor it tries, so its trials are (descriptor,
 validation loss) pairs. For each successful trial this computes the kernel statistics of
-the trial's descriptor (``potune.twostage.objective_check``) and every stage-1 objective
+the trial's descriptor (``potune.descriptors.objective_check.objective_check``) and every stage-1 objective
 (``kernel.objective.kind``: std_skew, std, weighted), plus the kernel-target alignment
 (uses the energies, so not a PPSO criterion: a reference), and reports per criterion the
 Spearman rank correlation with the validation loss and the loss of the trial it ranks first.
@@ -30,8 +30,8 @@ import pandas as pd
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "workflow"))
 
-from potune.paper import Context, ppso_dimer_config, run_search  # noqa: E402
-from potune.twostage import objective_check, objective_check_summary  # noqa: E402
+from potune.report.paper import Context, ppso_dimer_config, run_search  # noqa: E402
+from potune.descriptors.objective_check import objective_check, objective_check_summary  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -8,7 +8,7 @@ common target (the 75th percentile of the final best losses of all runs of that 
 the final best loss, validation errors (dimers, beside PPSO's ~0.6 meV/atom, ~15 meV/A) and
 test errors (Si: refit as searched on energies and refit on energies + forces).
 
-Part 2 times ``potune.kernel.kernel_stats`` (M = min(3000, N) rows x N columns) against a
+Part 2 times ``potune.descriptors.kernel.kernel_stats`` (M = min(3000, N) rows x N columns) against a
 plain numpy matrix product of the same size (the limit): environments^2 per second.
 
     python benchmarks/strategies.py --quick            # ~30 min on 2 cores
@@ -35,8 +35,8 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "workflow"))
 
-from potune.kernel import kernel_stats  # noqa: E402
-from potune.optimizers import REGISTRY  # noqa: E402
+from potune.descriptors.kernel import kernel_stats  # noqa: E402
+from potune.search.optimizers import REGISTRY  # noqa: E402
 from potune.trials import read_table  # noqa: E402
 
 PPSO_DIMER = {"energy_rmse_mev": 0.6, "force_rmse": 0.015}

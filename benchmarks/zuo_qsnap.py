@@ -35,15 +35,15 @@ SHARED = REPO.parent / "shared" / "data"
 def published() -> dict:
     """element -> {qsnap_e, qsnap_f, xpot_e, xpot_f}: the published qSNAP (Zuo et al. 2020) and
     XPOT-optimised qSNAP test errors, from :data:`potune.paper.ZUO_PUBLISHED`."""
-    from potune.paper import ZUO_PUBLISHED
+    from potune.report.paper import ZUO_PUBLISHED
 
     return {el: {"published_qsnap_e_mev": v[2], "published_qsnap_f": v[3], "xpot_qsnap_e_mev": v[4], "xpot_qsnap_f": v[5]}
             for el, v in ZUO_PUBLISHED.items()}
 
 
 def make_config(element: str, iterations: int, batch: int, results: Path) -> dict:
-    """The XPOT Table II qSNAP search (:func:`potune.paper.qsnap_zuo_config`) on shared data."""
-    from potune.paper import qsnap_zuo_config
+    """The XPOT Table II qSNAP search (:func:`potune.report.paper.qsnap_zuo_config`) on shared data."""
+    from potune.report.paper import qsnap_zuo_config
 
     z = SHARED / "zuo2020"
     cfg = qsnap_zuo_config(z / f"{element}_train.xyz.gz", z / f"{element}_test.xyz.gz",

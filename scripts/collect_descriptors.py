@@ -1,8 +1,9 @@
 """Rule `collect_descriptors`: append one stage-1 iteration to the stage-1 table."""
 from pathlib import Path
 
-from potune.steps import logged, proposal_trials
-from potune.twostage import collect_stage1
+from potune.console import logged
+from potune.steps.propose import proposal_trials
+from potune.steps.stage1 import collect_stage1
 
 it = int(snakemake.wildcards.iteration)
 iter_dir = Path(snakemake.output.table).parent

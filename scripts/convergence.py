@@ -1,6 +1,6 @@
 """Rule `convergence`: loss per trial and best so far vs evaluation."""
-from potune.plots import convergence_plot
-from potune.steps import logged
+from potune.report.plots import convergence_plot
+from potune.console import logged
 from potune.trials import read_table
 
 with logged(snakemake.log[0], "w"):

@@ -1,19 +1,21 @@
 """Figure rules (`parity`, `landscape`, `cost`, `dimer`, `errors_by_config_type`): unpack and call."""
 import pandas as pd
 
-from potune import plots, steps
+from potune.console import logged
+from potune.report import plots
+from potune.steps.report import dimer_step, landscape_step, parity_step
 from potune.trials import read_table
 
 sm = snakemake  # noqa: F821 (provided by Snakemake)
-with steps.logged(sm.log[0], "w"):
+with logged(sm.log[0], "w"):
     if sm.rule == "parity":
-        steps.parity_step(sm.input.valid, sm.input.get("test"), sm.output.png, sm.output.energy, sm.output.force)
+        parity_step(sm.input.valid, sm.input.get("test"), sm.output.png, sm.output.energy, sm.output.force)
     elif sm.rule == "landscape":
-        steps.landscape_step(sm.params.cfg, sm.input.table, sm.output.png, sm.output.csv, sm.output.objective)
+        landscape_step(sm.params.cfg, sm.input.table, sm.output.png, sm.output.csv, sm.output.objective)
     elif sm.rule == "cost":
         plots.cost_plot(read_table(sm.input.table), sm.output.png, sm.output.csv)
     elif sm.rule == "dimer":
-        steps.dimer_step(sm.params.cfg, sm.input.model, list(sm.input.data), sm.output.png, sm.output.csv)
+        dimer_step(sm.params.cfg, sm.input.model, list(sm.input.data), sm.output.png, sm.output.csv)
     elif sm.rule == "errors_by_config_type":
         plots.config_type_errors_plot(pd.read_csv(sm.input.errors), sm.output.png)
     else:

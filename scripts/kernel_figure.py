@@ -1,6 +1,6 @@
 """Rule `kernel_figure`: kernel distribution of the best hyperparameters' SOAP."""
-from potune.steps import logged
-from potune.twostage import kernel_figure_step
+from potune.console import logged
+from potune.steps.stage1 import kernel_figure_step
 
 with logged(snakemake.log[0], "w"):
     kernel_figure_step(

@@ -1,6 +1,6 @@
 """Rule `kernel_stats`: kernel statistics of one stage-1 descriptor trial (no fit)."""
-from potune.steps import logged
-from potune.twostage import kernel_step
+from potune.console import logged
+from potune.steps.stage1 import kernel_step
 
 with logged(snakemake.log[0], "w"):
     kernel_step(

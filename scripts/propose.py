@@ -1,5 +1,6 @@
 """Checkpoint `propose`: the next batch of trials, one file each."""
-from potune.steps import logged, propose_step
+from potune.console import logged
+from potune.steps.propose import propose_step
 
 stage1 = getattr(snakemake.input, "stage1", None)  # strategy two_stage: stage 1's best.yaml
 stage1 = stage1 if isinstance(stage1, str) else (stage1[0] if stage1 else None)

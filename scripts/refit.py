@@ -1,5 +1,5 @@
 """Rule `refit`: the best hyperparameters fitted on the whole training set."""
-from potune.steps import refit_step
+from potune.steps.fit import refit_step
 
 refit_step(
     snakemake.input.best,

@@ -1,6 +1,6 @@
 """Rule `refit_comparison`: test errors of the refit as searched vs refit on energies + forces."""
-from potune.steps import logged
-from potune.twostage import refit_comparison_step
+from potune.console import logged
+from potune.steps.stage1 import refit_comparison_step
 
 with logged(snakemake.log[0], "w"):
     refit_comparison_step(

@@ -1,6 +1,6 @@
 """Rule `similarity_curve`: dimer similarity vs interatomic distance for the best SOAP."""
-from potune.steps import logged
-from potune.twostage import similarity_step
+from potune.console import logged
+from potune.steps.stage1 import similarity_step
 
 with logged(snakemake.log[0], "w"):
     similarity_step(

@@ -1,5 +1,6 @@
 """Rule `summary`: summary.md of the run."""
-from potune.steps import logged, summary_step
+from potune.console import logged
+from potune.steps.report import summary_step
 
 with logged(snakemake.log[0], "w"):
     summary_step(snakemake.params.cfg, dict(snakemake.input.items()), snakemake.output.md)

@@ -1,5 +1,6 @@
 """Rule `test_errors`: errors of the refitted best potential on the test set."""
-from potune.steps import logged, test_step
+from potune.console import logged
+from potune.steps.best import test_step
 
 with logged(snakemake.log[0], "w"):
     test_step(

@@ -1,5 +1,6 @@
 """Rule `validate`: errors of one fitted trial on its validation fold."""
-from potune.steps import logged, validate_step
+from potune.console import logged
+from potune.steps.validate import validate_step
 
 with logged(snakemake.log[0], "w"):
     validate_step(

@@ -2,7 +2,7 @@
 configurations. Each is a clear error naming the file, frame or key, raised before any job
 runs, with existing results untouched.
 
-Most cases call the parse-time checks directly (``potune.steps.check_inputs``, the function
+Most cases call the parse-time checks directly (``potune.data.check.check_inputs``, the function
 common.smk runs while Snakemake parses the workflow); a few go through ``snakemake`` in a
 subprocess to prove the wiring. A search where every trial fails runs end to end (slow).
 """
@@ -22,7 +22,7 @@ import yaml
 
 from potune.config import load_yaml_file, resolve_config
 from potune.errors import ConfigError, DataError
-from potune.steps import check_inputs
+from potune.data.check import check_inputs
 
 REPO = Path(__file__).resolve().parents[1]
 BAD = REPO / "tests" / "data" / "bad"

@@ -20,7 +20,7 @@ from potune.config import (
     resolve_config,
 )
 from potune.errors import ConfigError
-from potune.space import Space, parse_parameter
+from potune.search.space import Space, parse_parameter
 
 REPO = Path(__file__).resolve().parents[1]
 TINY = REPO / "tests" / "configs" / "tiny.yaml"

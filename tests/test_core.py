@@ -12,7 +12,7 @@ from ase.io import write
 
 from potune import data as D
 from potune.errors import DataError
-from potune.metrics import Residuals, combine_folds, gamma_loss, weighted_loss
+from potune.evaluate.metrics import Residuals, combine_folds, gamma_loss, weighted_loss
 
 from conftest import TINY_TRAIN
 
@@ -137,7 +137,7 @@ def test_kfold_loss_is_mean_over_folds_not_last():
 
 
 def test_pareto_front():
-    from potune.plots import pareto_front
+    from potune.report.plots import pareto_front
 
     cost = np.array([1.0, 2.0, 3.0, 1.5, 4.0])
     loss = np.array([5.0, 3.0, 1.0, 6.0, 2.0])

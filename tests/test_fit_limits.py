@@ -10,10 +10,10 @@ import pytest
 import yaml
 
 from potune import data as D
-from potune.gap import fit as gap_fit
-from potune.resources import MEM_LIMIT_FRACTION, current_rss_mb
-from potune.runner import run_limited
-from potune.steps import fit_step
+from potune.fitters.gap import fit as gap_fit
+from potune.cluster.resources import MEM_LIMIT_FRACTION, current_rss_mb
+from potune.cluster.runner import run_limited
+from potune.steps.fit import fit_step
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = ROOT / "tests" / "data" / "si_tiny_train.xyz"
@@ -102,7 +102,7 @@ def test_run_limited_stops_when_orphaned(tmp_path):
     marker = tmp_path / "done"
     script.write_text(
         "import sys\n"
-        "from potune.runner import run_limited, Orphaned\n"
+        "from potune.cluster.runner import run_limited, Orphaned\n"
         "try:\n"
         f"    run_limited(['sleep', '30'], {str(tmp_path / 'log')!r})\n"
         f"    open({str(marker)!r}, 'w').write('finished')\n"

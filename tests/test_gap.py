@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 from potune import data as D
-from potune import gap
-from potune.evaluate import evaluate
+from potune.fitters import gap
+from potune.evaluate.predict import evaluate
 
 from conftest import TINY_TEST, TINY_TRAIN
 

@@ -16,7 +16,7 @@ import yaml
 
 from potune.config import load_yaml_file, resolve_config
 from potune.io import atomic_write_text
-from potune.steps import record_run
+from potune.steps.report import record_run
 from potune.trials import read_table, write_table
 
 REPO = Path(__file__).resolve().parents[1]

@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from potune.metrics import Residuals, combine_folds, gamma_loss, mae, rmse, weighted_loss
+from potune.evaluate.metrics import Residuals, combine_folds, gamma_loss, mae, rmse, weighted_loss
 
 
 def test_rmse_mae_by_hand():

@@ -14,10 +14,12 @@ import pytest
 
 from potune.errors import ConfigError
 from potune.io import read_yaml
-from potune.optimizers import REGISTRY, Box, DesignOptimizer, PSOOptimizer, make_optimizer
-from potune.search import failure_penalty, load_priors, propose, replay, should_stop, told_losses
-from potune.space import Space
-from potune.steps import propose_step
+from potune.search.optimizers import REGISTRY, make_optimizer
+from potune.search.pso import Box, PSOOptimizer
+from potune.search.designs import DesignOptimizer
+from potune.search.loop import failure_penalty, load_priors, propose, replay, should_stop, told_losses
+from potune.search.space import Space
+from potune.steps.propose import propose_step
 from potune.trials import read_table, write_table
 
 KINDS = ["bayes", "pso", "sobol", "lhs", "random", "grid"]

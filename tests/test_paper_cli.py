@@ -9,7 +9,7 @@ import json
 import pytest
 
 from conftest import ROOT
-from potune import paper
+from potune.report import paper
 
 
 def test_paper_rejects_bad_arguments(capsys, tmp_path):

@@ -13,8 +13,8 @@ from hypothesis import strategies as st
 
 from potune.config import load_yaml_file, resolve_config
 from potune.errors import ConfigError
-from potune.metrics import Residuals, gamma_loss, mae, rmse, weighted_loss
-from potune.space import Parameter, Space, parse_parameter
+from potune.evaluate.metrics import Residuals, gamma_loss, mae, rmse, weighted_loss
+from potune.search.space import Parameter, Space, parse_parameter
 
 REPO = Path(__file__).resolve().parents[1]
 TINY = load_yaml_file(REPO / "tests" / "configs" / "tiny.yaml")

@@ -1,4 +1,4 @@
-"""potune.resources: the GAP memory model, attempt scaling and the limits a fit sets itself."""
+"""potune.cluster.resources and the GAP memory model (potune.fitters.gap): the GAP memory model, attempt scaling and the limits a fit sets itself."""
 
 from __future__ import annotations
 
@@ -7,8 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from potune import resources as R
-from potune.gap import resolve_params
+from potune.cluster import resources as R
+from potune.data import stats as S
+from potune.fitters import gap as G
+from potune.fitters.gap import resolve_params
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = ROOT / "tests" / "data" / "si_tiny_train.xyz"
@@ -16,7 +18,7 @@ SETTINGS = {"descriptor": "soap", "energy_only": False}
 
 
 def test_dataset_stats_of_tiny_si():
-    st = R.dataset_stats(TINY)
+    st = S.dataset_stats(TINY)
     assert st.n_configs == 42 and st.n_atoms == sum(n for n, _ in st.configs) and st.n_species == 1
     rho = [r for _, r in st.configs if r is not None]
     assert min(rho) < 0.001  # the isolated atom in its 20 A box
@@ -25,16 +27,16 @@ def test_dataset_stats_of_tiny_si():
 
 
 def test_neighbours_of_clusters_and_bulk():
-    st = R.DatasetStats(2, 66, 1, ((2, None), (64, 0.05)))
+    st = S.DatasetStats(2, 66, 1, ((2, None), (64, 0.05)))
     # dimer: each atom sees the other; bulk: rho * 4/3 pi r^3 each
-    assert st.neighbours(5.0) == pytest.approx(2 * 1 + 64 * R.NEIGHBOUR_FACTOR * 0.05 * 4 / 3 * math.pi * 125)
+    assert st.neighbours(5.0) == pytest.approx(2 * 1 + 64 * S.NEIGHBOUR_FACTOR * 0.05 * 4 / 3 * math.pi * 125)
 
 
 def test_soap_dimension_matches_gap_fit():
     # gap_fit prints "x 51 6607" for n_max = l_max = 4, one species
-    assert R.soap_dimension(4, 4, 1) == 51
-    assert R.soap_dimension(8, 8, 1) == 325
-    assert R.soap_dimension(4, 4, 2) == 8 * 9 // 2 * 5 + 1
+    assert G.soap_dimension(4, 4, 1) == 51
+    assert G.soap_dimension(8, 8, 1) == 325
+    assert G.soap_dimension(4, 4, 2) == 8 * 9 // 2 * 5 + 1
 
 
 def test_arrays_reproduce_gap_fit_estimate(tmp_path):
@@ -48,37 +50,37 @@ def test_arrays_reproduce_gap_fit_estimate(tmp_path):
                                forces_key="forces", config_type_key="config_type")
     half = tmp_path / "half.xyz"
     D.write_structures(half, frames[::2])
-    st = R.dataset_stats(half)
+    st = S.dataset_stats(half)
     assert (st.n_atoms, st.n_configs) == (6607, 107)
     assert 3 * (st.n_atoms + st.neighbours(5.0)) == pytest.approx(556875, rel=0.03)
     p = resolve_params({"n_sparse": 200, "n_max": 4, "l_max": 4, "cutoff": 5.0})
-    a = R.gap_arrays_mb(p, SETTINGS, st)
+    a = G.arrays_mb(p, SETTINGS, st)
     mib = 1e6 / 1024**2  # gap_fit's MB are 10^6 bytes
     assert a["peak"] == pytest.approx(261 * mib, rel=0.03)
     assert a["covariances"] == pytest.approx(128 * mib, rel=0.03)
     # conservative, not wasteful: measured peak RSS <= model <= 1.25 x measured
-    assert 312 <= R.gap_peak_mb(p, SETTINGS, st) <= 1.25 * 312
-    e = R.gap_arrays_mb(p, {**SETTINGS, "energy_only": True}, st)
+    assert 312 <= G.peak_mem_mb(p, SETTINGS, st) <= 1.25 * 312
+    e = G.arrays_mb(p, {**SETTINGS, "energy_only": True}, st)
     assert e["descriptors"] < 5 and e["peak"] < 20  # x only (2.7 MB) and its CUR copies
 
 
 def test_memory_grows_with_sparse_points_descriptor_and_data():
     base = {"n_sparse": 200, "n_max": 4, "l_max": 4, "cutoff": 5.0}
-    st = R.DatasetStats(100, 6400, 1, ((64, 0.05),) * 100)
-    big = R.DatasetStats(200, 12800, 1, ((64, 0.05),) * 200)
-    m = R.gap_peak_mb(base, SETTINGS, st)
-    assert R.gap_peak_mb({**base, "n_sparse": 2000}, SETTINGS, st) > m
-    assert R.gap_peak_mb({**base, "n_max": 8, "l_max": 8}, SETTINGS, st) > 2 * m - R.GAP_BASE_MB
-    assert R.gap_peak_mb({**base, "cutoff": 6.0}, SETTINGS, st) > m
-    assert R.gap_peak_mb(base, SETTINGS, big) > m
-    assert R.gap_peak_mb(base, {**SETTINGS, "energy_only": True}, st) < m
+    st = S.DatasetStats(100, 6400, 1, ((64, 0.05),) * 100)
+    big = S.DatasetStats(200, 12800, 1, ((64, 0.05),) * 200)
+    m = G.peak_mem_mb(base, SETTINGS, st)
+    assert G.peak_mem_mb({**base, "n_sparse": 2000}, SETTINGS, st) > m
+    assert G.peak_mem_mb({**base, "n_max": 8, "l_max": 8}, SETTINGS, st) > 2 * m - G.GAP_BASE_MB
+    assert G.peak_mem_mb({**base, "cutoff": 6.0}, SETTINGS, st) > m
+    assert G.peak_mem_mb(base, SETTINGS, big) > m
+    assert G.peak_mem_mb(base, {**SETTINGS, "energy_only": True}, st) < m
 
 
 def test_fit_mem_request_scales_with_attempt_and_respects_cap():
     hp = {"n_sparse": 15, "n_max": 3, "l_max": 3, "cutoff": 4.0}
     auto = {"mem_mb": "auto", "mem_mb_max": None}
     m1 = R.fit_mem_mb(auto, "gap", hp, SETTINGS, TINY, attempt=1)
-    assert m1 % 100 == 0 and m1 >= (R.GAP_BASE_MB + R.SCRIPT_MB) / R.MEM_LIMIT_FRACTION
+    assert m1 % 100 == 0 and m1 >= (G.GAP_BASE_MB + R.SCRIPT_MB) / R.MEM_LIMIT_FRACTION
     assert R.fit_mem_mb(auto, "gap", hp, SETTINGS, TINY, attempt=3) == 3 * m1
     assert R.fit_mem_mb({"mem_mb": "auto", "mem_mb_max": 300}, "gap", hp, SETTINGS, TINY) == 300
     assert R.fit_mem_mb({"mem_mb": 1234}, "gap", hp, SETTINGS, TINY, attempt=2) == 2468
@@ -118,8 +120,8 @@ def test_energy_only_large_descriptor_counts_cur_selection(tmp_path):
                                forces_key="forces", config_type_key="config_type")
     full = tmp_path / "full.xyz"
     D.write_structures(full, frames)
-    st = R.dataset_stats(full)
+    st = S.dataset_stats(full)
     hp = {"n_sparse": 500, "n_max": 8, "l_max": 8, "cutoff": 5.0}
-    peak = R.gap_peak_mb(hp, {**SETTINGS, "energy_only": True}, st)
+    peak = G.peak_mem_mb(hp, {**SETTINGS, "energy_only": True}, st)
     assert 239 <= peak <= 1.25 * 239
-    assert R.gap_peak_mb({**hp, "sparse_method": "random"}, {**SETTINGS, "energy_only": True}, st) < 150
+    assert G.peak_mem_mb({**hp, "sparse_method": "random"}, {**SETTINGS, "energy_only": True}, st) < 150

@@ -11,10 +11,10 @@ import numpy as np
 import pytest
 
 from potune import data as D
-from potune import snap
+from potune.fitters import snap
 from potune.config import resolve_config
 from potune.errors import ConfigError
-from potune.evaluate import predict
+from potune.evaluate.predict import predict
 
 REPO = Path(__file__).resolve().parents[1]
 SI_TRAIN = REPO / "tests" / "data" / "si_tiny_train.xyz"

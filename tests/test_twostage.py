@@ -13,7 +13,9 @@ import scipy.stats
 import yaml
 
 from potune import data as D
-from potune import gap, kernel, soap
+from potune.fitters import gap
+from potune.descriptors import kernel
+from potune.descriptors import soap
 from potune.config import resolve_config
 from potune.errors import ConfigError
 from potune.trials import read_table
@@ -170,7 +172,7 @@ def test_two_stage_run(tmp_path):
 
 
 def test_dimer_similarity_curve(tmp_path):
-    from potune.twostage import similarity_step
+    from potune.steps.stage1 import similarity_step
 
     train = tmp_path / "dimers.xyz"
     D.write_structures(train, D.read_structures(ROOT / "data" / "misc" / "C_dimers_gap17.xyz.gz"))

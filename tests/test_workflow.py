@@ -6,8 +6,8 @@ import pandas as pd
 import pytest
 import yaml
 
-from potune.search import propose
-from potune.space import Space
+from potune.search.loop import propose
+from potune.search.space import Space
 from potune.trials import read_table
 
 from conftest import run_tiny, snakemake
@@ -144,8 +144,9 @@ def test_report_builds(tiny_run):
 def test_stage1_objective_check_on_a_joint_search(tiny_run):
     """benchmarks/stage1_objective.py's library part: the kernel statistics of each trial's
     descriptor, every stage-1 criterion, and their rank correlation with the GAP loss."""
-    from potune import kernel, soap
-    from potune.twostage import kernel_target_alignment, objective_check, objective_check_summary, read_environments
+    from potune.descriptors import kernel
+    from potune.descriptors import soap
+    from potune.descriptors.objective_check import kernel_target_alignment, objective_check, objective_check_summary, read_environments
 
     run, _, _ = tiny_run
     table = read_table(run / "trials.csv")

@@ -16,13 +16,13 @@ from typing import Any
 import yaml
 
 from .errors import ConfigError
-from .space import Space
+from .merge import REPLACE_WHOLE, deep_merge  # noqa: F401  (deep_merge: part of this module's API)
+from .search.space import Space
 
 PACKAGE_DIR = Path(__file__).resolve().parent
 SCHEMA_PATH = PACKAGE_DIR.parent / "schemas" / "config.schema.yaml"
 DEFAULTS_PATH = PACKAGE_DIR / "defaults.yaml"
 #: sections taken whole from the user's config (never merged with the defaults')
-REPLACE_WHOLE = {"space", "fixed"}
 
 
 #: libyaml's loader when PyYAML was built with it (10-20x faster than the pure-Python one)
@@ -58,18 +58,6 @@ def load_defaults() -> dict:
 def load_schema() -> dict:
     """The JSON schema of the configuration (a fresh copy; parsed once per process)."""
     return copy.deepcopy(_load_cached(SCHEMA_PATH, SCHEMA_PATH.stat().st_mtime_ns))
-
-
-def deep_merge(base: dict, override: dict, _path: str = "") -> dict:
-    """``override`` merged into a copy of ``base``: mappings key by key, everything else
-    (lists, scalars, and the sections in :data:`REPLACE_WHOLE`) replaced."""
-    out = copy.deepcopy(base)
-    for k, v in (override or {}).items():
-        if isinstance(v, dict) and isinstance(out.get(k), dict) and k not in REPLACE_WHOLE:
-            out[k] = deep_merge(out[k], v, f"{_path}{k}.")
-        else:
-            out[k] = copy.deepcopy(v)
-    return out
 
 
 def resolve_ref(root: dict, ref: str) -> dict:
@@ -246,10 +234,10 @@ def resolve_config(raw: dict, check_files: bool = True) -> dict:
         raise ConfigError("data.train: no training data given")
     space = Space.from_config(cfg["space"])
     _check_hyperparameter_names(cfg, space)
-    from .twostage import check_config as _check_two_stage
+    from .search.twostage import check_config as _check_two_stage
 
     _check_two_stage(cfg)
-    from .optimizers import check_optimizer_config
+    from .search.optimizers import check_optimizer_config
 
     check_optimizer_config(space, cfg["optimizer"])
     if check_files:

@@ -1,34 +1,60 @@
-"""Small file helpers: atomic writes, YAML/JSON round trips."""
+"""Small file helpers: atomic writes (the one implementation every writer uses), YAML/JSON round
+trips and file hashes."""
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
 import json
 import os
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import yaml
 
 
-def atomic_write_text(path: str | os.PathLike, text: str) -> None:
-    """Write ``text`` to ``path`` atomically (temporary file in the same folder, then rename).
+@contextlib.contextmanager
+def atomic_output(path: str | os.PathLike, suffix: str = "") -> Iterator[Path]:
+    """A temporary path in ``path``'s folder to write into; renamed to ``path`` when the block
+    ends without an exception, removed otherwise.
 
-    A reader never sees a half-written file, and an interrupted write leaves the old file.
+    A reader never sees a half-written file, an interrupted write leaves the old file, and two
+    writers of the same path never share a temporary name. ``suffix`` ends the temporary name
+    (for writers that choose a format by it, e.g. ``.npz``). The file gets the permissions a
+    plain ``open`` would give it.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=f".tmp{suffix}", dir=path.parent)
+    os.close(fd)
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp, 0o666 & ~umask)
     try:
-        with os.fdopen(fd, "w") as fh:
+        yield Path(tmp)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def atomic_write_text(path: str | os.PathLike, text: str) -> None:
+    """Write ``text`` to ``path`` atomically (:func:`atomic_output`), synced to disk."""
+    with atomic_output(path) as tmp:
+        with open(tmp, "w") as fh:
             fh.write(text)
             fh.flush()
             os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+
+
+def file_sha256(path: str | os.PathLike) -> str:
+    """Hex SHA-256 of a file's bytes."""
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
 
 
 def _plain(obj: Any) -> Any:

@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 
 from .io import atomic_write_text, read_json, read_yaml
-from .metrics import combine_folds
+from .evaluate.metrics import combine_folds
 
 METRICS = ["energy_rmse_mev", "force_rmse", "energy_mae_mev", "force_mae", "predict_ms_per_atom"]
 

@@ -10,11 +10,11 @@ from snakemake.exceptions import IncompleteCheckpointException, WorkflowError
 from potune.config import deep_merge, export_library_path, load_yaml_file, n_folds, resolve_config
 from potune.errors import PotuneError
 from potune.io import read_yaml
-from potune.search import should_stop
-from potune import resources as _resources
-from potune.resources import runtime_min, runtime_ms
-from potune.resume import runs_jobs, wait_for_previous_jobs
-from potune.steps import check_inputs
+from potune.search.loop import should_stop
+from potune.cluster import resources as _resources
+from potune.cluster.resources import runtime_min, runtime_ms
+from potune.cluster.resume import runs_jobs, wait_for_previous_jobs
+from potune.data.check import check_inputs
 from potune.trials import read_table
 
 # Jobs (local, on SLURM, in the envs/ conda environments) import this checkout's potune.
@@ -80,7 +80,7 @@ localrules:
 
 
 def job_mem_mb(kind, params_file, train_file, attempt):
-    """mem_mb of a fit/refit/validate job (see potune.resources.job_mem_mb)."""
+    """mem_mb of a fit/refit/validate job (see potune.cluster.resources.job_mem_mb)."""
     return _resources.job_mem_mb(RES[kind], FITTER, C.get(FITTER, {}), params_file, train_file, attempt)
 
 
@@ -95,7 +95,7 @@ def previous_table(wildcards):
 
 
 def iteration_trials(iteration):
-    from potune.steps import proposal_trials
+    from potune.steps.propose import proposal_trials
 
     return proposal_trials(proposals_dir(iteration))
 
@@ -197,7 +197,7 @@ def best_found():
     """Whether some trial succeeded (waits for the `best_params` checkpoint). When none did,
     nothing is refitted or tested: the run ends with trials.csv, best.yaml (status: none)
     and a summary.md that lists why the trials failed."""
-    from potune.steps import best_succeeded
+    from potune.steps.best import best_succeeded
 
     return best_succeeded(checkpoints.best_params.get().output.best)
 
@@ -266,7 +266,7 @@ def _snap_cache_on():
 
 SNAP_DATA_KEY = None
 if _snap_cache_on():
-    from potune import snap as _snap
+    from potune.fitters import snap as _snap
 
     SNAP_DATA_KEY = _snap.data_key(C)
 

@@ -2,7 +2,7 @@
 # Memory: estimated per proposal (resources.fit.mem_mb: auto) or fixed; memory and runtime
 # grow with the attempt number. A fit that fails inside (crash, over its limits) records a
 # failed trial and ends normally; a job killed from outside is retried, and its last attempt
-# records the trial as failed (see potune.steps.fit_step).
+# records the trial as failed (see potune.steps.fit.fit_step).
 
 
 rule fit:

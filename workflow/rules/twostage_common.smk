@@ -1,7 +1,7 @@
 # Strategy two_stage (PPSO): stage-1 paths and the input functions that walk the
 # `propose_descriptors` checkpoint; the extra targets of two_stage runs, kernel figures and
 # the refit with forces. Rules: stage1.smk, kernel.smk.
-from potune.twostage import is_two_stage, stage1_config
+from potune.search.twostage import is_two_stage, stage1_config
 
 TWO_STAGE = is_two_stage(C)
 C1 = stage1_config(C) if TWO_STAGE else None
@@ -23,7 +23,7 @@ def s1_previous_table(wildcards):
 
 
 def s1_iteration_results(wildcards):
-    from potune.steps import proposal_trials
+    from potune.steps.propose import proposal_trials
 
     it = wildcards.iteration
     return [f"{S1}/iter{it}/{t}/kernel.json" for t in proposal_trials(s1_proposals_dir(it))]

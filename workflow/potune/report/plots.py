@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .search import ok_mask
+from ..search.loop import ok_mask
 
 
 def convergence_data(table: pd.DataFrame) -> pd.DataFrame:
@@ -179,8 +179,8 @@ def objective_plot(table: pd.DataFrame, space, opt_cfg: dict, png) -> bool:
     trial table. Returns False (and draws a note instead) when it cannot be made, e.g. with
     fewer successful trials than the model needs."""
     plt = _plt()
-    from .optimizers import BayesOptimizer
-    from .search import replay
+    from ..search.bayes import BayesOptimizer
+    from ..search.loop import replay
 
     ok = table[ok_mask(table)]
     made = False
@@ -277,7 +277,7 @@ def reference_dimers(frames) -> pd.DataFrame:
     """Isolated pairs in reference data (two atoms, separation well inside the cell)."""
     from ase.data import chemical_symbols
 
-    from .data import REF_E
+    from ..data.read import REF_E
 
     rows = []
     for a in frames:
@@ -314,3 +314,6 @@ def dimer_plot(curve: pd.DataFrame, ref: pd.DataFrame, png, csv) -> pd.DataFrame
     fig.savefig(png, dpi=110)
     plt.close(fig)
     return d
+
+
+# ----------------------------------------------------------------------------- kernel figures (two-stage)

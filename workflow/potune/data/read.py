@@ -1,27 +1,34 @@
-"""Reading, checking, normalising and splitting reference data (extended XYZ).
+"""Reading and normalising reference data (extended XYZ).
 
 Every structure potune passes between rules is normalised: reference energy in
 ``atoms.info["REF_energy"]`` (eV, total), reference forces in ``atoms.arrays["REF_forces"]``
 (eV/Å), ``atoms.info["config_type"]`` (a string, ``"default"`` where the source has none)
-and no calculator attached. Files are checked once, up front, so that bad data stops a run
-before any job starts, with a message naming the file, the frame and the key.
+and no calculator attached. Files are checked once, up front (:mod:`potune.data.check`), so
+that bad data stops a run before any job starts, with a message naming the file, the frame
+and the key.
 """
 
 from __future__ import annotations
 
 import os
-import warnings
-from collections import Counter, defaultdict
 from pathlib import Path
 from typing import Sequence
 
 import numpy as np
 
-from .errors import DataError
+from ..errors import DataError
+from ..io import atomic_output
+
 
 REF_E = "REF_energy"
+
+
 REF_F = "REF_forces"
+
+
 CT = "config_type"
+
+
 #: config_types that always stay in the training set (never validated on)
 ALWAYS_TRAIN = ("isolated_atom",)
 
@@ -228,11 +235,8 @@ def write_structures(path: str | os.PathLike, frames: Sequence) -> None:
     """Write normalised structures as extended XYZ (atomically)."""
     import ase.io
 
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    ase.io.write(str(tmp), list(frames), format="extxyz")
-    os.replace(tmp, path)
+    with atomic_output(path) as tmp:
+        ase.io.write(str(tmp), list(frames), format="extxyz")
 
 
 def read_normalised(path: str | os.PathLike) -> list:
@@ -300,123 +304,3 @@ def _species_column(comment: str) -> int:
 def species(frames: Sequence) -> list[int]:
     """Sorted atomic numbers present in ``frames``."""
     return sorted({int(z) for a in frames for z in a.numbers})
-
-
-def check_species(train: Sequence, other: Sequence, other_name: str) -> None:
-    """Raise when ``other`` holds an element the training data lacks."""
-    from ase.data import chemical_symbols
-
-    missing = sorted(set(species(other)) - set(species(train)))
-    if missing:
-        names = ", ".join(chemical_symbols[z] for z in missing)
-        raise DataError(f"{other_name}: contains element(s) {names} absent from the training data")
-
-
-def energy_scale_warning(frames: Sequence, name: str) -> str | None:
-    """Return a warning when energies look per-atom rather than total (or vice versa).
-
-    Total energies of structures of one element grow with the number of atoms; if the
-    structures differ in size by 2x or more but their energies do not scale with it, the
-    file probably stores energies per atom.
-    """
-    sizes = np.array([len(a) for a in frames], dtype=float)
-    energies = np.array([a.info[REF_E] for a in frames], dtype=float)
-    if len(frames) < 3 or sizes.max() < 2 * sizes.min():
-        return None
-    per_atom = energies / sizes
-    spread_total = np.std(energies) / (abs(np.mean(energies)) + 1e-12)
-    spread_per_atom = np.std(per_atom) / (abs(np.mean(per_atom)) + 1e-12)
-    if spread_per_atom > 5 * spread_total and spread_per_atom > 0.2:
-        return (
-            f"{name}: energies do not grow with the number of atoms; they look like energies "
-            "per atom, but potune expects total energies (eV)"
-        )
-    return None
-
-
-def check_dataset(frames: Sequence, name: str) -> None:
-    """Emit warnings about suspicious (but usable) data."""
-    msg = energy_scale_warning(frames, name)
-    if msg:
-        warnings.warn(msg, stacklevel=2)
-
-
-def _group_by_config_type(frames: Sequence, always_train: Sequence[str]) -> tuple[dict, list]:
-    groups: dict[str, list[int]] = defaultdict(list)
-    pinned: list[int] = []
-    for i, a in enumerate(frames):
-        ct = a.info.get(CT, "default")
-        if ct in always_train or len(a) == 1:
-            pinned.append(i)
-        else:
-            groups[ct].append(i)
-    return dict(sorted(groups.items())), pinned
-
-
-def random_split(
-    frames: Sequence, fraction: float, seed: int, always_train: Sequence[str] = ALWAYS_TRAIN
-) -> tuple[list[int], list[int]]:
-    """Split structure indices into train/validation, a random ``fraction`` per config_type.
-
-    Each config_type with at least two structures gives at least one to validation and keeps
-    at least one for training. Isolated atoms and ``always_train`` config_types stay in
-    training. Deterministic for a given ``seed``.
-
-    Returns
-    -------
-    (train_indices, valid_indices), both sorted.
-    """
-    if not 0.0 < fraction < 1.0:
-        raise ValueError(f"validation fraction must be in (0, 1), got {fraction}")
-    rng = np.random.default_rng(seed)
-    groups, pinned = _group_by_config_type(frames, always_train)
-    train, valid = list(pinned), []
-    for ct, idx in groups.items():
-        idx = np.array(idx)
-        perm = rng.permutation(len(idx))
-        n_valid = int(round(fraction * len(idx)))
-        if len(idx) >= 2:
-            n_valid = min(max(n_valid, 1), len(idx) - 1)
-        else:
-            n_valid = 0
-        valid += idx[perm[:n_valid]].tolist()
-        train += idx[perm[n_valid:]].tolist()
-    if not valid:
-        raise DataError("the random split left no structure for validation; use a larger data set or fraction")
-    return sorted(train), sorted(valid)
-
-
-def kfold_split(
-    frames: Sequence, k: int, seed: int, always_train: Sequence[str] = ALWAYS_TRAIN
-) -> list[tuple[list[int], list[int]]]:
-    """Stratified k-fold split: each config_type is dealt round-robin into ``k`` folds.
-
-    Returns
-    -------
-    list of (train_indices, valid_indices), one per fold; every validable structure is in
-    exactly one validation fold.
-    """
-    if k < 2:
-        raise ValueError(f"k-fold cross-validation needs k >= 2, got {k}")
-    rng = np.random.default_rng(seed)
-    groups, pinned = _group_by_config_type(frames, always_train)
-    fold_of: dict[int, int] = {}
-    offset = 0
-    for ct, idx in groups.items():
-        perm = rng.permutation(idx)
-        for j, i in enumerate(perm):
-            fold_of[int(i)] = (j + offset) % k
-        offset = (offset + len(perm)) % k
-    n_validable = len(fold_of)
-    if n_validable < k:
-        raise DataError(f"k-fold with k={k} needs at least {k} structures to validate on, found {n_validable}")
-    folds = []
-    for f in range(k):
-        valid = sorted(i for i, ff in fold_of.items() if ff == f)
-        train = sorted(set(range(len(frames))) - set(valid))
-        folds.append((train, valid))
-    return folds
-
-
-def config_type_counts(frames: Sequence) -> dict[str, int]:
-    return dict(Counter(a.info.get(CT, "default") for a in frames))

@@ -1,9 +1,11 @@
-"""SNAP descriptor matrices with FitSNAP's library (LAMMPS ``compute snap``).
+"""The SNAP descriptor cache: descriptor matrices with FitSNAP's library (LAMMPS ``compute snap``),
+compressed per block.
 
-Run as a subprocess by :func:`potune.snap.compute_descriptors`, so that a LAMMPS error or
+
+Run as a subprocess by :func:`compute_descriptors`, so that a LAMMPS error or
 abort ends only this process::
 
-    python -m potune.snap_descriptors SPEC.json TRAIN.xyz OUT_DIR
+    python -m potune.fitters.snap.descriptors SPEC.json TRAIN.xyz OUT_DIR
 
 writes ``OUT_DIR/blocks.npz`` (one compressed ``[A|b]`` block per config_type and row
 kind) and, last, ``OUT_DIR/meta.json`` (``status`` ok/failed, ``reason``, the spec, the
@@ -20,6 +22,7 @@ columns. Positions *and forces* are rotated into the LAMMPS frame of each cell.
 from __future__ import annotations
 
 import json
+import os
 import sys
 import time
 import traceback
@@ -28,7 +31,76 @@ from typing import Sequence
 
 import numpy as np
 
+from ...cluster.runner import run_limited
+from ...io import atomic_output, atomic_write_text, file_sha256
+from .params import element_values
 
+
+def compute_descriptors(
+    spec: dict,
+    train_file: str | os.PathLike,
+    out_dir: str | os.PathLike,
+    log_file: str | os.PathLike,
+    timeout_s: float | None = None,
+    mem_limit_mb: float | None = None,
+    threads: int = 1,
+) -> dict:
+    """Compute and compress the descriptor matrix of ``train_file`` into ``out_dir``.
+
+    Runs :func:`main` of this module (FitSNAP + LAMMPS) in a subprocess with the time
+    and memory limits. Always leaves ``out_dir/meta.json``; returns its content, whose
+    ``status`` is ``ok`` or ``failed`` (with ``reason``, e.g. LAMMPS's error message).
+    Never raises for a failing computation.
+    """
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    meta_file = out / "meta.json"
+    if meta_file.exists():
+        meta_file.unlink()
+    spec_file = out / "spec.json"
+    atomic_write_text(spec_file, json.dumps(spec, indent=1, sort_keys=True))
+    cmd = [sys.executable, "-m", "potune.fitters.snap.descriptors", str(spec_file), str(Path(train_file).resolve()), str(out.resolve())]
+    env = {**os.environ, "OMP_NUM_THREADS": str(threads), "OPENBLAS_NUM_THREADS": str(threads)}
+    res = run_limited(cmd, log_file, timeout_s=timeout_s, mem_limit_mb=mem_limit_mb, cwd=out, env=env)
+    meta = json.loads(meta_file.read_text()) if meta_file.exists() else None
+    if res.status != "ok" or meta is None or meta.get("status") != "ok":
+        reason = (meta or {}).get("reason") or res.reason or "descriptor computation wrote no result"
+        meta = {"status": "failed", "reason": f"descriptors: {reason}", "spec": spec,
+                "wall_s": res.wall_s, "peak_rss_mb": res.peak_rss_mb}
+        (out / "blocks.npz").unlink(missing_ok=True)
+        atomic_write_text(meta_file, json.dumps(meta, indent=1))
+    else:
+        meta["peak_rss_mb"] = res.peak_rss_mb
+        meta["wall_s"] = res.wall_s
+        atomic_write_text(meta_file, json.dumps(meta, indent=1))
+    return meta
+
+
+def check_cache(cache_dir: str | os.PathLike, spec: dict, train_file: str | os.PathLike) -> str:
+    """Empty string if ``cache_dir`` holds the descriptors of ``spec`` on ``train_file``,
+    else why not."""
+    meta_file = Path(cache_dir) / "meta.json"
+    if not meta_file.exists():
+        return f"{meta_file} missing"
+    meta = json.loads(meta_file.read_text())
+    if meta.get("spec") != spec:
+        return "descriptor hyperparameters differ"
+    if meta.get("status") == "ok" and meta.get("train_sha256") != file_sha256(train_file):
+        return "training data differ"
+    return ""
+
+
+def load_blocks(cache_dir: str | os.PathLike) -> tuple[dict, list[dict]]:
+    """``(meta, blocks)``; each block has ``config_type``, ``kind`` (energy/force),
+    ``n_rows`` and ``R`` (its ``[A|b]`` R factor)."""
+    cache = Path(cache_dir)
+    meta = json.loads((cache / "meta.json").read_text())
+    with np.load(cache / "blocks.npz") as z:
+        blocks = [{**b, "R": z[f"R{i}"]} for i, b in enumerate(meta["blocks"])]
+    return meta, blocks
+
+
+# ----------------------------------------------------------------------------- the subprocess's side
 def lammps_frame(atoms) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """``(positions, lattice, R)``: positions and the FitSNAP ``Lattice`` in LAMMPS's
     (upper-triangular) frame, and the orthogonal map ``x_lammps = x @ R``."""
@@ -45,7 +117,6 @@ def lammps_frame(atoms) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 
 def fitsnap_settings(spec: dict, symbols: Sequence[str], workdir: str | Path) -> dict:
     """FitSNAP input (library mode) for ``spec`` and elements ``symbols``."""
-    from .snap import element_values
 
     rcut = 2.0 * spec["rcutfac"] * max(element_values(spec, "radelem", symbols))
     return {
@@ -85,7 +156,7 @@ def descriptor_rows(spec: dict, symbols: Sequence[str], frames: Sequence, workdi
     """
     from fitsnap3lib.fitsnap import FitSnap
 
-    from .data import CT, REF_E, REF_F
+    from ...data.read import CT, REF_E, REF_F
 
     fs = FitSnap(fitsnap_settings(spec, symbols, workdir), arglist=["--overwrite"])
     ncoeff = fs.config.sections["BISPECTRUM"].ncoeff
@@ -145,8 +216,7 @@ def compress(A: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 def compute(spec: dict, train_file: str | Path, out_dir: str | Path) -> dict:
     """Descriptors of ``train_file`` compressed per (config_type, kind) into ``out_dir``."""
-    from .data import CT, read_normalised, species
-    from .snap import file_sha256
+    from ...data.read import CT, read_normalised, species
     from ase.data import chemical_symbols
 
     out = Path(out_dir)
@@ -167,7 +237,8 @@ def compute(spec: dict, train_file: str | Path, out_dir: str | Path) -> dict:
             blocks.append({"config_type": ct, "kind": name, "n_rows": int(sel.sum()),
                            "n_structures": int(len(set(rows["frame"][sel].tolist())))})
     t_qr = time.monotonic() - t1
-    np.savez(out / "blocks.npz", **arrays)
+    with atomic_output(out / "blocks.npz", suffix=".npz") as tmp:
+        np.savez(tmp, **arrays)
     return {
         "status": "ok", "reason": "", "spec": spec, "symbols": symbols, "train_file": str(train_file),
         "train_sha256": file_sha256(train_file), "n_structures": len(frames),
@@ -194,9 +265,7 @@ def main(argv: Sequence[str]) -> int:
         msg = (lines[0] if lines else repr(exc))[:600]
         meta = {"status": "failed", "reason": f"{type(exc).__name__}: {msg}", "spec": spec}
         rc = 1
-    tmp = out / "meta.json.tmp"
-    tmp.write_text(json.dumps(meta, indent=1))
-    tmp.replace(out / "meta.json")
+    atomic_write_text(out / "meta.json", json.dumps(meta, indent=1))
     print(f"[potune] descriptors: {meta['status']} {meta.get('reason', '')}", flush=True)
     return rc
 

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import os
 import time
-from pathlib import Path
 from typing import TYPE_CHECKING, Sequence
 
 import numpy as np
 
-from .data import CT, REF_E, REF_F
+from ..data.read import CT, REF_E, REF_F
+from ..io import atomic_output
 from .metrics import Residuals
 
 if TYPE_CHECKING:
@@ -90,6 +90,5 @@ def errors_table(metrics: dict) -> "pd.DataFrame":
 
 
 def save_predictions(path: str | os.PathLike, preds: dict) -> None:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    np.savez_compressed(path, **preds)
+    with atomic_output(path, suffix=".npz") as tmp:
+        np.savez_compressed(tmp, **preds)

@@ -3,6 +3,9 @@
 Hyperparameters (the names used in ``space`` and ``fixed``) and their defaults are listed in
 :data:`HYPERPARAMETERS`; settings that are not searched (descriptor kind, energy-only
 training, e0 method, ...) come from the ``gap`` section of the configuration.
+
+Also the length of a SOAP vector (:func:`soap_dimension`, the one formula potune uses) and
+the memory model of a ``gap_fit`` run (:func:`peak_mem_mb`).
 """
 
 from __future__ import annotations
@@ -11,10 +14,13 @@ import os
 import shutil
 import sys
 from pathlib import Path
-from typing import Sequence
+from typing import TYPE_CHECKING, Mapping, Sequence
 
-from .errors import ConfigError
-from .runner import RunResult, run_limited
+from ..cluster.runner import RunResult, run_limited
+from ..errors import ConfigError
+
+if TYPE_CHECKING:
+    from ..data.stats import DatasetStats
 
 #: searchable/fixable GAP hyperparameters and their defaults. ``None`` means "derived":
 #: soap_turbo's rcut_hard = cutoff, rcut_soft = cutoff - cutoff_transition_width,
@@ -328,14 +334,76 @@ def check_config(cfg: dict, space) -> None:
             raise ConfigError(f"sparse_method: {v!r} is not one of {', '.join(SPARSE_METHODS)}")
 
 
-def descriptor_length(params: dict, settings: dict, species_z: Sequence[int]) -> int | None:
-    """Length of one SOAP vector for these hyperparameters (None where not known).
+def soap_dimension(n_max: int, l_max: int, n_species: int, descriptor: str = "soap") -> int:
+    """Length of one SOAP vector as gap_fit and quippy build it.
 
-    soap with ``add_species``: one descriptor per central species over all neighbour species,
-    ``(l_max + 1) * n (n + 1) / 2 + 1`` with ``n = n_max * n_species``.
+    ``(l_max + 1) * N * (N + 1) / 2`` with ``N = n_species * n_max``: QUIP's soap with
+    ``add_species`` (one descriptor per central species over all neighbour species) adds one
+    constant element; soap_turbo (PPSO eq. 4, ``alpha_max`` summed over species) does not.
     """
-    if settings.get("descriptor", "soap") != "soap":
-        return None
+    n = int(n_max) * int(n_species)
+    dim = (int(l_max) + 1) * n * (n + 1) // 2
+    return dim + 1 if descriptor == "soap" else dim
+
+
+def descriptor_length(params: dict, settings: dict, species_z: Sequence[int]) -> int | None:
+    """Length of one SOAP vector for these hyperparameters (:func:`soap_dimension`)."""
     p = resolve_params(params)
-    n = int(p["n_max"]) * len(species_z)
-    return (int(p["l_max"]) + 1) * n * (n + 1) // 2 + 1
+    return soap_dimension(p["n_max"], p["l_max"], len(species_z), settings.get("descriptor", "soap"))
+
+
+# ----------------------------------------------------------------------------- memory model
+#: resident memory of ``gap_fit`` itself (binary, libraries, the training data) in MB:
+#: measured 26 MB (125 atoms) to 51 MB (6607 atoms, energy only)
+GAP_BASE_MB = 60.0
+
+
+#: (measured peak RSS - base) / potune's array estimate: up to 1.15 where the descriptor
+#: gradients dominate (Zuo Si, benchmarks/gap_memory.py: 6607 atoms SOAP 4/4 and 6/6, 13233
+#: atoms 4/4, 200 sparse points); where the covariances dominate (1000 sparse points) gap_fit
+#: uses less than its estimate (0.6), so the model errs on the safe side there
+GAP_ARRAY_FACTOR = 1.2
+
+
+#: CUR sparse-point selection (cur_points, cur_covariance) works on copies of the
+#: descriptor matrix x: measured 239 MB peak for x = 33 MB (13233 Si atoms, SOAP 8/8, 500
+#: sparse points, energy only, benchmarks/gap_memory.py); with GAP_BASE_MB and
+#: GAP_ARRAY_FACTOR, 4.2 copies put the model 10 % above that
+CUR_COPIES = 4.2
+
+
+def arrays_mb(params: Mapping, settings: Mapping, stats: DatasetStats) -> dict[str, float]:
+    """The arrays of gap_fit's memory estimate (MiB), for resolved hyperparameters.
+
+    Returns ``descriptors`` (x and xPrime), ``covariances`` (2 yY + yy + 2 A) and
+    ``peak`` = max(descriptors + yY, covariances), as gap_fit computes it; plus the CUR
+    selection's work on copies of x (``sparse_selection``), which gap_fit leaves out and
+    which dominates energy-only fits with large descriptors.
+    """
+    forces = not settings.get("energy_only", False)
+    S = max(1, stats.n_species)
+    kind = settings.get("descriptor", "soap")
+    cutoff = float(params["rcut_hard"] if kind == "soap_turbo" and params.get("rcut_hard") else params["cutoff"])
+    d = soap_dimension(params["n_max"], params["l_max"], S, kind)
+    n_sparse = int(params["n_sparse"]) * S  # one sparse set per central species
+    rows_x = stats.n_atoms
+    rows_dx = 3.0 * (stats.n_atoms + stats.neighbours(cutoff)) if forces else 0.0
+    desc = 8.0 * d * (rows_x + rows_dx)
+    if settings.get("two_body"):
+        pairs = stats.neighbours(float(params.get("two_body_cutoff", 5.0))) / 2.0
+        desc += 8.0 * (pairs + (6.0 * pairs if forces else 0.0))
+        n_sparse += int(params.get("two_body_n_sparse", 20)) * S * (S + 1) // 2
+    n_obs = stats.n_configs + (3 * stats.n_atoms if forces else 0)
+    yY = 8.0 * n_sparse * n_obs
+    A = 8.0 * n_sparse * (n_obs + n_sparse)
+    cov = 2 * yY + 8.0 * n_sparse**2 + 2 * A
+    cur = CUR_COPIES * 8.0 * d * rows_x if str(params.get("sparse_method", "")).startswith("cur") else 0.0
+    mb = 1024.0**2
+    return {"descriptors": desc / mb, "covariances": cov / mb, "sparse_selection": cur / mb,
+            "peak": max(desc + max(yY, cur), cov) / mb}
+
+
+def peak_mem_mb(params: Mapping, settings: Mapping, stats: DatasetStats) -> float:
+    """Expected peak resident memory of one ``gap_fit`` run (MB)."""
+    p = resolve_params(dict(params))
+    return GAP_BASE_MB + GAP_ARRAY_FACTOR * arrays_mb(p, settings, stats)["peak"]

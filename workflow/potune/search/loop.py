@@ -201,12 +201,12 @@ def load_priors(path: str, space: Space, fixed: dict) -> pd.DataFrame:
     """
     import warnings
 
-    from .trials import read_table
+    from ..trials import read_table
 
     df = read_table(path)
     missing = [n for n in space.names + ["status", "loss"] if n not in df.columns]
     if missing:
-        from .errors import ConfigError
+        from ..errors import ConfigError
 
         raise ConfigError(f"optimizer.priors: {path} lacks column(s) {missing}")
     keep = []

@@ -17,7 +17,7 @@ import math
 from dataclasses import dataclass
 from typing import Any, Sequence
 
-from .errors import ConfigError
+from ..errors import ConfigError
 
 TYPES = ("real", "integer", "categorical")
 PRIORS = ("uniform", "log-uniform")

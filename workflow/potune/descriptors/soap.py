@@ -2,7 +2,7 @@
 
 The descriptor stage of the PPSO two-stage strategy needs the SOAP vectors of the training
 environments for one set of descriptor hyperparameters, without fitting a GAP. The
-descriptor strings are built by :func:`potune.gap.descriptor_strings` (the same code that
+descriptor strings are built by :func:`potune.fitters.gap.descriptor_strings` (the same code that
 writes gap_fit's ``gap={...}``), so a stage-1 trial describes exactly the descriptor that a
 stage-2 fit uses.
 
@@ -18,8 +18,8 @@ from typing import Sequence
 
 import numpy as np
 
-from . import gap
-from .data import species as data_species
+from ..fitters import gap
+from ..data.read import species as data_species
 
 #: hyperparameters that shape the SOAP vectors (stage 1 of the two-stage strategy)
 DESCRIPTOR_HYPERPARAMETERS = frozenset({
@@ -64,7 +64,7 @@ def quippy_descriptor_strings(params: dict, settings: dict, species_z: Sequence[
     Parameters
     ----------
     params
-        Hyperparameters (any subset of :data:`potune.gap.HYPERPARAMETERS`; defaults fill the rest).
+        Hyperparameters (any subset of :data:`potune.fitters.gap.HYPERPARAMETERS`; defaults fill the rest).
     settings
         The ``gap`` section of the configuration (``descriptor``: soap or soap_turbo).
     species_z
@@ -86,16 +86,10 @@ def quippy_descriptor_strings(params: dict, settings: dict, species_z: Sequence[
 
 
 def soap_dimension(params: dict, settings: dict, n_species: int) -> int:
-    """Length of one SOAP vector.
-
-    soap_turbo (PPSO eq. 4): ``(l_max + 1) * N * (N + 1) / 2`` with ``N`` the sum of
-    ``alpha_max`` over the species (here ``n_max`` for every species). QUIP's soap: the same
-    with ``N = n_species * n_max``, plus one constant element.
-    """
+    """Length of one SOAP vector for hyperparameters ``params`` and the ``gap`` settings
+    (:func:`potune.fitters.gap.soap_dimension`)."""
     p = gap.resolve_params(params)
-    n = int(n_species) * int(p["n_max"])
-    dim = (int(p["l_max"]) + 1) * n * (n + 1) // 2
-    return dim if settings.get("descriptor", "soap") == "soap_turbo" else dim + 1
+    return gap.soap_dimension(p["n_max"], p["l_max"], n_species, settings.get("descriptor", "soap"))
 
 
 def soap_vectors(

@@ -1,0 +1,125 @@
+"""One SNAP/qSNAP fit: the descriptors (from the cache, or computed here), the solve, the model.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import resource
+import shutil
+import time
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from ...cluster.runner import RunResult
+from ...errors import ConfigError
+from .descriptors import check_cache, compute_descriptors, load_blocks
+from .export import MODEL_PREFIX, write_model
+from .params import PER_ELEMENT, descriptor_spec, resolve_params, settings_with_defaults
+from .solve import solve
+
+
+def fit(
+    params: dict,
+    settings: dict,
+    train_file: str | os.PathLike,
+    model_dir: str | os.PathLike,
+    log_file: str | os.PathLike,
+    species_z: Sequence[int],
+    seed: int = 0,
+    timeout_s: float | None = None,
+    mem_limit_mb: float | None = None,
+    threads: int = 1,
+    descriptors: str | os.PathLike | None = None,
+) -> RunResult:
+    """Fit one SNAP/qSNAP model into ``model_dir`` (see :func:`write_model`).
+
+    Parameters
+    ----------
+    descriptors
+        A descriptor cache folder (written by :func:`compute_descriptors` in rule
+        ``descriptors``). When it matches this trial's descriptor hyperparameters and
+        training file, only the weighted least squares is solved; otherwise (or when
+        ``None``) the descriptors are computed here first, in a subprocess.
+
+    Never raises for a failing fit: the outcome is in the returned status/reason.
+    """
+    from ase.data import chemical_symbols
+
+    t0 = time.monotonic()
+    model_dir = Path(model_dir)
+    model_dir.mkdir(parents=True, exist_ok=True)
+    log = Path(log_file)
+    log.parent.mkdir(parents=True, exist_ok=True)
+    settings = settings_with_defaults(settings)
+    symbols = [chemical_symbols[int(z)] for z in species_z]
+
+    def failed(reason: str, wall: float | None = None, peak: float = 0.0, rc=None) -> RunResult:
+        with open(log, "a") as fh:
+            fh.write(f"FAILED: {reason}\n")
+        for f in model_dir.glob(f"{MODEL_PREFIX}.*"):
+            f.unlink()
+        return RunResult(rc, "failed", reason, time.monotonic() - t0 if wall is None else wall, peak)
+
+    log.write_text(f"# potune SNAP fit: {json.dumps(params, default=str)}\n")
+    try:
+        p = resolve_params(params)
+        spec = descriptor_spec(params, settings)
+    except (ValueError, TypeError, ConfigError) as exc:
+        return failed(f"invalid hyperparameters: {exc}", 0.0)
+    unknown_el = sorted(q for k in spec if k in PER_ELEMENT for q in spec[k] if q != "*" and q not in symbols)
+    if unknown_el:
+        return failed(f"invalid hyperparameters: element(s) {unknown_el} not in the training data ({symbols})", 0.0)
+
+    cache_hit = False
+    cache: Path | None = None
+    desc_wall, desc_peak = 0.0, 0.0
+    if descriptors is not None:
+        why = check_cache(descriptors, spec, train_file)
+        if why:
+            with open(log, "a") as fh:
+                fh.write(f"descriptor cache {descriptors} not usable ({why}); computing the descriptors here\n")
+        else:
+            cache, cache_hit = Path(descriptors), True
+    work = model_dir / "_work"
+    if cache is None:
+        meta = compute_descriptors(spec, train_file, work, work / "descriptors.log", timeout_s, mem_limit_mb, threads)
+        with open(log, "a") as fh:
+            fh.write((work / "descriptors.log").read_text(errors="replace"))
+        desc_wall, desc_peak = float(meta.get("wall_s") or 0.0), float(meta.get("peak_rss_mb") or 0.0)
+        cache = work
+    meta = json.loads((cache / "meta.json").read_text())
+    if meta.get("status") != "ok":
+        shutil.rmtree(work, ignore_errors=True)
+        return failed(meta.get("reason", "descriptor computation failed"), peak=desc_peak, rc=1)
+    if meta.get("symbols") != symbols:
+        shutil.rmtree(work, ignore_errors=True)
+        return failed(f"descriptor elements {meta.get('symbols')} differ from the training data's {symbols}")
+    try:
+        from threadpoolctl import threadpool_limits
+
+        t1 = time.monotonic()
+        meta, blocks = load_blocks(cache)
+        # BLAS threads beyond the job's share make LAPACK's SVD many times slower on a busy node
+        with threadpool_limits(limits=max(1, int(threads))):
+            coef, errors = solve(blocks, p, float(settings["svd_rcond"]))
+        solve_s = time.monotonic() - t1
+        write_model(model_dir, spec, symbols, coef, {
+            "cache_hit": cache_hit, "descriptor_dir": str(descriptors) if cache_hit else None,
+            "descriptor_s": float(meta.get("descriptor_s", 0.0)), "descriptor_wall_s": desc_wall,
+            "solve_s": solve_s, "train_errors": errors, "hyperparameters": {k: p[k] for k in sorted(p)},
+            "n_rows": int(sum(b["n_rows"] for b in blocks)),
+        })
+    except (ValueError, np.linalg.LinAlgError, MemoryError, OSError, KeyError) as exc:
+        shutil.rmtree(work, ignore_errors=True)
+        return failed(f"least-squares solve failed: {type(exc).__name__}: {exc}")
+    shutil.rmtree(work, ignore_errors=True)
+    with open(log, "a") as fh:
+        fh.write(f"descriptors: {'cache hit ' + str(descriptors) if cache_hit else f'computed in {desc_wall:.2f} s'}\n"
+                 f"solve ({p['solver']}): {solve_s:.3f} s, rank {errors['rank']}/{errors['n_coefficients']}\n"
+                 f"training RMSE: E {1000 * (errors['energy_rmse'] or 0):.3f} meV/atom, "
+                 f"F {errors['force_rmse'] or 0:.4f} eV/A\n")
+    peak = max(desc_peak, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0)
+    return RunResult(0, "ok", "", time.monotonic() - t0, peak)

@@ -1,0 +1,86 @@
+"""The optimiser registry: ``optimizer.kind`` -> a factory of an ask/tell optimiser
+(:mod:`potune.search.protocol`), and the check of the ``optimizer`` section.
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+from ..errors import ConfigError
+from .bayes import BayesOptimizer
+from .designs import DESIGNS, DesignOptimizer
+from .protocol import AskTell
+from .pso import PSOOptimizer
+from .space import Space
+
+
+#: name -> factory(space, optimizer config) ; other modules register their optimisers here
+REGISTRY: dict[str, Callable[[Space, dict], AskTell]] = {}
+
+
+def register(kind: str):
+    def deco(factory):
+        REGISTRY[kind] = factory
+        return factory
+
+    return deco
+
+
+@register("bayes")
+def _make_bayes(space: Space, cfg: dict) -> BayesOptimizer:
+    return BayesOptimizer(
+        space,
+        seed=int(cfg.get("seed", 0)),
+        n_initial=int(cfg.get("n_initial") or cfg.get("batch_size", 4)),
+        initial_design=cfg.get("initial_design", "sobol"),
+        base_estimator=cfg.get("base_estimator", "GP"),
+        acq_func=cfg.get("acq_func", "gp_hedge"),
+        liar=cfg.get("liar", "cl_min"),
+    )
+
+
+@register("pso")
+def _make_pso(space: Space, cfg: dict) -> PSOOptimizer:
+    pso = cfg.get("pso") or {}
+    return PSOOptimizer(
+        space,
+        seed=int(cfg.get("seed", 0)),
+        swarm_size=int(cfg.get("batch_size", 4)),
+        c1=float(pso.get("c1", 1.0)),
+        c2=float(pso.get("c2", 2.0)),
+        dt=float(pso.get("dt", 1.0)),
+        inertia=float(pso.get("inertia", 0.0)),
+        boundary=pso.get("boundary", "redraw"),
+    )
+
+
+def _design_factory(kind: str):
+    def make(space: Space, cfg: dict) -> DesignOptimizer:
+        return DesignOptimizer(space, kind, seed=int(cfg.get("seed", 0)), grid_points=int(cfg.get("grid_points") or 5))
+
+    make.__name__ = f"_make_{kind}"
+    return make
+
+
+for _kind in DESIGNS:
+    register(_kind)(_design_factory(_kind))
+
+
+def make_optimizer(space: Space, cfg: dict) -> AskTell:
+    """Build the optimiser named by ``cfg["kind"]``."""
+    kind = cfg.get("kind", "bayes")
+    if kind not in REGISTRY:
+        raise ConfigError(f"optimizer.kind: unknown optimiser {kind!r}; available: {', '.join(sorted(REGISTRY))}")
+    return REGISTRY[kind](space, cfg)
+
+
+def check_optimizer_config(space: Space, cfg: dict) -> None:
+    """Stop a bad ``optimizer`` section before any job: unknown kind, GBRT, bad PSO
+    settings, a grid too large. Cheap: skopt is not imported (``bayes`` options are checked
+    by name); the other optimisers are built once."""
+    kind = cfg.get("kind", "bayes")
+    if kind == "bayes" and REGISTRY.get("bayes") is _make_bayes:
+        BayesOptimizer.check_options(cfg.get("base_estimator", "GP"), cfg.get("acq_func", "gp_hedge"),
+                                     cfg.get("initial_design", "sobol"), cfg.get("liar", "cl_min"))
+        return
+    make_optimizer(space, cfg)

@@ -1,0 +1,116 @@
+"""The best trial: its hyperparameters (checkpoint ``best_params``) and its errors on the test set (rule ``test_errors``).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Sequence
+
+from .. import data as D
+from ..console import say
+from ..fitters import get_fitter
+from ..io import read_yaml, write_json, write_yaml
+from ..report.summary import failure_summary
+from ..search.space import Space
+
+
+def merge_predictions(files: Sequence[str | os.PathLike]) -> dict:
+    """Concatenate saved prediction arrays (e.g. of the validation folds of one trial)."""
+    import numpy as np
+
+    parts = [dict(np.load(f, allow_pickle=False)) for f in files]
+    parts = [p for p in parts if p]
+    if not parts:
+        return {}
+    return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
+
+
+def best_step(cfg: dict, table_file: str | os.PathLike, out_file: str | os.PathLike,
+              predictions_out: str | os.PathLike | None = None) -> dict:
+    """The best trial's hyperparameters (searched and fixed) as ``best.yaml``; its validation
+    predictions (all folds) copied to ``predictions_out``.
+
+    ``status`` is ``ok``, or ``none`` when no trial succeeded: then ``best.yaml`` holds the
+    most common failure reasons instead, no potential is refitted, and the run ends with a
+    summary that says so (see :func:`summary_step`).
+    """
+    from ..evaluate.predict import save_predictions
+    from ..search.loop import best_trial
+    from ..trials import read_table
+
+    table = read_table(table_file)
+    best = best_trial(table)
+    if best is None:
+        doc = {
+            "status": "none",
+            "reason": f"no trial succeeded: all {len(table)} trial(s) failed",
+            "n_trials": int(len(table)),
+            "failures": failure_summary(table),
+            "fitter": cfg["fitter"],
+        }
+        write_yaml(out_file, doc)
+        if predictions_out:
+            save_predictions(predictions_out, {})
+        say(f"NO TRIAL SUCCEEDED: all {len(table)} trial(s) failed; no potential will be fitted. "
+            f"Most common reason: {doc['failures'][0]['reason'][:300] if doc['failures'] else 'none recorded'}")
+        return doc
+    space = Space.from_config(cfg["space"])
+    point = space.to_dict([best[n] for n in space.names])
+    fixed = cfg.get("fixed") or {}
+    seed = 0
+    pf = best.get("params_file")
+    if isinstance(pf, str) and Path(pf).is_file():  # what the trial was fitted with (two_stage: + stage 1's SOAP)
+        prop = read_yaml(pf)
+        fixed = prop.get("fixed") or fixed
+        seed = int(prop.get("seed", 0))
+    doc = {
+        "status": "ok",
+        "trial_id": best["trial_id"],
+        "iteration": int(best["iteration"]),
+        "loss": float(best["loss"]),
+        "energy_rmse_mev": float(best["energy_rmse_mev"]),
+        "force_rmse": float(best["force_rmse"]),
+        "fitter": cfg["fitter"],
+        "hyperparameters": {**fixed, **point},
+        "point": point,
+        "fixed": fixed,
+        "settings": cfg.get(cfg["fitter"], {}),
+        "seed": seed,  # the winning trial's: the refit draws its sparse points as the trial did
+    }
+    write_yaml(out_file, doc)
+    if predictions_out:
+        folds = [Path(f).parent / "valid_predictions.npz" for f in str(best["fit_logs"]).split(";")]
+        save_predictions(predictions_out, merge_predictions(folds))
+    say(f"best trial {best['trial_id']}: loss {float(best['loss']):.5g}; refitting on the whole training set")
+    return doc
+
+
+def best_succeeded(best_file: str | os.PathLike) -> bool:
+    """Whether ``best.yaml`` names a successful trial (files written before ``status``
+    existed always did)."""
+    return read_yaml(best_file).get("status", "ok") == "ok"
+
+
+def test_step(cfg: dict, model_dir, test_file, out_csv, out_predictions, out_json) -> dict:
+    """Errors of the refitted best potential on the held-out test set."""
+    from ..evaluate.predict import errors_table, evaluate, save_predictions
+
+    calc = get_fitter(cfg["fitter"]).calculator(model_dir)
+    frames = D.read_normalised(test_file)
+    metrics, _, preds = evaluate(calc, frames, cfg["loss"]["kind"], cfg["loss"]["alpha"])
+    df = errors_table(metrics)
+    ref = cfg.get("reference") or {}
+    df["reference_label"] = ref.get("label", "")
+    df["reference_energy_rmse_mev"] = [ref.get("energy_rmse_mev") if i == 0 else None for i in range(len(df))]
+    df["reference_force_rmse"] = [ref.get("force_rmse") if i == 0 else None for i in range(len(df))]
+    Path(out_csv).parent.mkdir(parents=True, exist_ok=True)
+    df.to_csv(out_csv, index=False)
+    save_predictions(out_predictions, preds)
+    write_json(out_json, metrics)
+    txt = f"test set: E {metrics['energy_rmse_mev']:.2f} meV/atom, F {metrics['force_rmse']:.4f} eV/A"
+    ref_parts = [f"{ref[k]} {u}" for k, u in (("energy_rmse_mev", "meV/atom"), ("force_rmse", "eV/A")) if ref.get(k) is not None]
+    if ref_parts:
+        txt += f"  ({ref.get('label', 'reference')}: {', '.join(ref_parts)})"
+    say(txt)
+    return metrics

@@ -1,0 +1,197 @@
+"""The two-stage strategy's rule steps: stage 1's descriptor trials by kernel statistics
+(no GAP fitted), its trial table and best descriptor, the kernel and similarity figures of
+the best SOAP, and the comparison of the refit with forces. Its configuration is in
+:mod:`potune.search.twostage`.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from .. import data as D
+from ..console import say
+from ..descriptors.kernel import kernel_objective
+from ..descriptors.objective_check import descriptor_kernel_stats, read_environments
+from ..descriptors.soap import STAGE1_HYPERPARAMETERS, soap_dimension, soap_vectors
+from ..io import read_json, read_yaml, write_json, write_yaml
+from ..report.plots import _plt
+from ..search.loop import best_trial
+from ..search.space import Space
+from ..trials import append_rows, read_table, write_table
+
+
+STAGE1_COLUMNS = ["kernel_mean", "kernel_std", "kernel_skew", "kernel_abs_skew", "soap_dim", "n_env", "n_pairs",
+                  "kernel_time_s"]
+
+
+def kernel_step(params_file, train_file, out_json, out_hist, settings: dict, kernel_cfg: dict) -> dict:
+    """Stage-1 trial: kernel statistics of one descriptor proposal. No GAP is fitted.
+
+    A descriptor quippy cannot build or evaluate is a failed trial (recorded, not raised).
+    """
+    prop = read_yaml(params_file)
+    params = {**(prop.get("fixed") or {}), **prop["point"]}
+    t0 = time.perf_counter()
+    try:
+        frames = read_environments(train_file, kernel_cfg)
+        sv, st = descriptor_kernel_stats(frames, params, settings, kernel_cfg)
+        terms = kernel_objective(st, kernel_cfg.get("objective"))
+        if not math.isfinite(terms["loss"]):
+            raise ValueError(f"non-finite kernel objective {terms['loss']}")
+        out = {"status": "ok", "reason": "", **terms, "soap_dim": int(sv.vectors.shape[1]),
+               "soap_dim_formula": soap_dimension(params, settings, len(set(sv.central_z.tolist()))),
+               "n_env": st.n_env, "n_pairs": st.n_pairs, "n_sample": st.n_sample}
+        Path(out_hist).parent.mkdir(parents=True, exist_ok=True)
+        st.histogram_table().to_csv(out_hist, index=False)
+        say(f"descriptor trial {prop['trial_id']}: loss {terms['loss']:.5g}  mean {st.mean:.4f}  std {st.std:.4f}  "
+            f"skew {st.skew:.3f}  ({st.n_env} environments, dim {sv.vectors.shape[1]})")
+    except Exception as exc:  # a descriptor that cannot be computed is a failed trial
+        out = {"status": "failed", "reason": f"{type(exc).__name__}: {exc}"[:500]}
+        pd.DataFrame(columns=["bin_low", "bin_high", "bin_centre", "count", "density"]).to_csv(out_hist, index=False)
+        say(f"descriptor trial {prop['trial_id']}: FAILED ({out['reason'][:200]})")
+    out["trial_id"] = prop["trial_id"]
+    out["kernel_time_s"] = time.perf_counter() - t0
+    write_json(out_json, out)
+    return out
+
+
+def stage1_row(params_file, kernel_json) -> dict:
+    prop = read_yaml(params_file)
+    res = read_json(kernel_json)
+    row = {"iteration": int(prop["iteration"]), "trial": prop["trial"], "trial_id": prop["trial_id"], **prop["point"]}
+    for k, v in (prop.get("fixed") or {}).items():
+        row.setdefault(k, v)
+    row["status"], row["reason"] = res["status"], res.get("reason", "")
+    row["loss"] = res.get("loss", math.nan) if res["status"] == "ok" else math.nan
+    for c in STAGE1_COLUMNS:
+        row[c] = res.get(c, math.nan)
+    row["params_file"] = str(params_file)
+    return row
+
+
+def collect_stage1(cfg1: dict, iteration: int, previous_table, proposals_dir, kernel_files: dict[str, str], out_table):
+    """Append one stage-1 iteration to the stage-1 table (``cfg1``: :func:`stage1_config`)."""
+    prev = read_table(previous_table) if previous_table else None
+    rows = [stage1_row(Path(proposals_dir) / f"{t}.yaml", f) for t, f in sorted(kernel_files.items())]
+    names = list(cfg1["space"]) + [k for k in (cfg1.get("fixed") or {}) if k not in cfg1["space"]]
+    table = append_rows(prev, rows, names)
+    head = [c for c in ["iteration", "trial", "trial_id", *names, "status", "reason", "loss", *STAGE1_COLUMNS]
+            if c in table.columns]
+    table = table[head + [c for c in table.columns if c not in head]]
+    write_table(out_table, table)
+    best = best_trial(table)
+    n_failed = sum(r["status"] != "ok" for r in rows)
+    txt = f"best kernel objective {float(best['loss']):.5g} (trial {best['trial_id']})" if best else "no successful trial yet"
+    say(f"stage 1 iteration {iteration} done: {len(rows)} descriptor trial(s), {n_failed} failed; {txt}")
+    return table
+
+
+def best_descriptor_step(cfg1: dict, table_file, out_file) -> dict:
+    """Stage 1's best descriptor (``point``: its searched values, ``fixed``: the held ones)."""
+    table = read_table(table_file)
+    best = best_trial(table)
+    if best is None:
+        reasons = table["reason"].value_counts().head(3).to_dict() if len(table) else {}
+        raise RuntimeError(f"stage 1: no descriptor trial succeeded ({len(table)} failed); reasons: {reasons}")
+    space = Space.from_config(cfg1["space"])
+    point = space.to_dict([best[n] for n in space.names])
+    doc = {"trial_id": best["trial_id"], "iteration": int(best["iteration"]), "loss": float(best["loss"]),
+           **{c: (int(best[c]) if c in ("soap_dim", "n_env", "n_pairs") else float(best[c]))
+              for c in STAGE1_COLUMNS if c in best},
+           "point": point, "fixed": cfg1.get("fixed") or {}, "hyperparameters": {**(cfg1.get("fixed") or {}), **point},
+           "objective": (cfg1.get("kernel") or {}).get("objective")}
+    write_yaml(out_file, doc)
+    say(f"stage 1 done: best descriptor {best['trial_id']} (objective {float(best['loss']):.5g}, "
+        f"std {float(best['kernel_std']):.4f}, skew {float(best['kernel_skew']):.3f}); stage 2 holds it fixed")
+    return doc
+
+
+def kernel_figure_step(best_file, train_file, settings: dict, kernel_cfg: dict, png, csv, out_json) -> dict:
+    """Kernel distribution of the best hyperparameters' SOAP (PPSO Figs. 5, 7, 9-11)."""
+    best = read_yaml(best_file)
+    params = best["hyperparameters"]
+    frames = read_environments(train_file, kernel_cfg)
+    sv, st = descriptor_kernel_stats(frames, params, settings, kernel_cfg)
+    hist = st.histogram_table()
+    Path(csv).parent.mkdir(parents=True, exist_ok=True)
+    hist.to_csv(csv, index=False)
+    terms = kernel_objective(st, kernel_cfg.get("objective"))
+    doc = {**terms, "n_env": st.n_env, "n_pairs": st.n_pairs, "n_sample": st.n_sample, "zeta": st.zeta,
+           "soap_dim": int(sv.vectors.shape[1]), "trial_id": best.get("trial_id")}
+    write_json(out_json, doc)
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(6, 4))
+    keep = hist[hist["bin_high"] > 0] if (hist["bin_low"] < 0).any() and hist.loc[hist["bin_low"] < 0, "count"].sum() == 0 else hist
+    ax.bar(keep["bin_centre"], keep["density"], width=(keep["bin_high"] - keep["bin_low"]), color="steelblue",
+           edgecolor="none")
+    ax.set_xlabel(r"kernel $k = (\mathbf{q}_i\cdot\mathbf{q}_j)^\zeta$")
+    ax.set_ylabel("density")
+    ax.set_title(f"best SOAP ({best.get('trial_id')}): mean {st.mean:.3f}, std {st.std:.3f}, skew {st.skew:.2f}",
+                 fontsize=9)
+    fig.tight_layout()
+    fig.savefig(png, dpi=120)
+    plt.close(fig)
+    return doc
+
+
+def similarity_step(best_file, train_file, settings: dict, n_reference: int, png, csv) -> pd.DataFrame:
+    """Similarity of selected environments vs interatomic distance, for a dimer data set
+    (PPSO Figs. 4, 6, 8): ``k(r, r_ref) = (q(r) . q(r_ref))^zeta`` for every dimer distance
+    ``r`` and ``n_reference`` reference distances spread over the curve."""
+    best = read_yaml(best_file)
+    params = best["hyperparameters"]
+    frames = D.read_normalised(train_file)
+    dimers = [a for a in frames if len(a) == 2]
+    if len(dimers) < 2:
+        raise ValueError(f"{train_file}: the similarity curve needs a dimer data set (2-atom structures); "
+                         f"found {len(dimers)} (set kernel.similarity_curve: false)")
+    r = np.array([a.get_distance(0, 1, mic=True) for a in dimers])
+    order = np.argsort(r)
+    dimers, r = [dimers[i] for i in order], r[order]
+    hp = {k: v for k, v in params.items() if k in STAGE1_HYPERPARAMETERS}
+    sv = soap_vectors(dimers, hp, settings)
+    first = np.array([np.flatnonzero(sv.structure == i)[0] for i in range(len(dimers))])  # atom 0's environment
+    Q = sv.vectors[first]
+    zeta = float(params.get("zeta", 4))
+    refs = np.unique(np.linspace(0, len(dimers) - 1, max(1, int(n_reference))).round().astype(int))
+    G = np.clip(Q @ Q[refs].T, -1, 1)
+    K = np.where(G > 0, G, 0.0) ** zeta if not zeta.is_integer() else G ** int(zeta)
+    df = pd.DataFrame({"distance": r})
+    for j, i in enumerate(refs):
+        df[f"k_ref_{r[i]:.2f}A"] = K[:, j]
+    Path(csv).parent.mkdir(parents=True, exist_ok=True)
+    df.to_csv(csv, index=False)
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for j, i in enumerate(refs):
+        ax.plot(r, K[:, j], marker="o", ms=3, label=f"ref. r = {r[i]:.2f} Å")
+    ax.set_xlabel("interatomic distance r (Å)")
+    ax.set_ylabel(r"similarity $(\mathbf{q}(r)\cdot\mathbf{q}(r_\mathrm{ref}))^\zeta$")
+    ax.set_title(f"dimer similarity, best SOAP ({best.get('trial_id')}), zeta = {zeta:g}", fontsize=9)
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(png, dpi=120)
+    plt.close(fig)
+    return df
+
+
+def refit_comparison_step(search_metrics, forces_metrics, search_fit, forces_fit, energy_only: bool, out_csv) -> pd.DataFrame:
+    """Test errors of the refit as searched (e.g. energies only) and of the refit on energies
+    and forces, side by side (PPSO Table 5)."""
+    rows = []
+    for label, mfile, ffile in (("as searched" + (" (energies only)" if energy_only else ""), search_metrics, search_fit),
+                                ("energies + forces", forces_metrics, forces_fit)):
+        m, f = read_json(mfile), read_json(ffile)
+        rows.append({"fit": label, "energy_rmse_mev": m["energy_rmse_mev"], "force_rmse": m["force_rmse"],
+                     "energy_mae_mev": m["energy_mae_mev"], "force_mae": m["force_mae"], "fit_wall_s": f["wall_s"]})
+    df = pd.DataFrame(rows)
+    Path(out_csv).parent.mkdir(parents=True, exist_ok=True)
+    df.to_csv(out_csv, index=False)
+    for r in rows:
+        say(f"test set, {r['fit']}: E {r['energy_rmse_mev']:.3f} meV/atom, F {r['force_rmse']:.4f} eV/A")
+    return df
