@@ -13,7 +13,6 @@ min_version("9.0")
 report: "workflow/report/workflow.rst"
 
 
-
 include: "workflow/rules/common.smk"
 include: "workflow/rules/twostage_common.smk"
 include: "workflow/rules/split.smk"
@@ -27,7 +26,7 @@ include: "workflow/rules/kernel.smk"
 
 
 rule all:
+    default_target: True
     input:
         final_targets(),
         extra_targets(),
-    default_target: True

@@ -21,10 +21,11 @@ import tempfile
 from pathlib import Path
 
 from potune import data as D
-from potune.fitters.gap import build_command, resolve_params
-from potune.data.stats import dataset_stats
-from potune.fitters.gap import arrays_mb as gap_arrays_mb, peak_mem_mb as gap_peak_mb
 from potune.cluster.runner import run_limited
+from potune.data.stats import dataset_stats
+from potune.fitters.gap import arrays_mb as gap_arrays_mb
+from potune.fitters.gap import build_command, resolve_params
+from potune.fitters.gap import peak_mem_mb as gap_peak_mb
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -55,12 +56,13 @@ def main() -> None:
     ap.add_argument("--out", default="benchmarks/gap_memory.csv")
     args = ap.parse_args()
     src = args.data or (ROOT / ("tests/data/si_tiny_train.xyz" if args.quick else "data/zuo2020/Si_train.xyz.gz"))
-    frames = D.read_structures(src, require_forces=True, energy_key="energy", forces_key="forces",
-                               config_type_key="config_type")
+    frames = D.read_structures(
+        src, require_forces=True, energy_key="energy", forces_key="forces", config_type_key="config_type"
+    )
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
-        for every, ns, nmax, lmax, forces in (QUICK if args.quick else FULL):
+        for every, ns, nmax, lmax, forces in QUICK if args.quick else FULL:
             train = tmp / f"train_{every}.xyz"
             D.write_structures(train, frames[::every])
             settings = {"descriptor": "soap", "energy_only": not forces, "e0_method": "average"}
@@ -75,8 +77,13 @@ def main() -> None:
             if res.status != "ok":
                 raise SystemExit(f"gap_fit failed: {res.reason}")
             row = {
-                "n_atoms": stats.n_atoms, "n_configs": stats.n_configs, "n_sparse": ns, "n_max": nmax,
-                "l_max": lmax, "forces": forces, "wall_s": round(res.wall_s, 1),
+                "n_atoms": stats.n_atoms,
+                "n_configs": stats.n_configs,
+                "n_sparse": ns,
+                "n_max": nmax,
+                "l_max": lmax,
+                "forces": forces,
+                "wall_s": round(res.wall_s, 1),
                 "measured_peak_rss_mb": round(res.peak_rss_mb, 1),
                 "gap_fit_estimate_mb": gap_fit_estimate(work / "log"),
                 "potune_arrays_mb": round(gap_arrays_mb(resolve_params(hp), settings, stats)["peak"], 1),

@@ -48,8 +48,8 @@ import argparse  # noqa: E402
 import math  # noqa: E402
 import sys  # noqa: E402
 import time  # noqa: E402
+from collections.abc import Callable  # noqa: E402
 from pathlib import Path  # noqa: E402
-from typing import Callable  # noqa: E402
 
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
@@ -65,10 +65,17 @@ def branin(x: np.ndarray) -> float:
     return float((x2 - b * x1**2 + c * x1 - r) ** 2 + s * (1 - t) * math.cos(x1) + s)
 
 
-_H6_A = np.array([[10, 3, 17, 3.5, 1.7, 8], [0.05, 10, 17, 0.1, 8, 14],
-                  [3, 3.5, 1.7, 10, 17, 8], [17, 8, 0.05, 10, 0.1, 14]])
-_H6_P = 1e-4 * np.array([[1312, 1696, 5569, 124, 8283, 5886], [2329, 4135, 8307, 3736, 1004, 9991],
-                         [2348, 1451, 3522, 2883, 3047, 6650], [4047, 8828, 8732, 5743, 1091, 381]])
+_H6_A = np.array(
+    [[10, 3, 17, 3.5, 1.7, 8], [0.05, 10, 17, 0.1, 8, 14], [3, 3.5, 1.7, 10, 17, 8], [17, 8, 0.05, 10, 0.1, 14]]
+)
+_H6_P = 1e-4 * np.array(
+    [
+        [1312, 1696, 5569, 124, 8283, 5886],
+        [2329, 4135, 8307, 3736, 1004, 9991],
+        [2348, 1451, 3522, 2883, 3047, 6650],
+        [4047, 8828, 8732, 5743, 1091, 381],
+    ]
+)
 _H6_ALPHA = np.array([1.0, 1.2, 3.0, 3.2])
 
 
@@ -121,11 +128,22 @@ def run_one(fname: str, label: str, seed: int, budget: int) -> list[dict]:
             x = np.array([p.point[n] for n in space.names])
             y = fn(x)
             best = min(best, y)
-            table.append({"iteration": rnd, "trial": p.trial, "trial_id": p.trial_id, **p.point,
-                          "status": "ok", "loss": y})
-            out.append({"function": fname, "optimiser": label, "batch": batch, "seed": seed,
-                        "evaluation": len(table), "round": rnd + 1, "best_so_far": best,
-                        "regret": best - fmin, "propose_s": dt})
+            table.append(
+                {"iteration": rnd, "trial": p.trial, "trial_id": p.trial_id, **p.point, "status": "ok", "loss": y}
+            )
+            out.append(
+                {
+                    "function": fname,
+                    "optimiser": label,
+                    "batch": batch,
+                    "seed": seed,
+                    "evaluation": len(table),
+                    "round": rnd + 1,
+                    "best_so_far": best,
+                    "regret": best - fmin,
+                    "propose_s": dt,
+                }
+            )
         rnd += 1
     return out
 
@@ -137,14 +155,17 @@ def summarise(df: pd.DataFrame, budget: int) -> pd.DataFrame:
     final = df[df["evaluation"] == budget]
     g = final.groupby(["function", "optimiser"], sort=False)
     rounds_s = df.drop_duplicates(["function", "optimiser", "seed", "round"]).groupby(
-        ["function", "optimiser"], sort=False)["propose_s"]
-    out = pd.DataFrame({
-        "median_regret": g["regret"].median(),
-        "q25": g["regret"].quantile(0.25),
-        "q75": g["regret"].quantile(0.75),
-        "rounds": g["round"].max(),
-        "propose_s_per_round": rounds_s.mean(),
-    })
+        ["function", "optimiser"], sort=False
+    )["propose_s"]
+    out = pd.DataFrame(
+        {
+            "median_regret": g["regret"].median(),
+            "q25": g["regret"].quantile(0.25),
+            "q75": g["regret"].quantile(0.75),
+            "rounds": g["round"].max(),
+            "propose_s_per_round": rounds_s.mean(),
+        }
+    )
     return out.reset_index()
 
 
@@ -164,14 +185,18 @@ def batch_cost(df: pd.DataFrame, budget: int) -> pd.DataFrame:
             other = final.loc[lab]
             curve = d[d["optimiser"] == lab].groupby("evaluation")["regret"].median()
             reach = curve[curve <= b1_med]
-            rows.append({
-                "function": fname, "optimiser": lab,
-                "median_regret_b1": b1_med, "median_regret": float(other.median()),
-                "median_paired_ratio": float(np.median((other + 1e-12) / (b1 + 1e-12))),
-                "evals_to_reach_b1_median": int(reach.index.min()) if len(reach) else None,
-                "rounds": int(d[d["optimiser"] == lab]["round"].max()),
-                "rounds_b1": int(d[d["optimiser"] == "bayes-b1"]["round"].max()),
-            })
+            rows.append(
+                {
+                    "function": fname,
+                    "optimiser": lab,
+                    "median_regret_b1": b1_med,
+                    "median_regret": float(other.median()),
+                    "median_paired_ratio": float(np.median((other + 1e-12) / (b1 + 1e-12))),
+                    "evals_to_reach_b1_median": int(reach.index.min()) if len(reach) else None,
+                    "rounds": int(d[d["optimiser"] == lab]["round"].max()),
+                    "rounds_b1": int(d[d["optimiser"] == "bayes-b1"]["round"].max()),
+                }
+            )
     return pd.DataFrame(rows)
 
 
@@ -212,9 +237,14 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seeds", type=int, default=5, help="seeds 0..N-1 (default 5)")
     ap.add_argument("--budget", type=int, default=40, help="evaluations per search (default 40)")
     ap.add_argument("--out", type=Path, default=Path(__file__).resolve().parent / "results")
-    ap.add_argument("--report", nargs="+", type=Path, metavar="CSV",
-                    help="run nothing: combine these CSVs (e.g. one per function, run side by side) "
-                         "into <out>/optimisers.csv, the plot and the summary")
+    ap.add_argument(
+        "--report",
+        nargs="+",
+        type=Path,
+        metavar="CSV",
+        help="run nothing: combine these CSVs (e.g. one per function, run side by side) "
+        "into <out>/optimisers.csv, the plot and the summary",
+    )
     args = ap.parse_args(argv)
     if args.quick:
         args.functions, args.seeds, args.budget = ["branin"], 2, 16
@@ -231,8 +261,11 @@ def main(argv: list[str] | None = None) -> int:
                 t0 = time.perf_counter()
                 for seed in range(args.seeds):
                     rows += run_one(fname, lab, seed, args.budget)
-                print(f"{fname:11s} {lab:9s} {args.seeds} seeds x {args.budget} evaluations: "
-                      f"{time.perf_counter() - t0:6.1f} s", flush=True)
+                print(
+                    f"{fname:11s} {lab:9s} {args.seeds} seeds x {args.budget} evaluations: "
+                    f"{time.perf_counter() - t0:6.1f} s",
+                    flush=True,
+                )
         df = pd.DataFrame(rows)
     csv = args.out / "optimisers.csv"
     df.to_csv(csv, index=False)

@@ -92,8 +92,14 @@ def make_config(results_dir: Path, run_name: str, data: Path, iterations: int, b
         "split": {"method": "random", "fraction": 0.2, "seed": 0},
         "loss": {"kind": "weighted", "alpha": 0.5},
         "gap": {"descriptor": "soap", "e0_method": "average"},
-        "fixed": {"zeta": 2, "n_sparse": 10, "sparse_method": "random", "l_max": 2, "n_max": 2,
-                  "cutoff_transition_width": 0.5},
+        "fixed": {
+            "zeta": 2,
+            "n_sparse": 10,
+            "sparse_method": "random",
+            "l_max": 2,
+            "n_max": 2,
+            "cutoff_transition_width": 0.5,
+        },
         "space": {
             "cutoff": {"type": "real", "low": 2.5, "high": 4.0},
             "delta": {"type": "real", "low": 0.1, "high": 3.0, "prior": "log-uniform"},
@@ -102,9 +108,11 @@ def make_config(results_dir: Path, run_name: str, data: Path, iterations: int, b
         },
         "optimizer": {"kind": "bayes", "batch_size": batch, "n_initial": iterations * batch, "seed": 3},
         "stop": {"max_iterations": iterations},
-        "resources": {"fit": {"threads": 1, "mem_mb": 2000, "runtime": 5},
-                      "validate": {"threads": 1, "mem_mb": 1000, "runtime": 5},
-                      "refit": {"threads": 1, "mem_mb": 2000, "runtime": 5}},
+        "resources": {
+            "fit": {"threads": 1, "mem_mb": 2000, "runtime": 5},
+            "validate": {"threads": 1, "mem_mb": 1000, "runtime": 5},
+            "refit": {"threads": 1, "mem_mb": 2000, "runtime": 5},
+        },
     }
 
 
@@ -114,14 +122,30 @@ def run_snakemake(cfg: dict, work: Path, cores: int, profile: bool = False) -> d
     cfg_file.write_text(yaml.safe_dump(cfg, sort_keys=False))
     target = f"{cfg['results_dir']}/{cfg['run_name']}/trials.csv"
     stats = work / f"{cfg['run_name']}.driver.json"
-    args = [PY, "-c", DRIVER, str(stats)] + (["--profile"] if profile else []) + [
-        "--snakefile", str(REPO / "Snakefile"), "--directory", str(REPO), "--cores", str(cores),
-        "--configfile", str(cfg_file), "--quiet", "all", "--nolock", target]
+    args = (
+        [PY, "-c", DRIVER, str(stats)]
+        + (["--profile"] if profile else [])
+        + [
+            "--snakefile",
+            str(REPO / "Snakefile"),
+            "--directory",
+            str(REPO),
+            "--cores",
+            str(cores),
+            "--configfile",
+            str(cfg_file),
+            "--quiet",
+            "all",
+            "--nolock",
+            target,
+        ]
+    )
     log = work / f"{cfg['run_name']}.snakemake.log"
     t0 = time.perf_counter()
     with open(log, "w") as fh:
-        proc = subprocess.run(args, stdout=fh, stderr=subprocess.STDOUT, cwd=REPO,
-                              env={**os.environ, "MPLBACKEND": "Agg"})
+        proc = subprocess.run(
+            args, stdout=fh, stderr=subprocess.STDOUT, cwd=REPO, env={**os.environ, "MPLBACKEND": "Agg"}
+        )
     wall = time.perf_counter() - t0
     if proc.returncode != 0:
         sys.exit(f"snakemake failed (rc {proc.returncode}); see {log}:\n{log.read_text()[-3000:]}")
@@ -200,9 +224,13 @@ print(json.dumps({"wall_s": time.perf_counter() - t0, "n_trials": n_trials,
     cfg_file.parent.mkdir(parents=True, exist_ok=True)
     cfg_file.write_text(yaml.safe_dump(cfg, sort_keys=False))
     t0 = time.perf_counter()
-    proc = subprocess.run([PY, "-c", code, str(cfg_file)] + ([str(until)] if until else []),
-                          capture_output=True, text=True, cwd=REPO,
-                          env={**os.environ, "MPLBACKEND": "Agg"})
+    proc = subprocess.run(
+        [PY, "-c", code, str(cfg_file)] + ([str(until)] if until else []),
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        env={**os.environ, "MPLBACKEND": "Agg"},
+    )
     wall = time.perf_counter() - t0
     if proc.returncode != 0:
         sys.exit(f"plain loop failed (rc {proc.returncode}):\n{proc.stderr[-3000:]}")
@@ -212,8 +240,7 @@ print(json.dumps({"wall_s": time.perf_counter() - t0, "n_trials": n_trials,
     return out
 
 
-def continue_with_snakemake(base: dict, depth: int, extra: int, work: Path, cores: int,
-                            profile: bool = False) -> dict:
+def continue_with_snakemake(base: dict, depth: int, extra: int, work: Path, cores: int, profile: bool = False) -> dict:
     """Snakemake continues, for ``extra`` iterations, a search whose first ``depth``
     iterations the plain loop ran: the driver's cost of those iterations' checkpoint
     re-expansions at that depth (plus one parse and DAG build over ``depth`` iterations)."""
@@ -238,7 +265,7 @@ def continue_with_snakemake(base: dict, depth: int, extra: int, work: Path, core
 JOB_IMPORTS = {
     "fit": "import snakemake.script; from potune.steps.fit import fit_step; import potune.fitters.gap",
     "validate": "import snakemake.script; from potune.steps.validate import validate_step; import potune.evaluate.predict; "
-                "import quippy.potential; import ase.io",
+    "import quippy.potential; import ase.io",
     "propose": "import snakemake.script; from potune.steps.propose import propose_step; import potune.search.loop; import skopt",
     "collect": "import snakemake.script; from potune.steps.collect import collect_step; import pandas",
     "bare python": "pass",
@@ -287,9 +314,25 @@ def write_csv(path: str, rows: list[dict]) -> Path:
 
 
 def print_table(rows: list[dict]) -> None:
-    cols = ["measure", "depth", "iterations", "batch", "trials", "cores", "wall_s", "wall_s_per_trial",
-            "driver_cpu_s", "driver_cpu_s_per_trial", "driver_maxrss_mb", "fit_s", "total_cpu_s",
-            "overhead_s_per_trial", "overhead_pct", "overhead_cpu_s_per_trial", "overhead_cpu_pct"]
+    cols = [
+        "measure",
+        "depth",
+        "iterations",
+        "batch",
+        "trials",
+        "cores",
+        "wall_s",
+        "wall_s_per_trial",
+        "driver_cpu_s",
+        "driver_cpu_s_per_trial",
+        "driver_maxrss_mb",
+        "fit_s",
+        "total_cpu_s",
+        "overhead_s_per_trial",
+        "overhead_pct",
+        "overhead_cpu_s_per_trial",
+        "overhead_cpu_pct",
+    ]
     w = {c: max(len(c), *(len(_fmt(r.get(c))) for r in rows)) for c in cols}
     print("  ".join(c.rjust(w[c]) for c in cols))
     for r in rows:
@@ -310,14 +353,26 @@ def main(argv=None) -> int:
     ap.add_argument("--data", default=str(DEFAULT_DATA), help="training data (extxyz)")
     ap.add_argument("--iterations", type=int, nargs="*", help="iteration counts of the scaling runs (none: skip)")
     ap.add_argument("--batch", type=int, default=None, help="batch size of the scaling runs")
-    ap.add_argument("--overhead-trials", type=int, nargs=2, metavar=("ITERATIONS", "BATCH"),
-                    help="size of the Snakemake-vs-loop comparison")
-    ap.add_argument("--depths", type=int, nargs="*",
-                    help="continue searches of this many iterations (run by the plain loop) with Snakemake")
+    ap.add_argument(
+        "--overhead-trials",
+        type=int,
+        nargs=2,
+        metavar=("ITERATIONS", "BATCH"),
+        help="size of the Snakemake-vs-loop comparison",
+    )
+    ap.add_argument(
+        "--depths",
+        type=int,
+        nargs="*",
+        help="continue searches of this many iterations (run by the plain loop) with Snakemake",
+    )
     ap.add_argument("--extra", type=int, default=None, help="iterations Snakemake adds at each depth")
     ap.add_argument("--cores", type=int, default=2, help="--cores of the scaling runs")
-    ap.add_argument("--profile", action="store_true",
-                    help="cProfile the driver of the largest scaling run and of the deepest continuation")
+    ap.add_argument(
+        "--profile",
+        action="store_true",
+        help="cProfile the driver of the largest scaling run and of the deepest continuation",
+    )
     ap.add_argument("--skip-overhead", action="store_true")
     ap.add_argument("--out", default=str(REPO / "benchmarks" / "out" / "overhead.csv"))
     ap.add_argument("--keep", action="store_true", help="keep the temporary results folder")
@@ -343,21 +398,42 @@ def main(argv=None) -> int:
             s = run_snakemake(cfg_s, work, cores=1)
             print(f"[overhead] the same {n} trials through a plain Python loop ...", flush=True)
             lp = run_plain_loop(cfg_l)
-            same = same_trials(work / "res/overhead_snakemake/trials.csv", work / f"res/overhead_loop/iter{ov_it - 1}/table.csv")
+            same = same_trials(
+                work / "res/overhead_snakemake/trials.csv", work / f"res/overhead_loop/iter{ov_it - 1}/table.csv"
+            )
             ov = (s["process_wall_s"] - lp["process_wall_s"]) / n
             cpu_s = s["cpu_user_s"] + s["cpu_sys_s"] + s["children_cpu_s"]
             ov_cpu = (cpu_s - lp["cpu_s"]) / n
             common = {"iterations": ov_it, "batch": ov_b, "trials": n, "cores": 1}
-            rows.append({"measure": "snakemake", **common, "wall_s": s["process_wall_s"],
-                         "wall_s_per_trial": s["process_wall_s"] / n, "driver_cpu_s": s["cpu_user_s"] + s["cpu_sys_s"],
-                         "driver_cpu_s_per_trial": (s["cpu_user_s"] + s["cpu_sys_s"]) / n,
-                         "driver_maxrss_mb": s["maxrss_mb"], "fit_s": s["jobs_s"],
-                         "overhead_s_per_trial": ov, "overhead_pct": 100.0 * ov * n / s["process_wall_s"],
-                         "total_cpu_s": cpu_s, "overhead_cpu_s_per_trial": ov_cpu,
-                         "overhead_cpu_pct": 100.0 * ov_cpu * n / cpu_s, "same_trials": same})
-            rows.append({"measure": "plain_loop", **common, "wall_s": lp["process_wall_s"],
-                         "wall_s_per_trial": lp["process_wall_s"] / n, "fit_s": lp["jobs_s"],
-                         "total_cpu_s": lp["cpu_s"], "same_trials": same})
+            rows.append(
+                {
+                    "measure": "snakemake",
+                    **common,
+                    "wall_s": s["process_wall_s"],
+                    "wall_s_per_trial": s["process_wall_s"] / n,
+                    "driver_cpu_s": s["cpu_user_s"] + s["cpu_sys_s"],
+                    "driver_cpu_s_per_trial": (s["cpu_user_s"] + s["cpu_sys_s"]) / n,
+                    "driver_maxrss_mb": s["maxrss_mb"],
+                    "fit_s": s["jobs_s"],
+                    "overhead_s_per_trial": ov,
+                    "overhead_pct": 100.0 * ov * n / s["process_wall_s"],
+                    "total_cpu_s": cpu_s,
+                    "overhead_cpu_s_per_trial": ov_cpu,
+                    "overhead_cpu_pct": 100.0 * ov_cpu * n / cpu_s,
+                    "same_trials": same,
+                }
+            )
+            rows.append(
+                {
+                    "measure": "plain_loop",
+                    **common,
+                    "wall_s": lp["process_wall_s"],
+                    "wall_s_per_trial": lp["process_wall_s"] / n,
+                    "fit_s": lp["jobs_s"],
+                    "total_cpu_s": lp["cpu_s"],
+                    "same_trials": same,
+                }
+            )
             write_csv(a.out, rows)
         for i, it in enumerate(iters):
             n = it * batch
@@ -366,11 +442,22 @@ def main(argv=None) -> int:
             print(f"[scaling] {it} iterations x {batch} trials, snakemake --cores {a.cores} ...", flush=True)
             s = run_snakemake(cfg, work, cores=a.cores, profile=prof)
             cpu = s["cpu_user_s"] + s["cpu_sys_s"]
-            rows.append({"measure": "scaling" + ("_profiled" if prof else ""), "iterations": it, "batch": batch,
-                         "trials": n, "cores": a.cores, "wall_s": s["process_wall_s"],
-                         "wall_s_per_trial": s["process_wall_s"] / n, "driver_cpu_s": cpu,
-                         "driver_cpu_s_per_trial": cpu / n, "driver_maxrss_mb": s["maxrss_mb"], "fit_s": s["jobs_s"],
-                         "total_cpu_s": cpu + s["children_cpu_s"]})
+            rows.append(
+                {
+                    "measure": "scaling" + ("_profiled" if prof else ""),
+                    "iterations": it,
+                    "batch": batch,
+                    "trials": n,
+                    "cores": a.cores,
+                    "wall_s": s["process_wall_s"],
+                    "wall_s_per_trial": s["process_wall_s"] / n,
+                    "driver_cpu_s": cpu,
+                    "driver_cpu_s_per_trial": cpu / n,
+                    "driver_maxrss_mb": s["maxrss_mb"],
+                    "fit_s": s["jobs_s"],
+                    "total_cpu_s": cpu + s["children_cpu_s"],
+                }
+            )
             write_csv(a.out, rows)
             if prof:
                 import pstats
@@ -386,13 +473,24 @@ def main(argv=None) -> int:
             base = make_config(work / "res", "depth_base", data, top, batch)
             print(f"[depth] plain loop runs {max(depths)} iterations x {batch} trials ...", flush=True)
             lp = run_plain_loop(base, until=max(depths))
-            rows.append({"measure": "depth_base_plain_loop", "iterations": max(depths), "batch": batch,
-                         "trials": max(depths) * batch, "cores": 1, "wall_s": lp["process_wall_s"],
-                         "wall_s_per_trial": lp["process_wall_s"] / (max(depths) * batch), "fit_s": lp["jobs_s"],
-                         "total_cpu_s": lp["cpu_s"]})
+            rows.append(
+                {
+                    "measure": "depth_base_plain_loop",
+                    "iterations": max(depths),
+                    "batch": batch,
+                    "trials": max(depths) * batch,
+                    "cores": 1,
+                    "wall_s": lp["process_wall_s"],
+                    "wall_s_per_trial": lp["process_wall_s"] / (max(depths) * batch),
+                    "fit_s": lp["jobs_s"],
+                    "total_cpu_s": lp["cpu_s"],
+                }
+            )
             write_csv(a.out, rows)
             for k in sorted(depths):
-                print(f"[depth] snakemake continues at iteration {k} for {extra} iteration(s) x {batch} ...", flush=True)
+                print(
+                    f"[depth] snakemake continues at iteration {k} for {extra} iteration(s) x {batch} ...", flush=True
+                )
                 prof = a.profile and k == max(depths)
                 s_ = continue_with_snakemake(base, k, extra, work, a.cores, profile=prof)
                 if prof:
@@ -405,11 +503,23 @@ def main(argv=None) -> int:
                     pstats.Stats(str(dest)).sort_stats("cumulative").print_stats(40)
                 n = extra * batch
                 cpu = s_["cpu_user_s"] + s_["cpu_sys_s"]
-                rows.append({"measure": "depth", "iterations": k + extra, "batch": batch, "trials": n,
-                             "depth": k, "cores": a.cores, "wall_s": s_["process_wall_s"],
-                             "wall_s_per_trial": s_["process_wall_s"] / n, "driver_cpu_s": cpu,
-                             "driver_cpu_s_per_trial": cpu / n, "driver_maxrss_mb": s_["maxrss_mb"],
-                             "fit_s": s_["jobs_s"], "total_cpu_s": cpu + s_["children_cpu_s"]})
+                rows.append(
+                    {
+                        "measure": "depth",
+                        "iterations": k + extra,
+                        "batch": batch,
+                        "trials": n,
+                        "depth": k,
+                        "cores": a.cores,
+                        "wall_s": s_["process_wall_s"],
+                        "wall_s_per_trial": s_["process_wall_s"] / n,
+                        "driver_cpu_s": cpu,
+                        "driver_cpu_s_per_trial": cpu / n,
+                        "driver_maxrss_mb": s_["maxrss_mb"],
+                        "fit_s": s_["jobs_s"],
+                        "total_cpu_s": cpu + s_["children_cpu_s"],
+                    }
+                )
                 write_csv(a.out, rows)
     finally:
         if not a.keep:
@@ -423,14 +533,18 @@ def main(argv=None) -> int:
     if len(sc) >= 2:
         first, last = sc[0], sc[-1]
         ratio = last["driver_cpu_s_per_trial"] / first["driver_cpu_s_per_trial"]
-        print(f"\ndriver CPU per trial: {first['driver_cpu_s_per_trial']:.3f} s at {first['trials']} trials, "
-              f"{last['driver_cpu_s_per_trial']:.3f} s at {last['trials']} trials (x{ratio:.2f}; "
-              f"1.0 = linear total cost); driver peak RSS {last['driver_maxrss_mb']:.0f} MB")
+        print(
+            f"\ndriver CPU per trial: {first['driver_cpu_s_per_trial']:.3f} s at {first['trials']} trials, "
+            f"{last['driver_cpu_s_per_trial']:.3f} s at {last['trials']} trials (x{ratio:.2f}; "
+            f"1.0 = linear total cost); driver peak RSS {last['driver_maxrss_mb']:.0f} MB"
+        )
     dp = [r for r in rows if r["measure"] == "depth"]
     if len(dp) >= 2:
-        print(f"driver CPU of {extra} more iteration(s) x {batch}: " + ", ".join(
-            f"{r['driver_cpu_s']:.2f} s after {r['depth']} iterations" for r in dp)
-            + f"; driver peak RSS {dp[-1]['driver_maxrss_mb']:.0f} MB with {dp[-1]['iterations']} iterations in the DAG")
+        print(
+            f"driver CPU of {extra} more iteration(s) x {batch}: "
+            + ", ".join(f"{r['driver_cpu_s']:.2f} s after {r['depth']} iterations" for r in dp)
+            + f"; driver peak RSS {dp[-1]['driver_maxrss_mb']:.0f} MB with {dp[-1]['iterations']} iterations in the DAG"
+        )
     print(f"written {out}; took {time.perf_counter() - t_start:.0f} s")
     return 0
 

@@ -28,8 +28,8 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "workflow"))
 
 from potune import data as D  # noqa: E402
-from potune.fitters import snap  # noqa: E402
 from potune.evaluate.predict import evaluate  # noqa: E402
+from potune.fitters import snap  # noqa: E402
 
 
 def main(argv=None) -> pd.DataFrame:
@@ -51,8 +51,10 @@ def main(argv=None) -> pd.DataFrame:
         train, valid = train[:60], valid[:10]
     cts = sorted({a.info[D.CT] for a in train})
     n_atoms = sum(len(a) for a in train)
-    print(f"training set: {len(train)} structures, {n_atoms} atoms; validation {len(valid)} structures; "
-          f"config_types {cts}")
+    print(
+        f"training set: {len(train)} structures, {n_atoms} atoms; validation {len(valid)} structures; "
+        f"config_types {cts}"
+    )
     base = {"twojmax": args.twojmax, "quadratic": not args.linear, "rcutfac": 4.7, "rfac0": 0.99, "rmin0": 0.0}
     rng = np.random.default_rng(1)
 
@@ -74,18 +76,40 @@ def main(argv=None) -> pd.DataFrame:
         cache_wall = time.perf_counter() - t0
         if meta["status"] != "ok":
             raise SystemExit(f"descriptor computation failed: {meta['reason']}")
-        print(f"descriptor cache: {meta['n_rows']} rows x {meta['n_columns']} columns -> {len(meta['blocks'])} blocks; "
-              f"{cache_wall:.1f} s (LAMMPS descriptors {meta['descriptor_s']:.1f} s, QR {meta['compress_s']:.1f} s)")
-        rows.append({"mode": "descriptor_job", "trial": -1, "wall_s": cache_wall, "descriptor_s": meta["descriptor_s"],
-                     "compress_s": meta["compress_s"], "solve_s": 0.0, "validate_s": np.nan, "cache_hit": False,
-                     "n_atoms": n_atoms, "n_rows": meta["n_rows"], "n_columns": meta["n_columns"], "loss": np.nan})
+        print(
+            f"descriptor cache: {meta['n_rows']} rows x {meta['n_columns']} columns -> {len(meta['blocks'])} blocks; "
+            f"{cache_wall:.1f} s (LAMMPS descriptors {meta['descriptor_s']:.1f} s, QR {meta['compress_s']:.1f} s)"
+        )
+        rows.append(
+            {
+                "mode": "descriptor_job",
+                "trial": -1,
+                "wall_s": cache_wall,
+                "descriptor_s": meta["descriptor_s"],
+                "compress_s": meta["compress_s"],
+                "solve_s": 0.0,
+                "validate_s": np.nan,
+                "cache_hit": False,
+                "n_atoms": n_atoms,
+                "n_rows": meta["n_rows"],
+                "n_columns": meta["n_columns"],
+                "loss": np.nan,
+            }
+        )
         for mode in ("cached", "uncached"):
             for k in range(n_trials):
                 p = {**base, **weights()}
                 d = tmp / f"{mode}{k}"
                 t0 = time.perf_counter()
-                res = snap.fit(p, {}, train_file, d, tmp / f"{mode}{k}.log", species,
-                               descriptors=tmp / "cache" if mode == "cached" else None)
+                res = snap.fit(
+                    p,
+                    {},
+                    train_file,
+                    d,
+                    tmp / f"{mode}{k}.log",
+                    species,
+                    descriptors=tmp / "cache" if mode == "cached" else None,
+                )
                 wall = time.perf_counter() - t0
                 if res.status != "ok":
                     raise SystemExit(f"{mode} trial {k} failed: {res.reason}")
@@ -93,12 +117,26 @@ def main(argv=None) -> pd.DataFrame:
                 t1 = time.perf_counter()
                 metrics, _, _ = evaluate(snap.calculator(d), D.read_normalised(valid_file), "weighted", 0.75)
                 val = time.perf_counter() - t1
-                rows.append({"mode": mode, "trial": k, "wall_s": wall, "descriptor_s": model["descriptor_s"] if mode == "uncached" else 0.0,
-                             "compress_s": np.nan, "solve_s": model["solve_s"], "validate_s": val,
-                             "cache_hit": model["cache_hit"], "n_atoms": n_atoms, "n_rows": model["n_rows"],
-                             "n_columns": len(model["coefficients"]), "loss": metrics["loss"]})
-                print(f"{mode:8s} trial {k}: fit {wall:7.2f} s (solve {model['solve_s']:.2f} s), "
-                      f"validate {val:.2f} s, loss {metrics['loss']:.4f}")
+                rows.append(
+                    {
+                        "mode": mode,
+                        "trial": k,
+                        "wall_s": wall,
+                        "descriptor_s": model["descriptor_s"] if mode == "uncached" else 0.0,
+                        "compress_s": np.nan,
+                        "solve_s": model["solve_s"],
+                        "validate_s": val,
+                        "cache_hit": model["cache_hit"],
+                        "n_atoms": n_atoms,
+                        "n_rows": model["n_rows"],
+                        "n_columns": len(model["coefficients"]),
+                        "loss": metrics["loss"],
+                    }
+                )
+                print(
+                    f"{mode:8s} trial {k}: fit {wall:7.2f} s (solve {model['solve_s']:.2f} s), "
+                    f"validate {val:.2f} s, loss {metrics['loss']:.4f}"
+                )
     df = pd.DataFrame(rows)
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -106,8 +144,10 @@ def main(argv=None) -> pd.DataFrame:
     c = df[df["mode"] == "cached"]["wall_s"].mean()
     u = df[df["mode"] == "uncached"]["wall_s"].mean()
     print(f"\nmean fit time per weight-only trial: with cache {c:.2f} s, without {u:.2f} s -> {u / c:.1f}x faster")
-    print(f"(validation with LAMMPS, the same in both modes: {df[df['mode'] != 'descriptor_job']['validate_s'].mean():.2f} s "
-          f"per trial)\nwrote {out}")
+    print(
+        f"(validation with LAMMPS, the same in both modes: {df[df['mode'] != 'descriptor_job']['validate_s'].mean():.2f} s "
+        f"per trial)\nwrote {out}"
+    )
     return df
 
 

@@ -30,8 +30,8 @@ import pandas as pd
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "workflow"))
 
-from potune.report.paper import Context, ppso_dimer_config, run_search  # noqa: E402
 from potune.descriptors.objective_check import objective_check, objective_check_summary  # noqa: E402
+from potune.report.paper import Context, ppso_dimer_config, run_search  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -68,7 +68,9 @@ def build_config(dataset: str, strategy: str, seed: int, quick: bool, out: Path)
         cfg["optimizer"]["n_initial"] = batch
     cfg["stop"] = {"max_iterations": iters2 if strategy == "two_stage" else iters}
     if strategy == "two_stage":
-        cfg["stage1"]["optimizer"] = {"batch_size": batch, "n_initial": batch} if kind != "pso" else {"batch_size": batch}
+        cfg["stage1"]["optimizer"] = (
+            {"batch_size": batch, "n_initial": batch} if kind != "pso" else {"batch_size": batch}
+        )
         cfg["stage1"]["stop"] = {"max_iterations": iters}
     for key in ("train", "test"):
         if cfg["data"].get(key):
@@ -87,9 +89,22 @@ def run_one(cfg: dict, out: Path, cores: int) -> dict:
     cfg_file.parent.mkdir(parents=True, exist_ok=True)
     cfg_file.write_text(yaml.safe_dump(cfg, sort_keys=False))
     t0 = time.time()
-    proc = subprocess.run([str(Path(sys.executable).parent / "snakemake"), "--snakefile", str(ROOT / "Snakefile"),
-                           "--cores", str(cores), "--configfile", str(cfg_file), "--rerun-incomplete"],
-                          cwd=ROOT, capture_output=True, text=True, env={**os.environ, "MPLBACKEND": "Agg"})
+    proc = subprocess.run(
+        [
+            str(Path(sys.executable).parent / "snakemake"),
+            "--snakefile",
+            str(ROOT / "Snakefile"),
+            "--cores",
+            str(cores),
+            "--configfile",
+            str(cfg_file),
+            "--rerun-incomplete",
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        env={**os.environ, "MPLBACKEND": "Agg"},
+    )
     wall = time.time() - t0
     (out / "logs").mkdir(parents=True, exist_ok=True)
     (out / "logs" / f"{cfg['run_name']}.log").write_text(proc.stdout + proc.stderr)
@@ -123,9 +138,17 @@ def part1(args, out: Path) -> None:
                 res = run_one(cfg, out, args.cores)
                 t = trial_times(res["run_dir"], res["t0"])
                 best = yaml.safe_load((res["run_dir"] / "best" / "best.yaml").read_text())
-                row = {"dataset": dataset, "strategy": strategy, "seed": seed, "optimizer": cfg["optimizer"]["kind"],
-                       "gap_fits": len(t), "wall_s": res["wall_s"], "best_loss": best["loss"],
-                       "valid_energy_rmse_mev": best["energy_rmse_mev"], "valid_force_rmse": best["force_rmse"]}
+                row = {
+                    "dataset": dataset,
+                    "strategy": strategy,
+                    "seed": seed,
+                    "optimizer": cfg["optimizer"]["kind"],
+                    "gap_fits": len(t),
+                    "wall_s": res["wall_s"],
+                    "best_loss": best["loss"],
+                    "valid_energy_rmse_mev": best["energy_rmse_mev"],
+                    "valid_force_rmse": best["force_rmse"],
+                }
                 if strategy == "two_stage":
                     s1 = read_table(res["run_dir"] / "stage1" / "trials.csv")
                     row["stage1_trials"] = len(s1)
@@ -137,10 +160,16 @@ def part1(args, out: Path) -> None:
                 tf = res["run_dir"] / "best" / "forces" / "test_metrics.json"
                 if tf.exists():
                     m = json.loads(tf.read_text())
-                    row["test_forces_refit_energy_rmse_mev"], row["test_forces_refit_force_rmse"] = m["energy_rmse_mev"], m["force_rmse"]
+                    row["test_forces_refit_energy_rmse_mev"], row["test_forces_refit_force_rmse"] = (
+                        m["energy_rmse_mev"],
+                        m["force_rmse"],
+                    )
                 rows.append(row)
-                trials.append(t.assign(dataset=dataset, strategy=strategy, seed=seed)[
-                    ["dataset", "strategy", "seed", "fit_number", "done_s", "loss", "best_so_far"]])
+                trials.append(
+                    t.assign(dataset=dataset, strategy=strategy, seed=seed)[
+                        ["dataset", "strategy", "seed", "fit_number", "done_s", "loss", "best_so_far"]
+                    ]
+                )
                 print(f"  {row}", flush=True)
                 pd.DataFrame(rows).to_csv(out / "strategies_partial.csv", index=False)
     df = pd.DataFrame(rows)
@@ -148,7 +177,9 @@ def part1(args, out: Path) -> None:
     for dataset in df["dataset"].unique():
         target = float(np.percentile(df.loc[df["dataset"] == dataset, "best_loss"], 75))
         for i in df.index[df["dataset"] == dataset]:
-            t = tr[(tr["dataset"] == dataset) & (tr["strategy"] == df.at[i, "strategy"]) & (tr["seed"] == df.at[i, "seed"])]
+            t = tr[
+                (tr["dataset"] == dataset) & (tr["strategy"] == df.at[i, "strategy"]) & (tr["seed"] == df.at[i, "seed"])
+            ]
             hit = t[t["best_so_far"] <= target]
             df.loc[i, "target_loss"] = target
             df.loc[i, "fits_to_target"] = float(hit["fit_number"].iloc[0]) if len(hit) else np.nan
@@ -157,9 +188,24 @@ def part1(args, out: Path) -> None:
     df.loc[df["dataset"] == "dimers", "ppso_force_rmse"] = PPSO_DIMER["force_rmse"]
     df.to_csv(out / "strategies.csv", index=False)
     tr.to_csv(out / "strategies_trials.csv", index=False)
-    cols = ["fits_to_target", "time_to_target_s", "gap_fits", "wall_s", "best_loss", "valid_energy_rmse_mev",
-            "valid_force_rmse"] + [c for c in ("test_energy_rmse_mev", "test_force_rmse", "test_forces_refit_energy_rmse_mev",
-                                               "test_forces_refit_force_rmse") if c in df]
+    cols = [
+        "fits_to_target",
+        "time_to_target_s",
+        "gap_fits",
+        "wall_s",
+        "best_loss",
+        "valid_energy_rmse_mev",
+        "valid_force_rmse",
+    ] + [
+        c
+        for c in (
+            "test_energy_rmse_mev",
+            "test_force_rmse",
+            "test_forces_refit_energy_rmse_mev",
+            "test_forces_refit_force_rmse",
+        )
+        if c in df
+    ]
     print("\nmean (std) over seeds:")
     print(df.groupby(["dataset", "strategy"])[cols].agg(["mean", "std"]).round(4).T.to_string())
     return df, tr
@@ -175,13 +221,27 @@ def part2(args, out: Path) -> pd.DataFrame:
         X /= np.linalg.norm(X, axis=1, keepdims=True)
         m = min(3000, n)
         S = X[:m]
-        t_k = min(_timed(lambda: kernel_stats(X, 4, n_sample=3000, seed=0)) for _ in range(3))
-        t_mm = min(_timed(lambda: S @ X.T) for _ in range(3))
+        t_k = min(_timed(lambda: kernel_stats(X, 4, n_sample=3000, seed=0)) for _ in range(3))  # noqa: B023 (called at once)
+        t_mm = min(_timed(lambda: S @ X.T) for _ in range(3))  # noqa: B023 (called at once)
         pairs = m * (n - 1)
-        rows.append({"n_env": n, "n_sample": m, "dim": dim, "pairs": pairs, "kernel_stats_s": t_k, "matmul_s": t_mm,
-                     "kernel_pairs_per_s": pairs / t_k, "matmul_pairs_per_s": m * n / t_mm, "ratio_to_matmul": t_k / t_mm})
-        print(f"N = {n:6d}: kernel_stats {t_k:.3f} s ({pairs / t_k:.3g} pairs/s), numpy matmul {t_mm:.3f} s "
-              f"({m * n / t_mm:.3g}/s), x{t_k / t_mm:.1f}", flush=True)
+        rows.append(
+            {
+                "n_env": n,
+                "n_sample": m,
+                "dim": dim,
+                "pairs": pairs,
+                "kernel_stats_s": t_k,
+                "matmul_s": t_mm,
+                "kernel_pairs_per_s": pairs / t_k,
+                "matmul_pairs_per_s": m * n / t_mm,
+                "ratio_to_matmul": t_k / t_mm,
+            }
+        )
+        print(
+            f"N = {n:6d}: kernel_stats {t_k:.3f} s ({pairs / t_k:.3g} pairs/s), numpy matmul {t_mm:.3f} s "
+            f"({m * n / t_mm:.3g}/s), x{t_k / t_mm:.1f}",
+            flush=True,
+        )
     df = pd.DataFrame(rows)
     df.to_csv(out / "throughput.csv", index=False)
     return df
@@ -204,8 +264,14 @@ def plot(out: Path, tr: pd.DataFrame | None, thr: pd.DataFrame | None) -> None:
     for ax, ds in zip(axes[0], datasets):
         for strategy, colour in (("joint", "tab:blue"), ("two_stage", "tab:red")):
             for seed, t in tr[(tr["dataset"] == ds) & (tr["strategy"] == strategy)].groupby("seed"):
-                ax.step(t["fit_number"], t["best_so_far"], where="post", color=colour, alpha=0.7,
-                        label=strategy if seed == 0 else None)
+                ax.step(
+                    t["fit_number"],
+                    t["best_so_far"],
+                    where="post",
+                    color=colour,
+                    alpha=0.7,
+                    label=strategy if seed == 0 else None,
+                )
         ax.set_xlabel("GAP fits")
         ax.set_ylabel("best validation loss")
         ax.set_yscale("log")
@@ -238,8 +304,11 @@ def main() -> None:
         _, tr = part1(args, out)
     thr = part2(args, out)
     plot(out, tr, thr)
-    print(f"\nwritten under {out}: " + ("" if args.throughput_only else "strategies.csv, strategies_trials.csv, ")
-          + "throughput.csv, strategies.png")
+    print(
+        f"\nwritten under {out}: "
+        + ("" if args.throughput_only else "strategies.csv, strategies_trials.csv, ")
+        + "throughput.csv, strategies.png"
+    )
 
 
 if __name__ == "__main__":

@@ -37,8 +37,10 @@ def published() -> dict:
     XPOT-optimised qSNAP test errors, from :data:`potune.paper.ZUO_PUBLISHED`."""
     from potune.report.paper import ZUO_PUBLISHED
 
-    return {el: {"published_qsnap_e_mev": v[2], "published_qsnap_f": v[3], "xpot_qsnap_e_mev": v[4], "xpot_qsnap_f": v[5]}
-            for el, v in ZUO_PUBLISHED.items()}
+    return {
+        el: {"published_qsnap_e_mev": v[2], "published_qsnap_f": v[3], "xpot_qsnap_e_mev": v[4], "xpot_qsnap_f": v[5]}
+        for el, v in ZUO_PUBLISHED.items()
+    }
 
 
 def make_config(element: str, iterations: int, batch: int, results: Path) -> dict:
@@ -46,8 +48,13 @@ def make_config(element: str, iterations: int, batch: int, results: Path) -> dic
     from potune.report.paper import qsnap_zuo_config
 
     z = SHARED / "zuo2020"
-    cfg = qsnap_zuo_config(z / f"{element}_train.xyz.gz", z / f"{element}_test.xyz.gz",
-                           f"qsnap-{element}-{iterations}x{batch}", iterations, batch)
+    cfg = qsnap_zuo_config(
+        z / f"{element}_train.xyz.gz",
+        z / f"{element}_test.xyz.gz",
+        f"qsnap-{element}-{iterations}x{batch}",
+        iterations,
+        batch,
+    )
     return {**cfg, "results_dir": str(results)}
 
 
@@ -75,8 +82,12 @@ def main(argv=None) -> pd.DataFrame:
         cfg_file.parent.mkdir(parents=True, exist_ok=True)
         cfg_file.write_text(yaml.safe_dump(cfg, sort_keys=False))
         t0 = time.perf_counter()
-        proc = subprocess.run([sys.executable, "-m", "snakemake", "--cores", str(args.cores), "--configfile", str(cfg_file)],
-                              cwd=REPO, capture_output=True, text=True)
+        proc = subprocess.run(
+            [sys.executable, "-m", "snakemake", "--cores", str(args.cores), "--configfile", str(cfg_file)],
+            cwd=REPO,
+            capture_output=True,
+            text=True,
+        )
         wall = time.perf_counter() - t0
         log = results / f"{name}.snakemake.log"
         log.write_text(proc.stdout + proc.stderr)
@@ -87,15 +98,25 @@ def main(argv=None) -> pd.DataFrame:
         run = results / name
         m = json.loads((run / "best" / "test_metrics.json").read_text())
         table = pd.read_csv(run / "trials.csv")
-        rows.append({
-            "element": el, "status": "ok", "evaluations": len(table), "failed_trials": int((table["status"] != "ok").sum()),
-            "test_e_rmse_mev": m["energy_rmse_mev"], "test_f_rmse": m["force_rmse"], **ref.get(el, {}),
-            "wall_s": wall, "fit_time_s": float(table["fit_time_s"].sum()),
-        })
-        print(f"{el}: E {m['energy_rmse_mev']:.2f} meV/atom, F {m['force_rmse']:.3f} eV/A after {len(table)} evaluations "
-              f"({wall / 60:.1f} min); published qSNAP {ref.get(el, {}).get('published_qsnap_e_mev')} / "
-              f"{ref.get(el, {}).get('published_qsnap_f')}, XPOT {ref.get(el, {}).get('xpot_qsnap_e_mev')} / "
-              f"{ref.get(el, {}).get('xpot_qsnap_f')}")
+        rows.append(
+            {
+                "element": el,
+                "status": "ok",
+                "evaluations": len(table),
+                "failed_trials": int((table["status"] != "ok").sum()),
+                "test_e_rmse_mev": m["energy_rmse_mev"],
+                "test_f_rmse": m["force_rmse"],
+                **ref.get(el, {}),
+                "wall_s": wall,
+                "fit_time_s": float(table["fit_time_s"].sum()),
+            }
+        )
+        print(
+            f"{el}: E {m['energy_rmse_mev']:.2f} meV/atom, F {m['force_rmse']:.3f} eV/A after {len(table)} evaluations "
+            f"({wall / 60:.1f} min); published qSNAP {ref.get(el, {}).get('published_qsnap_e_mev')} / "
+            f"{ref.get(el, {}).get('published_qsnap_f')}, XPOT {ref.get(el, {}).get('xpot_qsnap_e_mev')} / "
+            f"{ref.get(el, {}).get('xpot_qsnap_f')}"
+        )
     df = pd.DataFrame(rows)
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)

@@ -1,4 +1,5 @@
 """Rule `best_descriptor`: stage 1's best SOAP hyperparameters."""
+
 from potune.console import logged
 from potune.steps.stage1 import best_descriptor_step
 

@@ -1,8 +1,9 @@
 """Rule `collect`: append one iteration's trials to the trial table."""
+
 from pathlib import Path
 
-from potune.steps.collect import collect_step
 from potune.console import logged
+from potune.steps.collect import collect_step
 from potune.steps.propose import proposal_trials
 
 it = int(snakemake.wildcards.iteration)

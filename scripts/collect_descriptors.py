@@ -1,4 +1,5 @@
 """Rule `collect_descriptors`: append one stage-1 iteration to the stage-1 table."""
+
 from pathlib import Path
 
 from potune.console import logged

@@ -1,4 +1,5 @@
 """Rule `descriptors`: one SNAP descriptor cache (a failure is recorded, not raised)."""
+
 from potune.steps.fit import descriptors_step
 
 descriptors_step(

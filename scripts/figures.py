@@ -1,4 +1,5 @@
 """Figure rules (`parity`, `landscape`, `cost`, `dimer`, `errors_by_config_type`): unpack and call."""
+
 import pandas as pd
 
 from potune.console import logged

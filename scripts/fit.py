@@ -1,4 +1,5 @@
 """Rule `fit`: fit one trial on one fold (a failed fit is recorded, not raised)."""
+
 from potune.steps.fit import fit_step
 
 attempt = int(snakemake.resources.attempt)

@@ -1,4 +1,5 @@
 """Rule `kernel_figure`: kernel distribution of the best hyperparameters' SOAP."""
+
 from potune.console import logged
 from potune.steps.stage1 import kernel_figure_step
 

@@ -1,4 +1,5 @@
 """Rule `kernel_stats`: kernel statistics of one stage-1 descriptor trial (no fit)."""
+
 from potune.console import logged
 from potune.steps.stage1 import kernel_step
 

@@ -1,4 +1,5 @@
 """Checkpoint `propose`: the next batch of trials, one file each."""
+
 from potune.console import logged
 from potune.steps.propose import propose_step
 

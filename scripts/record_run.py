@@ -1,4 +1,5 @@
 """Rule `record_run`: the resolved config and the exact package versions of this run."""
+
 from potune.console import logged
 from potune.steps.report import record_run
 

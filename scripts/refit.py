@@ -1,4 +1,5 @@
 """Rule `refit`: the best hyperparameters fitted on the whole training set."""
+
 from potune.steps.fit import refit_step
 
 refit_step(

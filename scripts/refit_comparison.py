@@ -1,4 +1,5 @@
 """Rule `refit_comparison`: test errors of the refit as searched vs refit on energies + forces."""
+
 from potune.console import logged
 from potune.steps.stage1 import refit_comparison_step
 

@@ -1,4 +1,5 @@
 """Rule `similarity_curve`: dimer similarity vs interatomic distance for the best SOAP."""
+
 from potune.console import logged
 from potune.steps.stage1 import similarity_step
 

@@ -1,4 +1,5 @@
 """Rule `split`: check the data and write the train/validation folds."""
+
 from potune.console import logged
 from potune.steps.split import split
 

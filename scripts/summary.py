@@ -1,4 +1,5 @@
 """Rule `summary`: summary.md of the run."""
+
 from potune.console import logged
 from potune.steps.report import summary_step
 

@@ -1,4 +1,5 @@
 """Rule `test_errors`: errors of the refitted best potential on the test set."""
+
 from potune.console import logged
 from potune.steps.best import test_step
 

@@ -1,6 +1,7 @@
 """Rule `trials_table`: the final trial table (written atomically) and why the search stopped."""
-from potune.io import write_yaml
+
 from potune.console import logged, say
+from potune.io import write_yaml
 from potune.trials import read_table, write_table
 
 with logged(snakemake.log[0], "w"):

@@ -1,4 +1,5 @@
 """Rule `validate`: errors of one fitted trial on its validation fold."""
+
 from potune.console import logged
 from potune.steps.validate import validate_step
 

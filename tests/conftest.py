@@ -29,14 +29,20 @@ def tiny_cfg() -> dict:
         return yaml.safe_load(fh)
 
 
-def snakemake(args: list[str], cwd: Path = ROOT, timeout: float = 900, env: dict | None = None) -> subprocess.CompletedProcess:
+def snakemake(
+    args: list[str], cwd: Path = ROOT, timeout: float = 900, env: dict | None = None
+) -> subprocess.CompletedProcess:
     """Run the repository's Snakefile with the test environment's snakemake."""
     full_env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}", "MPLBACKEND": "Agg"}
     if env:
         full_env.update(env)
     return subprocess.run(
         [str(BIN / "snakemake"), "--snakefile", str(ROOT / "Snakefile"), *args],
-        cwd=cwd, capture_output=True, text=True, timeout=timeout, env=full_env,
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=full_env,
     )
 
 

@@ -9,7 +9,6 @@ subprocess to prove the wiring. A search where every trial fails runs end to end
 
 from __future__ import annotations
 
-import copy
 import hashlib
 import os
 import subprocess
@@ -21,8 +20,8 @@ import pytest
 import yaml
 
 from potune.config import load_yaml_file, resolve_config
-from potune.errors import ConfigError, DataError
 from potune.data.check import check_inputs
+from potune.errors import ConfigError, DataError
 
 REPO = Path(__file__).resolve().parents[1]
 BAD = REPO / "tests" / "data" / "bad"
@@ -48,7 +47,10 @@ def data_error(raw: dict) -> str:
 
 # ----------------------------------------------------------------------------- the corpus, directly
 CORPUS = [
-    ("truncated.xyz", ["frame 3 (0-based, line 13)", "declares 2 atoms but the file ends after 1 atom line", "truncated"]),
+    (
+        "truncated.xyz",
+        ["frame 3 (0-based, line 13)", "declares 2 atoms but the file ends after 1 atom line", "truncated"],
+    ),
     ("wrong_atom_count.xyz", ["frame 2 (0-based, line 9)", "declares 3 atoms", "line 13", "is the atom count right?"]),
     ("non_numeric.xyz", ["frame 2 (0-based, line 9)", "not valid extended XYZ", "1.93O79552"]),
     ("no_energy.xyz", ["frame 2 (0-based)", "no energy under key 'energy'", "set data.energy_key"]),
@@ -131,19 +133,31 @@ def test_corpus_is_what_make_bad_writes(tmp_path):
 # ----------------------------------------------------------------------------- through Snakemake
 def digest(root: Path) -> dict[str, tuple[str, int]]:
     """Content hash and mtime of every file under ``root``."""
-    return {str(p.relative_to(root)): (hashlib.sha256(p.read_bytes()).hexdigest(), p.stat().st_mtime_ns)
-            for p in sorted(root.rglob("*")) if p.is_file()}
+    return {
+        str(p.relative_to(root)): (hashlib.sha256(p.read_bytes()).hexdigest(), p.stat().st_mtime_ns)
+        for p in sorted(root.rglob("*"))
+        if p.is_file()
+    }
 
 
 def run_snakemake(tmp_path: Path, raw: dict, dry: bool = True, extra: tuple = ()) -> subprocess.CompletedProcess:
     cfg_file = tmp_path / "config.yaml"
     cfg_file.write_text(yaml.safe_dump(raw, sort_keys=False))
-    cmd = [str(SNAKEMAKE), "--snakefile", str(REPO / "Snakefile"), "--directory", str(tmp_path),
-           "--cores", "1", "--configfile", str(cfg_file), *extra]
+    cmd = [
+        str(SNAKEMAKE),
+        "--snakefile",
+        str(REPO / "Snakefile"),
+        "--directory",
+        str(tmp_path),
+        "--cores",
+        "1",
+        "--configfile",
+        str(cfg_file),
+        *extra,
+    ]
     if dry:
         cmd.insert(1, "-n")
-    return subprocess.run(cmd, capture_output=True, text=True, timeout=600,
-                          env={**os.environ, "MPLBACKEND": "Agg"})
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=600, env={**os.environ, "MPLBACKEND": "Agg"})
 
 
 @pytest.fixture
@@ -157,12 +171,21 @@ def earlier_results(tmp_path) -> Path:
 
 
 SNAKEMAKE_CASES = [
-    ("truncated-train", lambda c: c["data"].update(train=str(BAD / "truncated.xyz")),
-     [str(BAD / "truncated.xyz"), "frame 3 (0-based, line 13)"]),
-    ("carbon-in-test", lambda c: c["data"].update(test=str(BAD / "with_carbon.xyz")),
-     [str(BAD / "with_carbon.xyz"), "element(s) C absent from the training data"]),
-    ("unknown-key", lambda c: c["optimizer"].update(batchsize=4),
-     ["unknown config key 'optimizer.batchsize'; did you mean 'optimizer.batch_size'?"]),
+    (
+        "truncated-train",
+        lambda c: c["data"].update(train=str(BAD / "truncated.xyz")),
+        [str(BAD / "truncated.xyz"), "frame 3 (0-based, line 13)"],
+    ),
+    (
+        "carbon-in-test",
+        lambda c: c["data"].update(test=str(BAD / "with_carbon.xyz")),
+        [str(BAD / "with_carbon.xyz"), "element(s) C absent from the training data"],
+    ),
+    (
+        "unknown-key",
+        lambda c: c["optimizer"].update(batchsize=4),
+        ["unknown config key 'optimizer.batchsize'; did you mean 'optimizer.batch_size'?"],
+    ),
 ]
 
 
@@ -188,8 +211,10 @@ def test_unwritable_results_dir_through_snakemake(tmp_path):
     raw["results_dir"] = str(tmp_path / "blocker" / "results")
     proc = run_snakemake(tmp_path, raw)
     assert proc.returncode != 0
-    assert (f"potune: results_dir: cannot write results to {tmp_path / 'blocker' / 'results' / 'tiny'}"
-            in proc.stdout + proc.stderr)
+    assert (
+        f"potune: results_dir: cannot write results to {tmp_path / 'blocker' / 'results' / 'tiny'}"
+        in proc.stdout + proc.stderr
+    )
 
 
 def test_bad_data_stops_a_real_run_before_any_job(tmp_path, earlier_results):
@@ -198,8 +223,9 @@ def test_bad_data_stops_a_real_run_before_any_job(tmp_path, earlier_results):
     before = digest(earlier_results)
     proc = run_snakemake(tmp_path, raw, dry=False)
     assert proc.returncode != 0
-    assert (f"potune: {BAD / 'no_forces.xyz'}: frame 2 (0-based): no forces under key 'forces'"
-            in proc.stdout + proc.stderr)
+    assert (
+        f"potune: {BAD / 'no_forces.xyz'}: frame 2 (0-based): no forces under key 'forces'" in proc.stdout + proc.stderr
+    )
     assert digest(earlier_results) == before  # no new file, nothing rewritten
     logs = list((tmp_path / ".snakemake" / "log").glob("*.log")) if (tmp_path / ".snakemake" / "log").exists() else []
     for log in logs:  # Snakemake opens its log before parsing; no job may appear in it
@@ -211,8 +237,10 @@ def test_per_atom_energies_warn_through_snakemake(tmp_path):
     raw = tiny_config(tmp_path, train=BAD / "per_atom_energies.xyz", test=None)
     proc = run_snakemake(tmp_path, raw)
     assert proc.returncode == 0, proc.stderr[-2000:]
-    assert (f"potune: WARNING: {BAD / 'per_atom_energies.xyz'}: energies do not grow with the number of atoms"
-            in proc.stdout + proc.stderr)
+    assert (
+        f"potune: WARNING: {BAD / 'per_atom_energies.xyz'}: energies do not grow with the number of atoms"
+        in proc.stdout + proc.stderr
+    )
 
 
 # ----------------------------------------------------------------------------- every trial fails

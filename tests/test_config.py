@@ -16,8 +16,8 @@ from potune.config import (
     load_schema,
     load_yaml_file,
     n_folds,
-    resolve_ref,
     resolve_config,
+    resolve_ref,
 )
 from potune.errors import ConfigError
 from potune.search.space import Space, parse_parameter
@@ -85,9 +85,14 @@ def test_defaults_and_schema_agree():
         (lambda c: c["stop"].update(max_iteration=3), "did you mean 'stop.max_iterations'?"),
         (lambda c: c["resources"]["fit"].update(mem=3), "did you mean 'resources.fit.mem_mb'?"),
         (lambda c: c.update(zzz=1), "unknown config key 'zzz'; known keys: run_name"),
-        (lambda c: c["space"].update(cutof={"type": "real", "low": 1, "high": 4}),
-         "space.cutof: not a hyperparameter of fitter 'gap'; did you mean 'cutoff'?"),
-        (lambda c: c["fixed"].update(n_sparce=3), "fixed.n_sparce: not a hyperparameter of fitter 'gap'; did you mean 'n_sparse'?"),
+        (
+            lambda c: c["space"].update(cutof={"type": "real", "low": 1, "high": 4}),
+            "space.cutof: not a hyperparameter of fitter 'gap'; did you mean 'cutoff'?",
+        ),
+        (
+            lambda c: c["fixed"].update(n_sparce=3),
+            "fixed.n_sparce: not a hyperparameter of fitter 'gap'; did you mean 'n_sparse'?",
+        ),
     ],
     ids=["top", "optimizer", "stop", "resources", "no-suggestion", "space-name", "fixed-name"],
 )
@@ -99,8 +104,14 @@ def test_unknown_keys_suggest(cfg, mutate, expected):
 @pytest.mark.parametrize(
     "mutate, expected",
     [
-        (lambda c: c["optimizer"].update(batch_size="4"), "config key 'optimizer.batch_size': '4' is not of type 'integer'"),
-        (lambda c: c["stop"].update(max_iterations=2.5), "config key 'stop.max_iterations': 2.5 is not of type 'integer'"),
+        (
+            lambda c: c["optimizer"].update(batch_size="4"),
+            "config key 'optimizer.batch_size': '4' is not of type 'integer'",
+        ),
+        (
+            lambda c: c["stop"].update(max_iterations=2.5),
+            "config key 'stop.max_iterations': 2.5 is not of type 'integer'",
+        ),
         (lambda c: c["data"].update(train=5), "config key 'data.train': 5 is not of type 'string'"),
         (lambda c: c.update(space=[1, 2]), "config key 'space'"),
         (lambda c: c.update(fixed=None), "config key 'fixed'"),
@@ -118,37 +129,86 @@ def test_wrong_types(cfg, mutate, expected):
 @pytest.mark.parametrize(
     "mutate, expected",
     [
-        (lambda c: c["optimizer"].update(batch_size=0), "config key 'optimizer.batch_size': 0 is less than the minimum of 1"),
+        (
+            lambda c: c["optimizer"].update(batch_size=0),
+            "config key 'optimizer.batch_size': 0 is less than the minimum of 1",
+        ),
         (lambda c: c["loss"].update(alpha=1.5), "config key 'loss.alpha': 1.5 is greater than the maximum of 1"),
         (lambda c: c["loss"].update(alpha=-0.1), "config key 'loss.alpha': -0.1 is less than the minimum of 0"),
         (lambda c: c["split"].update(fraction=1.0), "config key 'split.fraction'"),
         (lambda c: c["split"].update(method="kfold", k=1), "config key 'split.k'"),
-        (lambda c: c["space"].update(cutoff={"type": "real", "low": 5.0, "high": 4.0}), "space.cutoff: low (5.0) > high (4.0)"),
+        (
+            lambda c: c["space"].update(cutoff={"type": "real", "low": 5.0, "high": 4.0}),
+            "space.cutoff: low (5.0) > high (4.0)",
+        ),
         (lambda c: c["space"].update(cutoff={"type": "real", "low": 4.0, "high": 4.0}), "space.cutoff: low == high"),
-        (lambda c: c["space"].update(delta={"type": "real", "low": 0.0, "high": 2.0, "prior": "log-uniform"}),
-         "space.delta: a log-uniform prior needs low > 0, got low = 0.0"),
-        (lambda c: c["space"].update(delta={"type": "real", "low": -1.0, "high": 2.0, "prior": "log-uniform"}),
-         "space.delta: a log-uniform prior needs low > 0"),
-        (lambda c: c["space"].update(delta={"type": "real", "low": -1.0, "high": 2.0}), "space.delta.low: delta = -1.0 must be > 0"),
-        (lambda c: c["space"].update(sparse_method={"type": "categorical", "values": []}),
-         "space.sparse_method.values: a categorical parameter needs a non-empty list of values"),
+        (
+            lambda c: c["space"].update(delta={"type": "real", "low": 0.0, "high": 2.0, "prior": "log-uniform"}),
+            "space.delta: a log-uniform prior needs low > 0, got low = 0.0",
+        ),
+        (
+            lambda c: c["space"].update(delta={"type": "real", "low": -1.0, "high": 2.0, "prior": "log-uniform"}),
+            "space.delta: a log-uniform prior needs low > 0",
+        ),
+        (
+            lambda c: c["space"].update(delta={"type": "real", "low": -1.0, "high": 2.0}),
+            "space.delta.low: delta = -1.0 must be > 0",
+        ),
+        (
+            lambda c: c["space"].update(sparse_method={"type": "categorical", "values": []}),
+            "space.sparse_method.values: a categorical parameter needs a non-empty list of values",
+        ),
         (lambda c: c["space"].update(sparse_method={"type": "categorical"}), "space.sparse_method.values"),
-        (lambda c: (c["fixed"].pop("sparse_method"),
-                    c["space"].update(sparse_method={"type": "categorical", "values": ["random", "fancy"]})),
-         "sparse_method: 'fancy' is not one of"),
-        (lambda c: c["space"].update(n_max={"type": "integer", "low": 1.5, "high": 4}), "space.n_max.low: must be an integer"),
-        (lambda c: c["space"].update(cutoff={"type": "float", "low": 1, "high": 4}), "space.cutoff.type: must be one of"),
+        (
+            lambda c: (
+                c["fixed"].pop("sparse_method"),
+                c["space"].update(sparse_method={"type": "categorical", "values": ["random", "fancy"]}),
+            ),
+            "sparse_method: 'fancy' is not one of",
+        ),
+        (
+            lambda c: c["space"].update(n_max={"type": "integer", "low": 1.5, "high": 4}),
+            "space.n_max.low: must be an integer",
+        ),
+        (
+            lambda c: c["space"].update(cutoff={"type": "float", "low": 1, "high": 4}),
+            "space.cutoff.type: must be one of",
+        ),
         (lambda c: c["space"].update(cutoff={"type": "real", "low": 1}), "space.cutoff.high: missing"),
-        (lambda c: c["space"].update(cutoff={"type": "real", "low": 1, "high": 4, "step": 1}), "space.cutoff: unknown field(s) ['step']"),
+        (
+            lambda c: c["space"].update(cutoff={"type": "real", "low": 1, "high": 4, "step": 1}),
+            "space.cutoff: unknown field(s) ['step']",
+        ),
         (lambda c: c.update(space={}), "space: the search space is empty"),
         (lambda c: c["fixed"].update(cutoff=4.0), "fixed.cutoff: is also in the search space"),
         (lambda c: c["fixed"].update(n_sparse=-5), "fixed.n_sparse: n_sparse = -5 must be >= 1"),
         (lambda c: c["optimizer"].update(kind="bayesian"), "optimizer.kind: unknown optimiser 'bayesian'"),
         (lambda c: c.update(fitter="gapp"), "unknown fitter 'gapp'"),
     ],
-    ids=["batch<1", "alpha>1", "alpha<0", "fraction", "k<2", "low>high", "low==high", "log-low0", "log-lowneg",
-         "delta-neg", "cat-empty", "cat-missing", "cat-bad-value", "int-float", "type", "missing-high",
-         "unknown-field", "empty-space", "fixed-and-space", "fixed-range", "optimizer-kind", "fitter"],
+    ids=[
+        "batch<1",
+        "alpha>1",
+        "alpha<0",
+        "fraction",
+        "k<2",
+        "low>high",
+        "low==high",
+        "log-low0",
+        "log-lowneg",
+        "delta-neg",
+        "cat-empty",
+        "cat-missing",
+        "cat-bad-value",
+        "int-float",
+        "type",
+        "missing-high",
+        "unknown-field",
+        "empty-space",
+        "fixed-and-space",
+        "fixed-range",
+        "optimizer-kind",
+        "fitter",
+    ],
 )
 def test_meaning_checks(cfg, mutate, expected):
     mutate(cfg)
@@ -208,12 +268,14 @@ def test_n_folds(cfg):
 
 
 def test_space_round_trip_and_skopt():
-    space = Space.from_config({
-        "cutoff": {"type": "real", "low": 4.0, "high": 5.5},
-        "delta": {"type": "real", "low": 0.01, "high": 1.0, "prior": "log-uniform"},
-        "n_max": {"type": "integer", "low": 3, "high": 6},
-        "sparse_method": {"type": "categorical", "values": ["cur_points", "random"]},
-    })
+    space = Space.from_config(
+        {
+            "cutoff": {"type": "real", "low": 4.0, "high": 5.5},
+            "delta": {"type": "real", "low": 0.01, "high": 1.0, "prior": "log-uniform"},
+            "n_max": {"type": "integer", "low": 3, "high": 6},
+            "sparse_method": {"type": "categorical", "values": ["cur_points", "random"]},
+        }
+    )
     sk = space.to_skopt()
     for point in sk.rvs(20, random_state=0):
         d = space.to_dict(point)

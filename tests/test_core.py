@@ -9,12 +9,11 @@ import pytest
 from ase import Atoms
 from ase.calculators.singlepoint import SinglePointCalculator
 from ase.io import write
+from conftest import TINY_TRAIN
 
 from potune import data as D
 from potune.errors import DataError
 from potune.evaluate.metrics import Residuals, combine_folds, gamma_loss, weighted_loss
-
-from conftest import TINY_TRAIN
 
 
 def _frames(n=10, cts=("a", "b"), forces_key="forces"):

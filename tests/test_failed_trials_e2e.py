@@ -4,7 +4,6 @@ of the trial table, with the reason, and the search goes on to its next iteratio
 from __future__ import annotations
 
 import pytest
-
 from wfrun import snakemake, tiny_config, trials
 
 CASES = {
@@ -15,8 +14,13 @@ CASES = {
     "memory": ({"resources": {"fit": {"mem_mb": 40}}}, "out of memory"),
     # runtime 0.005 min: the fit (made slower: l_max 8, 150 CUR sparse points) stops itself
     # after 0.15 s
-    "time": ({"resources": {"fit": {"runtime": 0.005}},
-              "fixed": {"l_max": 8, "n_sparse": 150, "sparse_method": "cur_points"}}, "time limit of 0.15 s exceeded"),
+    "time": (
+        {
+            "resources": {"fit": {"runtime": 0.005}},
+            "fixed": {"l_max": 8, "n_sparse": 150, "sparse_method": "cur_points"},
+        },
+        "time limit of 0.15 s exceeded",
+    ),
 }
 
 
@@ -24,8 +28,7 @@ CASES = {
 @pytest.mark.parametrize("case", list(CASES))
 def test_failed_trials_are_recorded_and_search_goes_on(tmp_path, case):
     over, reason = CASES[case]
-    space = {"cutoff": {"type": "real", "low": 3.5, "high": 5.0},
-             "n_max": {"type": "integer", "low": 2, "high": 4}}
+    space = {"cutoff": {"type": "real", "low": 3.5, "high": 5.0}, "n_max": {"type": "integer", "low": 2, "high": 4}}
     if case == "crash":
         fixed = {"zeta": 2, "n_sparse": 15, "sparse_method": "random", "l_max": 3, **over["fixed"]}
         over = {"fixed": fixed}

@@ -10,9 +10,8 @@ import pytest
 import yaml
 
 from potune import data as D
-from potune.fitters.gap import fit as gap_fit
 from potune.cluster.resources import MEM_LIMIT_FRACTION, current_rss_mb
-from potune.cluster.runner import run_limited
+from potune.fitters.gap import fit as gap_fit
 from potune.steps.fit import fit_step
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -24,16 +23,18 @@ SMALL = {"n_sparse": 15, "sparse_method": "random", "n_max": 3, "l_max": 3, "cut
 @pytest.fixture(scope="module")
 def tiny_train(tmp_path_factory):
     out = tmp_path_factory.mktemp("data") / "train.xyz"
-    frames = D.read_structures(TINY, require_forces=True, energy_key="energy", forces_key="forces",
-                               config_type_key="config_type")
+    frames = D.read_structures(
+        TINY, require_forces=True, energy_key="energy", forces_key="forces", config_type_key="config_type"
+    )
     D.write_structures(out, frames)
     return out
 
 
 def proposal(tmp_path: Path, point: dict, name: str = "t00.yaml") -> Path:
     p = tmp_path / name
-    p.write_text(yaml.safe_dump({"iteration": 0, "trial": "t00", "trial_id": "0-00", "seed": 3,
-                                 "point": point, "fixed": {}}))
+    p.write_text(
+        yaml.safe_dump({"iteration": 0, "trial": "t00", "trial_id": "0-00", "seed": 3, "point": point, "fixed": {}})
+    )
     return p
 
 
@@ -79,13 +80,20 @@ def test_memory_limit_counts_resident_not_address_space(tmp_path, tiny_train):
 
 def test_over_time_limit_is_time_limit(tmp_path):
     """A job granted 3 s (runtime 0.1 min, less the margin) for a fit of ~15 s."""
-    frames = D.read_structures(ROOT / "data/zuo2020/Si_train.xyz.gz", require_forces=True, energy_key="energy",
-                               forces_key="forces", config_type_key="config_type")
+    frames = D.read_structures(
+        ROOT / "data/zuo2020/Si_train.xyz.gz",
+        require_forces=True,
+        energy_key="energy",
+        forces_key="forces",
+        config_type_key="config_type",
+    )
     train = tmp_path / "si.xyz"
     D.write_structures(train, frames)
     point = {"n_sparse": 200, "n_max": 4, "l_max": 4, "cutoff": 5.0}
     # e0_method average: Zuo Si has no isolated atom
-    res, _ = run_fit(tmp_path, train, point, settings={**SETTINGS, "e0_method": "average"}, mem_mb=4000, runtime_min=0.1)
+    res, _ = run_fit(
+        tmp_path, train, point, settings={**SETTINGS, "e0_method": "average"}, mem_mb=4000, runtime_min=0.1
+    )
     assert res["status"] == "failed"
     assert res["reason"] == "time limit of 3 s exceeded"
     assert res["wall_s"] < 10
@@ -110,8 +118,13 @@ def test_run_limited_stops_when_orphaned(tmp_path):
         f"    open({str(marker)!r}, 'w').write('orphaned')\n"
     )
     # an intermediate process plays the driver: it starts the child and is killed
-    driver = subprocess.Popen([sys.executable, "-c",
-                               f"import subprocess, sys, time; subprocess.Popen([sys.executable, {str(script)!r}]); time.sleep(60)"])
+    driver = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            f"import subprocess, sys, time; subprocess.Popen([sys.executable, {str(script)!r}]); time.sleep(60)",
+        ]
+    )
     time.sleep(3)
     driver.kill()
     driver.wait()
@@ -122,8 +135,11 @@ def test_run_limited_stops_when_orphaned(tmp_path):
     assert marker.read_text() == "orphaned"
     out = subprocess.run(["pgrep", "-f", "sleep 30"], capture_output=True, text=True)
     # the sleep started for this test is gone (other sleeps on the machine are not ours)
-    assert not any(ln for ln in out.stdout.split() if ln and Path(f"/proc/{ln}/cwd").exists()
-                   and str(tmp_path) in open(f"/proc/{ln}/cmdline").read())
+    assert not any(
+        ln
+        for ln in out.stdout.split()
+        if ln and Path(f"/proc/{ln}/cwd").exists() and str(tmp_path) in open(f"/proc/{ln}/cmdline").read()
+    )
 
 
 def test_last_attempt_records_killed_job(tmp_path, tiny_train):
@@ -132,10 +148,24 @@ def test_last_attempt_records_killed_job(tmp_path, tiny_train):
     d = tmp_path / "fold0"
     d.mkdir()
     (d / "attempts.jsonl").write_text(
-        json.dumps({"attempt": 1, "slurm_job_id": None, "pid": 11, "mem_mb": 500, "runtime_min": 1}) + "\n"
-        + json.dumps({"attempt": 2, "slurm_job_id": None, "pid": 12, "mem_mb": 1000, "runtime_min": 2}) + "\n")
-    res = fit_step(proposal(tmp_path, SMALL), tiny_train, d / "model", d / "fit.json", d / "fit.log", "gap",
-                   SETTINGS, mem_mb=1500, runtime_min=3, attempt=3, max_attempts=3)
+        json.dumps({"attempt": 1, "slurm_job_id": None, "pid": 11, "mem_mb": 500, "runtime_min": 1})
+        + "\n"
+        + json.dumps({"attempt": 2, "slurm_job_id": None, "pid": 12, "mem_mb": 1000, "runtime_min": 2})
+        + "\n"
+    )
+    res = fit_step(
+        proposal(tmp_path, SMALL),
+        tiny_train,
+        d / "model",
+        d / "fit.json",
+        d / "fit.log",
+        "gap",
+        SETTINGS,
+        mem_mb=1500,
+        runtime_min=3,
+        attempt=3,
+        max_attempts=3,
+    )
     assert res["status"] == "failed"
     assert res["reason"].startswith("killed from outside on 2 attempt(s)")
     assert "pid 11, 500 MB" in res["reason"] and "pid 12, 1000 MB" in res["reason"]

@@ -4,24 +4,43 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
-from potune import data as D
-from potune.fitters import gap
-from potune.evaluate.predict import evaluate
-
 from conftest import TINY_TEST, TINY_TRAIN
 
+from potune import data as D
+from potune.evaluate.predict import evaluate
+from potune.fitters import gap
+
 SETTINGS = {"descriptor": "soap", "energy_only": False, "e0_method": "isolated", "sparse_jitter": 1e-8}
-PARAMS = {"cutoff": 4.0, "n_max": 3, "l_max": 3, "zeta": 2, "n_sparse": 15, "sparse_method": "random",
-          "delta": 1.0, "sigma_energy": 0.005, "sigma_force": 0.1}
+PARAMS = {
+    "cutoff": 4.0,
+    "n_max": 3,
+    "l_max": 3,
+    "zeta": 2,
+    "n_sparse": 15,
+    "sparse_method": "random",
+    "delta": 1.0,
+    "sigma_energy": 0.005,
+    "sigma_force": 0.1,
+}
 
 
 def test_command_line_carries_every_hyperparameter(tmp_path):
     cmd = gap.build_command(PARAMS, SETTINGS, "train.xyz", "gap.xml", [14], seed=5, gap_fit="gap_fit")
     line = " ".join(cmd)
-    for frag in ("soap cutoff=4.0", "n_max=3", "l_max=3", "n_sparse=15", "sparse_method=random", "zeta=2",
-                 "delta=1.0", "default_sigma={0.005 0.1 0.0 0.0}", "e0_method=isolated", "rnd_seed=5",
-                 "force_parameter_name=REF_forces", "energy_parameter_name=REF_energy"):
+    for frag in (
+        "soap cutoff=4.0",
+        "n_max=3",
+        "l_max=3",
+        "n_sparse=15",
+        "sparse_method=random",
+        "zeta=2",
+        "delta=1.0",
+        "default_sigma={0.005 0.1 0.0 0.0}",
+        "e0_method=isolated",
+        "rnd_seed=5",
+        "force_parameter_name=REF_forces",
+        "energy_parameter_name=REF_energy",
+    ):
         assert frag in line, frag
     eo = " ".join(gap.build_command(PARAMS, {**SETTINGS, "energy_only": True}, "t", "g", [14], gap_fit="g"))
     assert "force_parameter_name=NONE" in eo
@@ -32,8 +51,11 @@ def test_command_line_carries_every_hyperparameter(tmp_path):
 
 
 def test_soap_turbo_command_per_species():
-    cmd = " ".join(gap.build_command({**PARAMS, "rcut_soft": 3.5}, {**SETTINGS, "descriptor": "soap_turbo"},
-                                     "t", "g", [6, 14], gap_fit="g"))
+    cmd = " ".join(
+        gap.build_command(
+            {**PARAMS, "rcut_soft": 3.5}, {**SETTINGS, "descriptor": "soap_turbo"}, "t", "g", [6, 14], gap_fit="g"
+        )
+    )
     assert cmd.count("soap_turbo ") == 2
     # gap_fit parses soap_turbo arrays only in double braces (single ones fail with >= 2 species)
     assert "alpha_max={{3 3}}" in cmd and "species_Z={{6 14}}" in cmd

@@ -24,9 +24,16 @@ SNAKEMAKE = Path(sys.executable).parent / "snakemake"
 
 
 def small_table(n: int = 3) -> pd.DataFrame:
-    return pd.DataFrame({"iteration": [0] * n, "trial": [f"t{i:02d}" for i in range(n)],
-                         "trial_id": [f"0-{i:02d}" for i in range(n)], "status": ["ok"] * n,
-                         "reason": [""] * n, "loss": [0.1 * (i + 1) for i in range(n)]})
+    return pd.DataFrame(
+        {
+            "iteration": [0] * n,
+            "trial": [f"t{i:02d}" for i in range(n)],
+            "trial_id": [f"0-{i:02d}" for i in range(n)],
+            "status": ["ok"] * n,
+            "reason": [""] * n,
+            "loss": [0.1 * (i + 1) for i in range(n)],
+        }
+    )
 
 
 # ----------------------------------------------------------------------------- atomic writes
@@ -85,8 +92,11 @@ def test_record_run_writes_config_and_versions(tmp_path):
 
 # ----------------------------------------------------------------------------- a real run
 def digest(root: Path) -> dict[str, str]:
-    return {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(root.rglob("*")) if p.is_file() and ".snakemake" not in p.parts}
+    return {
+        str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(root.rglob("*"))
+        if p.is_file() and ".snakemake" not in p.parts
+    }
 
 
 @pytest.fixture(scope="module")
@@ -99,8 +109,17 @@ def tiny_run(tmp_path_factory):
         raw["data"][k] = str(REPO / raw["data"][k])
     cfg_file = tmp / "config.yaml"
     cfg_file.write_text(yaml.safe_dump(raw, sort_keys=False))
-    cmd = [str(SNAKEMAKE), "--snakefile", str(REPO / "Snakefile"), "--directory", str(tmp), "--cores", "2",
-           "--configfile", str(cfg_file)]
+    cmd = [
+        str(SNAKEMAKE),
+        "--snakefile",
+        str(REPO / "Snakefile"),
+        "--directory",
+        str(tmp),
+        "--cores",
+        "2",
+        "--configfile",
+        str(cfg_file),
+    ]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=900, env={**os.environ, "MPLBACKEND": "Agg"})
     assert proc.returncode == 0, (proc.stdout + proc.stderr)[-4000:]
     return {"raw": raw, "run": tmp / "results" / raw["run_name"], "cmd": cmd, "dir": tmp}
@@ -154,8 +173,9 @@ def test_run_records_config_and_versions(tiny_run):
 @pytest.mark.slow
 def test_rerun_of_a_finished_run_changes_nothing(tiny_run):
     before = digest(tiny_run["run"])
-    proc = subprocess.run(tiny_run["cmd"], capture_output=True, text=True, timeout=600,
-                          env={**os.environ, "MPLBACKEND": "Agg"})
+    proc = subprocess.run(
+        tiny_run["cmd"], capture_output=True, text=True, timeout=600, env={**os.environ, "MPLBACKEND": "Agg"}
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "Nothing to be done" in proc.stdout + proc.stderr
     assert digest(tiny_run["run"]) == before

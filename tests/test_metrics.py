@@ -69,7 +69,9 @@ def test_empty_residuals_are_nan_not_errors():
 
 
 def test_combine_folds_means_numbers_only():
-    folds = [{"loss": 1.0, "force_rmse": 0.2, "per_config_type": {}, "ok": True, "n_atoms": 10},
-             {"loss": 3.0, "force_rmse": 0.4, "per_config_type": {}, "ok": True, "n_atoms": 20}]
+    folds = [
+        {"loss": 1.0, "force_rmse": 0.2, "per_config_type": {}, "ok": True, "n_atoms": 10},
+        {"loss": 3.0, "force_rmse": 0.4, "per_config_type": {}, "ok": True, "n_atoms": 20},
+    ]
     out = combine_folds(folds)
     assert out == {"loss": 2.0, "force_rmse": pytest.approx(0.3), "n_atoms": 15.0}

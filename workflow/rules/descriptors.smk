@@ -15,13 +15,13 @@ rule descriptors:
         f"{R}/logs/descriptors/fold{{fold}}/{{key}}.log",
     wildcard_constraints:
         key=r"[0-9a-f]{16}",
-    params:
-        spec=descriptor_spec_for_key,
+    conda:
+        "../../envs/snap.yaml"
     threads: RES["fit"]["threads"]
     resources:
         mem_mb=lambda wc, attempt: job_mem_mb("fit", None, None, attempt),
         runtime=lambda wc, attempt: runtime_min(RES["fit"], attempt),
-    conda:
-        "../../envs/snap.yaml"
+    params:
+        spec=descriptor_spec_for_key,
     script:
         "../../scripts/descriptors.py"

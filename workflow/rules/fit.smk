@@ -15,9 +15,9 @@ rule fit:
         model=directory(f"{R}/iter{{iteration}}/{{trial}}/fold{{fold}}/model"),
     log:
         f"{R}/iter{{iteration}}/{{trial}}/fold{{fold}}/fit.log",
-    params:
-        fitter=FITTER,
-        settings=C.get(FITTER, {}),
+    retries: RES["fit"]["retries"] + 1
+    conda:
+        f"../../envs/{FITTER}.yaml"
     threads: RES["fit"]["threads"]
     # resources, not params: changing them must not re-run finished fits
     resources:
@@ -26,9 +26,9 @@ rule fit:
         runtime_ms=lambda wc, attempt: runtime_ms(RES["fit"], attempt),
         attempt=lambda wc, attempt: attempt,
         max_attempts=RES["fit"]["retries"] + 2,
-    retries: RES["fit"]["retries"] + 1
-    conda:
-        f"../../envs/{FITTER}.yaml"
+    params:
+        fitter=FITTER,
+        settings=C.get(FITTER, {}),
     script:
         "../../scripts/fit.py"
 
@@ -41,10 +41,10 @@ checkpoint best_params:
         predictions=f"{R}/best/valid_predictions.npz",
     log:
         f"{R}/logs/best_params.log",
-    params:
-        cfg=SEARCH,
     conda:
         "../../envs/potune.yaml"
+    params:
+        cfg=SEARCH,
     script:
         "../../scripts/best_params.py"
 
@@ -58,17 +58,17 @@ rule refit:
         model=directory(f"{R}/best/potential"),
     log:
         f"{R}/best/fit.log",
-    params:
-        fitter=FITTER,
-        settings=C.get(FITTER, {}),
+    retries: RES["refit"]["retries"]
+    conda:
+        f"../../envs/{FITTER}.yaml"
     threads: RES["refit"]["threads"]
     resources:
         mem_mb=lambda wc, input, attempt: job_mem_mb("refit", input.best, input.train, attempt),
         runtime=lambda wc, attempt: runtime_min(RES["refit"], attempt),
         runtime_ms=lambda wc, attempt: runtime_ms(RES["refit"], attempt),
         attempt=lambda wc, attempt: attempt,
-    retries: RES["refit"]["retries"]
-    conda:
-        f"../../envs/{FITTER}.yaml"
+    params:
+        fitter=FITTER,
+        settings=C.get(FITTER, {}),
     script:
         "../../scripts/refit.py"

@@ -17,15 +17,15 @@ rule kernel_figure:
         stats=f"{R}/figures/kernel_stats.json",
     log:
         f"{R}/logs/kernel_figure.log",
-    params:
-        settings=C.get("gap", {}),
-        kernel=C["kernel"],
+    conda:
+        "../../envs/gap.yaml"
     threads: RES["kernel"]["threads"]
     resources:
         mem_mb=lambda wc, attempt: job_mem_mb("kernel", None, None, attempt),
         runtime=lambda wc, attempt: runtime_min(RES["kernel"], attempt),
-    conda:
-        "../../envs/gap.yaml"
+    params:
+        settings=C.get("gap", {}),
+        kernel=C["kernel"],
     script:
         "../../scripts/kernel_figure.py"
 
@@ -39,15 +39,15 @@ rule similarity_curve:
         csv=f"{R}/figures/similarity.csv",
     log:
         f"{R}/logs/similarity_curve.log",
-    params:
-        settings=C.get("gap", {}),
-        n_reference=C["kernel"]["n_reference"],
+    conda:
+        "../../envs/gap.yaml"
     threads: 1
     resources:
         mem_mb=lambda wc, attempt: job_mem_mb("kernel", None, None, attempt),
         runtime=lambda wc, attempt: runtime_min(RES["kernel"], attempt),
-    conda:
-        "../../envs/gap.yaml"
+    params:
+        settings=C.get("gap", {}),
+        n_reference=C["kernel"]["n_reference"],
     script:
         "../../scripts/similarity.py"
 
@@ -85,9 +85,9 @@ rule refit_comparison:
         csv=f"{R}/best/refit_comparison.csv",
     log:
         f"{R}/logs/refit_comparison.log",
-    params:
-        energy_only=C.get("gap", {}).get("energy_only", False),
     conda:
         "../../envs/potune.yaml"
+    params:
+        energy_only=C.get("gap", {}).get("energy_only", False),
     script:
         "../../scripts/refit_comparison.py"

@@ -12,12 +12,12 @@ checkpoint propose:
         proposals=directory(f"{R}/iter{{iteration}}/proposals"),
     log:
         f"{R}/logs/propose/iter{{iteration}}.log",
+    conda:
+        "../../envs/potune.yaml"
     params:
         space=C["space"],
         fixed=C.get("fixed") or {},
         optimizer=C["optimizer"],
-    conda:
-        "../../envs/potune.yaml"
     script:
         "../../scripts/propose.py"
 
@@ -31,11 +31,11 @@ checkpoint collect:
         table=f"{R}/iter{{iteration}}/table.csv",
     log:
         f"{R}/logs/collect/iter{{iteration}}.log",
+    conda:
+        "../../envs/potune.yaml"
     params:
         names=list(C["space"]) + [k for k in (C.get("fixed") or {}) if k not in C["space"]],
         n_folds=NF,
-    conda:
-        "../../envs/potune.yaml"
     script:
         "../../scripts/collect.py"
 
@@ -48,9 +48,9 @@ rule trials_table:
         stop=f"{R}/stop.yaml",
     log:
         f"{R}/logs/trials_table.log",
-    params:
-        stop=stop_info,
     conda:
         "../../envs/potune.yaml"
+    params:
+        stop=stop_info,
     script:
         "../../scripts/trials_table.py"

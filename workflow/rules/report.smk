@@ -10,10 +10,10 @@ rule convergence:
         csv=f"{R}/convergence.csv",
     log:
         f"{R}/logs/convergence.log",
-    params:
-        title=C["run_name"],
     conda:
         "../../envs/potune.yaml"
+    params:
+        title=C["run_name"],
     script:
         "../../scripts/convergence.py"
 
@@ -55,10 +55,10 @@ rule landscape:
         objective=report(f"{R}/figures/objective.png", caption="../report/objective.rst", category="Search"),
     log:
         f"{R}/logs/landscape.log",
-    params:
-        cfg=SEARCH,
     conda:
         "../../envs/potune.yaml"
+    params:
+        cfg=SEARCH,
     script:
         "../../scripts/figures.py"
 
@@ -86,10 +86,10 @@ rule dimer:
         csv=f"{R}/figures/dimer.csv",
     log:
         f"{R}/logs/dimer.log",
-    params:
-        cfg=SEARCH,
     conda:
         f"../../envs/{FITTER}.yaml"
+    params:
+        cfg=SEARCH,
     script:
         "../../scripts/figures.py"
 
@@ -101,9 +101,9 @@ rule summary:
         md=report(f"{R}/summary.md", caption="../report/workflow.rst", category="Summary"),
     log:
         f"{R}/logs/summary.log",
-    params:
-        cfg=C,
     conda:
         "../../envs/potune.yaml"
+    params:
+        cfg=C,
     script:
         "../../scripts/summary.py"

@@ -8,14 +8,14 @@ rule split:
         **split_outputs(),
     log:
         f"{R}/logs/split.log",
-    params:
-        cfg=DATA,
+    conda:
+        "../../envs/potune.yaml"
     threads: 1
     resources:
         mem_mb=2000,
         runtime=30,
-    conda:
-        "../../envs/potune.yaml"
+    params:
+        cfg=DATA,
     script:
         "../../scripts/split.py"
 
@@ -26,9 +26,9 @@ rule record_run:
         versions=f"{R}/run/versions.yaml",
     log:
         f"{R}/logs/record_run.log",
-    params:
-        cfg=C,
     conda:
         "../../envs/potune.yaml"
+    params:
+        cfg=C,
     script:
         "../../scripts/record_run.py"

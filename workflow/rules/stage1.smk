@@ -21,12 +21,12 @@ checkpoint propose_descriptors:
         proposals=directory(f"{S1}/iter{{iteration}}/proposals"),
     log:
         f"{R}/logs/stage1/propose/iter{{iteration}}.log",
+    conda:
+        "../../envs/potune.yaml"
     params:
         space=C1["space"] if TWO_STAGE else {},
         fixed=C1["fixed"] if TWO_STAGE else {},
         optimizer=C1["optimizer"] if TWO_STAGE else {},
-    conda:
-        "../../envs/potune.yaml"
     script:
         "../../scripts/propose.py"
 
@@ -40,15 +40,15 @@ rule kernel_stats:
         hist=f"{S1}/iter{{iteration}}/{{trial}}/kernel_hist.csv",
     log:
         f"{S1}/iter{{iteration}}/{{trial}}/kernel.log",
-    params:
-        settings=C.get("gap", {}),
-        kernel=C["kernel"],
+    conda:
+        "../../envs/gap.yaml"
     threads: RES["kernel"]["threads"]
     resources:
         mem_mb=lambda wc, attempt: job_mem_mb("kernel", None, None, attempt),
         runtime=lambda wc, attempt: runtime_min(RES["kernel"], attempt),
-    conda:
-        "../../envs/gap.yaml"
+    params:
+        settings=C.get("gap", {}),
+        kernel=C["kernel"],
     script:
         "../../scripts/kernel_stats.py"
 
@@ -62,10 +62,10 @@ checkpoint collect_descriptors:
         table=f"{S1}/iter{{iteration}}/table.csv",
     log:
         f"{R}/logs/stage1/collect/iter{{iteration}}.log",
-    params:
-        cfg={"space": C1["space"], "fixed": C1["fixed"]} if TWO_STAGE else {},
     conda:
         "../../envs/potune.yaml"
+    params:
+        cfg={"space": C1["space"], "fixed": C1["fixed"]} if TWO_STAGE else {},
     script:
         "../../scripts/collect_descriptors.py"
 
@@ -78,10 +78,10 @@ rule stage1_table:
         stop=f"{S1}/stop.yaml",
     log:
         f"{R}/logs/stage1/trials_table.log",
-    params:
-        stop=s1_stop_info,
     conda:
         "../../envs/potune.yaml"
+    params:
+        stop=s1_stop_info,
     script:
         "../../scripts/trials_table.py"
 
@@ -93,10 +93,10 @@ rule best_descriptor:
         best=f"{S1}/best.yaml",
     log:
         f"{R}/logs/stage1/best_descriptor.log",
-    params:
-        cfg={k: C1[k] for k in ("space", "fixed", "kernel")} if TWO_STAGE else {},
     conda:
         "../../envs/potune.yaml"
+    params:
+        cfg={k: C1[k] for k in ("space", "fixed", "kernel")} if TWO_STAGE else {},
     script:
         "../../scripts/best_descriptor.py"
 
@@ -109,9 +109,9 @@ rule stage1_convergence:
         csv=f"{S1}/convergence.csv",
     log:
         f"{R}/logs/stage1/convergence.log",
-    params:
-        title=f"{C['run_name']}: stage 1 (kernel objective)",
     conda:
         "../../envs/potune.yaml"
+    params:
+        title=f"{C['run_name']}: stage 1 (kernel objective)",
     script:
         "../../scripts/convergence.py"

@@ -11,16 +11,16 @@ rule validate:
         predictions=f"{R}/iter{{iteration}}/{{trial}}/fold{{fold}}/valid_predictions.npz",
     log:
         f"{R}/iter{{iteration}}/{{trial}}/fold{{fold}}/validate.log",
-    params:
-        fitter=FITTER,
-        loss=C["loss"],
+    retries: RES["validate"]["retries"]
+    conda:
+        f"../../envs/{FITTER}.yaml"
     threads: RES["validate"]["threads"]
     resources:
         mem_mb=lambda wc, attempt: job_mem_mb("validate", None, None, attempt),
         runtime=lambda wc, attempt: runtime_min(RES["validate"], attempt),
-    retries: RES["validate"]["retries"]
-    conda:
-        f"../../envs/{FITTER}.yaml"
+    params:
+        fitter=FITTER,
+        loss=C["loss"],
     script:
         "../../scripts/validate.py"
 
@@ -35,14 +35,14 @@ rule test_errors:
         metrics=f"{R}/best/test_metrics.json",
     log:
         f"{R}/logs/test_errors.log",
-    params:
-        cfg={k: C[k] for k in ("fitter", "loss", "reference")},
+    retries: RES["validate"]["retries"]
+    conda:
+        f"../../envs/{FITTER}.yaml"
     threads: 1
     resources:
         mem_mb=lambda wc, attempt: job_mem_mb("validate", None, None, attempt),
         runtime=lambda wc, attempt: runtime_min(RES["validate"], attempt),
-    retries: RES["validate"]["retries"]
-    conda:
-        f"../../envs/{FITTER}.yaml"
+    params:
+        cfg={k: C[k] for k in ("fitter", "loss", "reference")},
     script:
         "../../scripts/test_errors.py"

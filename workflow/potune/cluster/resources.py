@@ -11,11 +11,10 @@ from __future__ import annotations
 
 import math
 import os
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Mapping
 
 from ..data.stats import dataset_stats
-
 
 #: resident memory of the Python process around the fit (the rule's script) in MB
 SCRIPT_MB = 250.0
@@ -47,8 +46,9 @@ def estimate_fit_mem_mb(fitter: str, params: Mapping, settings: Mapping, train_f
     return int(math.ceil(need / 100.0) * 100)
 
 
-def fit_mem_mb(res_cfg: Mapping, fitter: str, params: Mapping, settings: Mapping,
-               train_file: str | os.PathLike, attempt: int = 1) -> int:
+def fit_mem_mb(
+    res_cfg: Mapping, fitter: str, params: Mapping, settings: Mapping, train_file: str | os.PathLike, attempt: int = 1
+) -> int:
     """``mem_mb`` of a fit job: ``res_cfg['mem_mb']`` (an integer, or ``auto`` for the
     estimate, capped at ``mem_mb_max``) times the attempt number."""
     mem = res_cfg.get("mem_mb", "auto")
@@ -100,8 +100,14 @@ def current_rss_mb() -> float:
     return 0.0
 
 
-def job_mem_mb(res_cfg: Mapping, fitter: str, settings: Mapping, params_file: str | os.PathLike | None,
-               train_file: str | os.PathLike | None, attempt: int = 1) -> int:
+def job_mem_mb(
+    res_cfg: Mapping,
+    fitter: str,
+    settings: Mapping,
+    params_file: str | os.PathLike | None,
+    train_file: str | os.PathLike | None,
+    attempt: int = 1,
+) -> int:
     """``mem_mb`` of a job from its resource section. With ``mem_mb: auto`` the
     hyperparameters come from ``params_file`` (a proposal ``t<k>.yaml`` or ``best.yaml``:
     ``fixed`` updated with ``point``); until that file and ``train_file`` exist (Snakemake

@@ -20,13 +20,35 @@ import shutil
 import subprocess
 import time
 from base64 import urlsafe_b64decode
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Callable, Sequence
 
 #: options with which Snakemake runs no job (nothing to wait for)
-NO_RUN_FLAGS = {"-n", "--dry-run", "--dryrun", "--unlock", "--cleanup-metadata", "--cm", "--lint", "--summary",
-                "-S", "--detailed-summary", "-D", "--list-changes", "--lc", "--dag", "--rulegraph",
-                "--filegraph", "--list-rules", "-l", "--list-target-rules", "--lt", "--report", "--touch", "-t"}
+NO_RUN_FLAGS = {
+    "-n",
+    "--dry-run",
+    "--dryrun",
+    "--unlock",
+    "--cleanup-metadata",
+    "--cm",
+    "--lint",
+    "--summary",
+    "-S",
+    "--detailed-summary",
+    "-D",
+    "--list-changes",
+    "--lc",
+    "--dag",
+    "--rulegraph",
+    "--filegraph",
+    "--list-rules",
+    "-l",
+    "--list-target-rules",
+    "--lt",
+    "--report",
+    "--touch",
+    "-t",
+}
 
 
 def runs_jobs(argv: Sequence[str]) -> bool:
@@ -116,15 +138,19 @@ def wait_for_previous_jobs(
         return []
     alive = alive_slurm_jobs(list(jobs))
     if alive is None:
-        say(f"{len(jobs)} job(s) of an earlier driver of {run_dir} are marked incomplete but SLURM "
-            f"cannot be asked about them (squeue); they will be run again")
+        say(
+            f"{len(jobs)} job(s) of an earlier driver of {run_dir} are marked incomplete but SLURM "
+            f"cannot be asked about them (squeue); they will be run again"
+        )
         return []
     if not alive:
         return []
     waited = sorted(alive)
-    say(f"{len(alive)} SLURM job(s) of an earlier driver of this run are still queued or running "
+    say(
+        f"{len(alive)} SLURM job(s) of an earlier driver of this run are still queued or running "
         f"({', '.join(waited)}); waiting for them to finish so that none is submitted twice "
-        f"(or stop this and `scancel {' '.join(waited)}`)")
+        f"(or stop this and `scancel {' '.join(waited)}`)"
+    )
     t0 = time.monotonic()
     while alive:
         if max_wait_s is not None and time.monotonic() - t0 > max_wait_s:

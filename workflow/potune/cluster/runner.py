@@ -12,9 +12,9 @@ import resource
 import signal
 import subprocess
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
 
 
 class Orphaned(RuntimeError):
@@ -36,8 +36,9 @@ def _abort_message(lines: list[str]) -> str:
     not traceback locations or floating-point notes."""
     for i in range(len(lines) - 1, -1, -1):
         if "SYSTEM ABORT" in lines[i]:
-            msg = [ln for ln in lines[i + 1:] if not ln.startswith(("File ", "Note:", "STOP"))
-                   and "Traceback" not in ln]
+            msg = [
+                ln for ln in lines[i + 1 :] if not ln.startswith(("File ", "Note:", "STOP")) and "Traceback" not in ln
+            ]
             return " ".join(msg[:2]).strip()
     return ""
 
@@ -75,7 +76,7 @@ def _group_memory_kb(pgid: int) -> tuple[int, int]:
         try:
             with open(f"/proc/{d}/stat") as fh:
                 stat = fh.read()
-            if int(stat[stat.rindex(")") + 2:].split()[2]) != pgid:
+            if int(stat[stat.rindex(")") + 2 :].split()[2]) != pgid:
                 continue
             with open(f"/proc/{d}/status") as fh:
                 for line in fh:
@@ -190,8 +191,9 @@ def run_limited(
     if killed_for == "time":
         return RunResult(rc, "failed", f"time limit of {timeout_s:.3g} s exceeded", wall, peak)
     if killed_for == "memory":
-        return RunResult(rc, "failed", f"out of memory: {name} used more than the limit of "
-                         f"{mem_limit_mb:.0f} MB", wall, peak)
+        return RunResult(
+            rc, "failed", f"out of memory: {name} used more than the limit of {mem_limit_mb:.0f} MB", wall, peak
+        )
     if rc == 0:
         return RunResult(rc, "ok", "", wall, peak)
     detail = _tail_errors(log_path)
@@ -199,8 +201,10 @@ def run_limited(
     oom_words = ("memory", "allocat", "bad_alloc", "cannot allocate")
     near_limit = bool(as_limit) and peak_vm_kb * 1024 > 0.8 * as_limit
     if mem_limit_mb and (any(w in text for w in oom_words) or near_limit):
-        reason = (f"out of memory: {name} could not allocate within the limit of {mem_limit_mb:.0f} MB "
-                  f"resident / {as_limit / 1024**2:.0f} MB virtual: {detail}")
+        reason = (
+            f"out of memory: {name} could not allocate within the limit of {mem_limit_mb:.0f} MB "
+            f"resident / {as_limit / 1024**2:.0f} MB virtual: {detail}"
+        )
     elif rc is not None and rc < 0:
         reason = f"{name} killed by signal {-rc} ({signal.Signals(-rc).name}): {detail}"
     else:

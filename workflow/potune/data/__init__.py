@@ -22,7 +22,21 @@ from .read import (
 from .split import config_type_counts, kfold_split, random_split
 
 __all__ = [
-    "ALWAYS_TRAIN", "CT", "REF_E", "REF_F", "check_dataset", "check_inputs", "check_species",
-    "config_type_counts", "energy_scale_warning", "kfold_split", "random_split", "read_normalised",
-    "read_structures", "species", "species_of_file", "write_structures", "xyz_layout_error",
+    "ALWAYS_TRAIN",
+    "CT",
+    "REF_E",
+    "REF_F",
+    "check_dataset",
+    "check_inputs",
+    "check_species",
+    "config_type_counts",
+    "energy_scale_warning",
+    "kfold_split",
+    "random_split",
+    "read_normalised",
+    "read_structures",
+    "species",
+    "species_of_file",
+    "write_structures",
+    "xyz_layout_error",
 ]

@@ -5,7 +5,7 @@ data, energies that look per-atom, and every data file a configuration names.
 from __future__ import annotations
 
 import warnings
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 

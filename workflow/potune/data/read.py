@@ -11,14 +11,13 @@ and the key.
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 
 from ..errors import DataError
 from ..io import atomic_output
-
 
 REF_E = "REF_energy"
 
@@ -89,10 +88,8 @@ def xyz_layout_error(path: str | os.PathLike, starts: list | None = None) -> str
             except ValueError:
                 n = None
             if n is None or n < 0:
-                hint = (f"; frame {frame - 1} has more atom lines than its atom count says"
-                        if frame > 0 else "")
-                return (f"line {lineno}: expected the atom count of frame {frame} (0-based), "
-                        f"got {_short(line)!r}{hint}")
+                hint = f"; frame {frame - 1} has more atom lines than its atom count says" if frame > 0 else ""
+                return f"line {lineno}: expected the atom count of frame {frame} (0-based), got {_short(line)!r}{hint}"
             if starts is not None:
                 starts.append(lineno)
             if next(lines, None) is None:
@@ -100,13 +97,17 @@ def xyz_layout_error(path: str | os.PathLike, starts: list | None = None) -> str
             for k in range(n):
                 item = next(lines, None)
                 if item is None:
-                    return (f"frame {frame} (0-based, line {lineno}): declares {n} atoms but the file ends "
-                            f"after {k} atom line(s) (truncated?)")
+                    return (
+                        f"frame {frame} (0-based, line {lineno}): declares {n} atoms but the file ends "
+                        f"after {k} atom line(s) (truncated?)"
+                    )
                 ln, atom_line = item
                 fields = atom_line.split()
                 if len(fields) <= 1:
-                    return (f"frame {frame} (0-based, line {lineno}): declares {n} atoms but line {ln} "
-                            f"({_short(atom_line)!r}) is not an atom line; is the atom count right?")
+                    return (
+                        f"frame {frame} (0-based, line {lineno}): declares {n} atoms but line {ln} "
+                        f"({_short(atom_line)!r}) is not an atom line; is the atom count right?"
+                    )
             frame += 1
     return None
 
@@ -129,8 +130,7 @@ def _read_frames(path: Path) -> list:
             raise DataError(f"{path}: not valid extended XYZ: {layout}") from exc
         where = f", line {starts[len(frames)]}" if len(frames) < len(starts) else ""
         raise DataError(
-            f"{path}: frame {len(frames)} (0-based{where}) is not valid extended XYZ: "
-            f"{type(exc).__name__}: {exc}"
+            f"{path}: frame {len(frames)} (0-based{where}) is not valid extended XYZ: {type(exc).__name__}: {exc}"
         ) from exc
     return frames
 
@@ -207,9 +207,7 @@ def read_structures(
         else:
             forces = np.asarray(forces, dtype=float)
             if forces.shape != (len(atoms), 3):
-                raise DataError(
-                    f"{where}: forces '{forces_key}' have shape {forces.shape}, expected ({len(atoms)}, 3)"
-                )
+                raise DataError(f"{where}: forces '{forces_key}' have shape {forces.shape}, expected ({len(atoms)}, 3)")
             if not np.all(np.isfinite(forces)):
                 bad = int(np.argwhere(~np.isfinite(forces))[0][0])
                 raise DataError(f"{where}: forces '{forces_key}' contain NaN/inf (atom {bad})")

@@ -1,10 +1,9 @@
-"""Train/validation splits: per-config_type random hold-out and k folds (seeded).
-"""
+"""Train/validation splits: per-config_type random hold-out and k folds (seeded)."""
 
 from __future__ import annotations
 
 from collections import Counter, defaultdict
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 

@@ -10,7 +10,6 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-
 #: neighbours within a cutoff / uniform-density estimate (measured 1.057 for Zuo 2020 Si
 #: at 5 A: gap_fit's 556875 gradient rows for 6607 atoms)
 NEIGHBOUR_FACTOR = 1.06

@@ -42,10 +42,15 @@ class KernelStats:
 
         width = np.diff(self.edges)
         total = max(int(self.counts.sum()), 1)
-        return pd.DataFrame({
-            "bin_low": self.edges[:-1], "bin_high": self.edges[1:], "bin_centre": 0.5 * (self.edges[:-1] + self.edges[1:]),
-            "count": self.counts, "density": self.counts / (total * width),
-        })
+        return pd.DataFrame(
+            {
+                "bin_low": self.edges[:-1],
+                "bin_high": self.edges[1:],
+                "bin_centre": 0.5 * (self.edges[:-1] + self.edges[1:]),
+                "count": self.counts,
+                "density": self.counts / (total * width),
+            }
+        )
 
 
 def _power(g: np.ndarray, zeta: float, tmp: np.ndarray) -> np.ndarray:
@@ -181,11 +186,14 @@ def kernel_stats(
     m3 = s3 / n - 3 * m1 * s2 / n + 2 * m1**3
     std = math.sqrt(m2)
     skew = m3 / m2**1.5 if m2 > 0 else 0.0
-    return KernelStats(float(mean), float(std), float(skew), int(n), int(len(rows)), int(n_env), float(zeta),
-                       counts, edges)
+    return KernelStats(
+        float(mean), float(std), float(skew), int(n), int(len(rows)), int(n_env), float(zeta), counts, edges
+    )
 
 
-def kernel_values_brute_force(X: np.ndarray, zeta: float, rows: np.ndarray, groups: np.ndarray | None = None) -> np.ndarray:
+def kernel_values_brute_force(
+    X: np.ndarray, zeta: float, rows: np.ndarray, groups: np.ndarray | None = None
+) -> np.ndarray:
     """Every kernel value of ``rows`` against all other same-group environments, one pair
     at a time (a reference for tests; O(M N D) Python-level work)."""
     X = np.asarray(X, dtype=float)
@@ -226,5 +234,10 @@ def kernel_objective(stats: KernelStats, cfg: dict | None = None) -> dict:
         loss = -wd * stats.std + ws * abs(stats.skew)
     else:
         raise ValueError(f"kernel.objective.kind: {kind!r} is not one of {', '.join(OBJECTIVES)}")
-    return {"loss": float(loss), "kernel_mean": stats.mean, "kernel_std": stats.std, "kernel_skew": stats.skew,
-            "kernel_abs_skew": abs(stats.skew)}
+    return {
+        "loss": float(loss),
+        "kernel_mean": stats.mean,
+        "kernel_std": stats.std,
+        "kernel_skew": stats.skew,
+        "kernel_abs_skew": abs(stats.skew),
+    }

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import math
 import os
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 import pandas as pd
@@ -28,7 +28,9 @@ def read_environments(train_file: str | os.PathLike, kernel_cfg: dict) -> list:
     frames = D.read_normalised(train_file)
     cap = kernel_cfg.get("max_structures")
     if cap and len(frames) > int(cap):
-        idx = np.sort(np.random.default_rng(int(kernel_cfg.get("seed", 0))).choice(len(frames), int(cap), replace=False))
+        idx = np.sort(
+            np.random.default_rng(int(kernel_cfg.get("seed", 0))).choice(len(frames), int(cap), replace=False)
+        )
         frames = [frames[i] for i in idx]
     return frames
 
@@ -38,9 +40,15 @@ def descriptor_kernel_stats(frames: Sequence, params: dict, settings: dict, kern
     hp = {k: v for k, v in params.items() if k in STAGE1_HYPERPARAMETERS}
     sv = soap_vectors(frames, hp, settings)
     zeta = float(params.get("zeta", 4))
-    st = kernel_stats(sv.vectors, zeta, n_sample=int(kernel_cfg.get("n_sample", 3000)),
-                      seed=int(kernel_cfg.get("seed", 0)), bins=int(kernel_cfg.get("bins", 100)),
-                      groups=sv.central_z, max_block_mb=float(kernel_cfg.get("max_block_mb", 256)))
+    st = kernel_stats(
+        sv.vectors,
+        zeta,
+        n_sample=int(kernel_cfg.get("n_sample", 3000)),
+        seed=int(kernel_cfg.get("seed", 0)),
+        bins=int(kernel_cfg.get("bins", 100)),
+        groups=sv.central_z,
+        max_block_mb=float(kernel_cfg.get("max_block_mb", 256)),
+    )
     return sv, st
 
 
@@ -102,12 +110,20 @@ def objective_check(run_dir: str | os.PathLike, kernel_cfg: dict | None = None) 
         prop = read_yaml(t["params_file"])
         params = {**(prop.get("fixed") or {}), **prop["point"]}
         sv, st = descriptor_kernel_stats(frames, params, cfg["gap"], kcfg)
-        row = {"trial_id": t["trial_id"], "loss": float(t["loss"]), "energy_rmse_mev": float(t["energy_rmse_mev"]),
-               "force_rmse": float(t["force_rmse"]), "mean": st.mean, "std": st.std, "skew": st.skew}
+        row = {
+            "trial_id": t["trial_id"],
+            "loss": float(t["loss"]),
+            "energy_rmse_mev": float(t["energy_rmse_mev"]),
+            "force_rmse": float(t["force_rmse"]),
+            "mean": st.mean,
+            "std": st.std,
+            "skew": st.skew,
+        }
         for kind in OBJECTIVES:
             row[f"crit_{kind}"] = kernel_objective(st, {**(kcfg.get("objective") or {}), "kind": kind})["loss"]
-        row["crit_alignment"] = -kernel_target_alignment(sv, frames, float(params.get("zeta", 4)),
-                                                         int(kcfg.get("n_sample", 3000)), int(kcfg.get("seed", 0)))
+        row["crit_alignment"] = -kernel_target_alignment(
+            sv, frames, float(params.get("zeta", 4)), int(kcfg.get("n_sample", 3000)), int(kcfg.get("seed", 0))
+        )
         rows.append(row)
     return pd.DataFrame(rows)
 
@@ -125,10 +141,16 @@ def objective_check_summary(df: pd.DataFrame, top: int = 5) -> pd.DataFrame:
     best = df["loss"].idxmin()
     for c in [c for c in df.columns if c.startswith("crit_")]:
         order = df.sort_values(c)
-        out.append({"criterion": c[len("crit_"):], "spearman_rho": float(spearmanr(df[c], df["loss"]).statistic),
-                    "rank_of_best": int((df[c] < df.loc[best, c]).sum()) + 1,
-                    "loss_of_pick": float(order["loss"].iloc[0]),
-                    f"median_loss_top{top}": float(order["loss"].iloc[:top].median()),
-                    "best_loss": float(df["loss"].min()), "median_loss": float(df["loss"].median()),
-                    "trials": len(df)})
+        out.append(
+            {
+                "criterion": c[len("crit_") :],
+                "spearman_rho": float(spearmanr(df[c], df["loss"]).statistic),
+                "rank_of_best": int((df[c] < df.loc[best, c]).sum()) + 1,
+                "loss_of_pick": float(order["loss"].iloc[0]),
+                f"median_loss_top{top}": float(order["loss"].iloc[:top].median()),
+                "best_loss": float(df["loss"].min()),
+                "median_loss": float(df["loss"].median()),
+                "trials": len(df),
+            }
+        )
     return pd.DataFrame(out)

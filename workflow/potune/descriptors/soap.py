@@ -13,20 +13,35 @@ only taken between environments of the same central species (GAP never compares 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 import numpy as np
 
-from ..fitters import gap
 from ..data.read import species as data_species
+from ..fitters import gap
 
 #: hyperparameters that shape the SOAP vectors (stage 1 of the two-stage strategy)
-DESCRIPTOR_HYPERPARAMETERS = frozenset({
-    "cutoff", "cutoff_transition_width", "atom_sigma", "n_max", "l_max", "central_weight",
-    "rcut_hard", "rcut_soft", "atom_sigma_r", "atom_sigma_t", "atom_sigma_r_scaling",
-    "atom_sigma_t_scaling", "amplitude_scaling", "radial_enhancement", "basis", "scaling_mode",
-})
+DESCRIPTOR_HYPERPARAMETERS = frozenset(
+    {
+        "cutoff",
+        "cutoff_transition_width",
+        "atom_sigma",
+        "n_max",
+        "l_max",
+        "central_weight",
+        "rcut_hard",
+        "rcut_soft",
+        "atom_sigma_r",
+        "atom_sigma_t",
+        "atom_sigma_r_scaling",
+        "atom_sigma_t_scaling",
+        "amplitude_scaling",
+        "radial_enhancement",
+        "basis",
+        "scaling_mode",
+    }
+)
 #: the kernel exponent: shapes the kernel distribution without any fit
 KERNEL_HYPERPARAMETERS = frozenset({"zeta"})
 #: everything stage 1 may search or hold fixed
@@ -92,9 +107,7 @@ def soap_dimension(params: dict, settings: dict, n_species: int) -> int:
     return gap.soap_dimension(p["n_max"], p["l_max"], n_species, settings.get("descriptor", "soap"))
 
 
-def soap_vectors(
-    frames: Sequence, params: dict, settings: dict, species_z: Sequence[int] | None = None
-) -> SoapVectors:
+def soap_vectors(frames: Sequence, params: dict, settings: dict, species_z: Sequence[int] | None = None) -> SoapVectors:
     """SOAP vectors of every atom of ``frames`` (normalised rows).
 
     Parameters
@@ -131,9 +144,7 @@ def soap_vectors(
             out = d.calc(a)
             data = np.asarray(out.get("data", np.zeros((0, 0))), dtype=float)
             if data.ndim != 2 or len(data) != len(idx):
-                raise RuntimeError(
-                    f"structure {i}: descriptor for Z={z} gave {data.shape} rows for {len(idx)} atoms"
-                )
+                raise RuntimeError(f"structure {i}: descriptor for Z={z} gave {data.shape} rows for {len(idx)} atoms")
             ci = np.asarray(out.get("ci", []), dtype=int).ravel()
             # quippy's 'ci' are 1-based central atom indices (Fortran); fall back to order of atoms
             atoms_idx = ci - 1 if len(ci) == len(idx) and set(ci - 1) == set(idx) else idx

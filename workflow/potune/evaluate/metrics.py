@@ -12,8 +12,8 @@ Conventions (as in the XPOT and PPSO papers):
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Sequence
 
 import numpy as np
 
@@ -63,7 +63,7 @@ class Residuals:
         self.d_energy.append(float(d_energy))
         self.d_forces.append(np.zeros((0, 3)) if d_forces is None else np.asarray(d_forces, float))
 
-    def subset(self, mask: Sequence[bool]) -> "Residuals":
+    def subset(self, mask: Sequence[bool]) -> Residuals:
         r = Residuals()
         for m, ct, n, de, df in zip(mask, self.config_types, self.n_atoms, self.d_energy, self.d_forces):
             if m:

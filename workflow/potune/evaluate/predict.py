@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import os
 import time
-from typing import TYPE_CHECKING, Sequence
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -71,14 +72,16 @@ def evaluate(calc, frames: Sequence, loss_kind: str = "weighted", alpha: float =
         "energy_pred_per_atom": np.array(energies) / n,
         "force_ref": np.concatenate([frames[i].arrays[REF_F].ravel() for i in with_f]) if with_f else np.zeros(0),
         "force_pred": np.concatenate([forces[i].ravel() for i in with_f]) if with_f else np.zeros(0),
-        "force_config_type": np.concatenate([[frames[i].info.get(CT, "default")] * (3 * len(frames[i])) for i in with_f])
+        "force_config_type": np.concatenate(
+            [[frames[i].info.get(CT, "default")] * (3 * len(frames[i])) for i in with_f]
+        )
         if with_f
         else np.zeros(0, dtype=str),
     }
     return metrics, res, preds
 
 
-def errors_table(metrics: dict) -> "pd.DataFrame":
+def errors_table(metrics: dict) -> pd.DataFrame:
     """Overall and per-config_type errors as a table (one row each)."""
     cols = ["n_structures", "n_atoms", "energy_rmse_mev", "energy_mae_mev", "force_rmse", "force_mae"]
     rows = [{"config_type": "all", **{c: metrics[c] for c in cols}}]

@@ -30,8 +30,20 @@ class Fitter(Protocol):
 
     HYPERPARAMETERS: dict
 
-    def fit(self, params: dict, settings: dict, train_file, model_dir, log_file, species_z, seed: int = 0,
-            timeout_s: float | None = None, mem_limit_mb: float | None = None, threads: int = 1, **extra): ...
+    def fit(
+        self,
+        params: dict,
+        settings: dict,
+        train_file,
+        model_dir,
+        log_file,
+        species_z,
+        seed: int = 0,
+        timeout_s: float | None = None,
+        mem_limit_mb: float | None = None,
+        threads: int = 1,
+        **extra,
+    ): ...
 
     def calculator(self, model_dir): ...
 

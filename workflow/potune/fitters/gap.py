@@ -13,8 +13,9 @@ from __future__ import annotations
 import os
 import shutil
 import sys
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Mapping, Sequence
+from typing import TYPE_CHECKING
 
 from ..cluster.runner import RunResult, run_limited
 from ..errors import ConfigError
@@ -62,8 +63,16 @@ HYPERPARAMETERS: dict[str, object] = {
 }
 
 SOAP_TURBO_ONLY = {
-    "rcut_hard", "rcut_soft", "atom_sigma_r", "atom_sigma_t", "atom_sigma_r_scaling",
-    "atom_sigma_t_scaling", "amplitude_scaling", "radial_enhancement", "basis", "scaling_mode",
+    "rcut_hard",
+    "rcut_soft",
+    "atom_sigma_r",
+    "atom_sigma_t",
+    "atom_sigma_r_scaling",
+    "atom_sigma_t_scaling",
+    "amplitude_scaling",
+    "radial_enhancement",
+    "basis",
+    "scaling_mode",
 }
 SOAP_ONLY = {"cutoff_transition_width"}  # soap_turbo uses rcut_soft instead (derived from it by default)
 TWO_BODY = {"two_body_cutoff", "two_body_delta", "two_body_n_sparse", "two_body_theta_uniform"}
@@ -152,9 +161,13 @@ def descriptor_strings(
     """
     kind = settings.get("descriptor", "soap")
     common = (
-        f"n_sparse={int(p['n_sparse'])} sparse_method={p['sparse_method']} delta={_fmt(float(p['delta']))} "
-        f"covariance_type=dot_product zeta={_fmt(p['zeta'])}"
-    ) if gp else ""
+        (
+            f"n_sparse={int(p['n_sparse'])} sparse_method={p['sparse_method']} delta={_fmt(float(p['delta']))} "
+            f"covariance_type=dot_product zeta={_fmt(p['zeta'])}"
+        )
+        if gp
+        else ""
+    )
     out = []
     if settings.get("two_body"):
         out.append(
@@ -399,8 +412,12 @@ def arrays_mb(params: Mapping, settings: Mapping, stats: DatasetStats) -> dict[s
     cov = 2 * yY + 8.0 * n_sparse**2 + 2 * A
     cur = CUR_COPIES * 8.0 * d * rows_x if str(params.get("sparse_method", "")).startswith("cur") else 0.0
     mb = 1024.0**2
-    return {"descriptors": desc / mb, "covariances": cov / mb, "sparse_selection": cur / mb,
-            "peak": max(desc + max(yY, cur), cov) / mb}
+    return {
+        "descriptors": desc / mb,
+        "covariances": cov / mb,
+        "sparse_selection": cur / mb,
+        "peak": max(desc + max(yY, cur), cov) / mb,
+    }
 
 
 def peak_mem_mb(params: Mapping, settings: Mapping, stats: DatasetStats) -> float:

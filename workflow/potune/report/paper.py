@@ -25,10 +25,10 @@ import shlex
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 import pandas as pd
 import yaml
@@ -93,8 +93,10 @@ def zuo_file(ctx: Context, element: str, part: str) -> Path:
         if p.exists():
             return p
     where = f"{ctx.shared}/zuo2020" if ctx.shared is not None else "no --shared folder (../shared/data is absent)"
-    raise FileNotFoundError(f"Zuo 2020 {element} {part} data ({element}_{part}.xyz.gz) not found in "
-                            f"{REPO / 'data' / 'zuo2020'} or {where}; pass --shared DIR holding zuo2020/")
+    raise FileNotFoundError(
+        f"Zuo 2020 {element} {part} data ({element}_{part}.xyz.gz) not found in "
+        f"{REPO / 'data' / 'zuo2020'} or {where}; pass --shared DIR holding zuo2020/"
+    )
 
 
 def run_search(ctx: Context, cfg: dict, cores: int | None = None) -> tuple[Path, float]:
@@ -115,8 +117,10 @@ def run_search(ctx: Context, cfg: dict, cores: int | None = None) -> tuple[Path,
     env = {**os.environ, "PATH": f"{bindir}{os.pathsep}{os.environ.get('PATH', '')}", "MPLBACKEND": "Agg"}
     log = ctx.out / "logs" / f"{cfg['run_name']}.log"
     log.parent.mkdir(parents=True, exist_ok=True)
-    ctx.say(f"search {cfg['run_name']} ({cfg['stop']['max_iterations']} x {cfg['optimizer']['batch_size']} trials, "
-            f"{cores} core(s)); log {log} ...")
+    ctx.say(
+        f"search {cfg['run_name']} ({cfg['stop']['max_iterations']} x {cfg['optimizer']['batch_size']} trials, "
+        f"{cores} core(s)); log {log} ..."
+    )
     run_dir = ctx.out / "runs" / cfg["run_name"]
     result = run_dir / "best" / "test_metrics.json"
     result_before = result.stat().st_mtime if result.exists() else None
@@ -125,9 +129,21 @@ def run_search(ctx: Context, cfg: dict, cores: int | None = None) -> tuple[Path,
         fh.write(f"\n=== potune paper: {time.strftime('%Y-%m-%d %H:%M:%S')}, {cores} core(s) ===\n")
         fh.flush()
         proc = subprocess.run(
-            [str(bindir / "snakemake"), "--snakefile", str(REPO / "Snakefile"), "--cores", str(cores),
-             "--configfile", str(cfg_file), "--rerun-incomplete", *ctx.snakemake_args],
-            cwd=REPO, stdout=fh, stderr=subprocess.STDOUT, env=env,
+            [
+                str(bindir / "snakemake"),
+                "--snakefile",
+                str(REPO / "Snakefile"),
+                "--cores",
+                str(cores),
+                "--configfile",
+                str(cfg_file),
+                "--rerun-incomplete",
+                *ctx.snakemake_args,
+            ],
+            cwd=REPO,
+            stdout=fh,
+            stderr=subprocess.STDOUT,
+            env=env,
         )
     wall = time.time() - t0
     # count this invocation's time if it ran (part of) the search: it failed, or it wrote the
@@ -138,8 +154,10 @@ def run_search(ctx: Context, cfg: dict, cores: int | None = None) -> tuple[Path,
         tail = "".join(log.read_text(errors="replace").splitlines(keepends=True)[-30:])
         raise RuntimeError(f"search {cfg['run_name']} failed (exit {proc.returncode}); log {log}:\n{tail}")
     total = budget(ctx, run_dir)["wall time (s)"]  # NaN if it finished before wall times were recorded
-    ctx.say(f"search {cfg['run_name']} done in {wall:.0f} s" + (
-        f" (this invocation; {total:.0f} s in all)" if abs(total - wall) > 1 else ""))
+    ctx.say(
+        f"search {cfg['run_name']} done in {wall:.0f} s"
+        + (f" (this invocation; {total:.0f} s in all)" if abs(total - wall) > 1 else "")
+    )
     ctx.searches[cfg["run_name"]] = (run_dir, total)
     return run_dir, total
 
@@ -153,9 +171,15 @@ def record_wall(ctx: Context, run_name: str, wall: float, cores: int, returncode
     often resumed (killed, time limit, failed job) and its wall time is the sum of its parts."""
     f = _walls_file(ctx, run_name)
     parts = json.loads(f.read_text()) if f.exists() else []
-    parts.append({"started": time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(time.time() - wall)),
-                  "wall_s": round(wall, 1), "cores": cores, "exit": returncode,
-                  "snakemake_args": shlex.join(ctx.snakemake_args)})
+    parts.append(
+        {
+            "started": time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(time.time() - wall)),
+            "wall_s": round(wall, 1),
+            "cores": cores,
+            "exit": returncode,
+            "snakemake_args": shlex.join(ctx.snakemake_args),
+        }
+    )
     f.parent.mkdir(parents=True, exist_ok=True)
     f.write_text(json.dumps(parts, indent=1) + "\n")
 
@@ -166,9 +190,11 @@ def budget(ctx: Context, run_dir: Path) -> dict:
     resumed with more) and how many invocations there were."""
     f = _walls_file(ctx, run_dir.name)
     parts = json.loads(f.read_text()) if f.exists() else []
-    return {"wall time (s)": sum(p["wall_s"] for p in parts) if parts else float("nan"),
-            "cores": ", ".join(str(c) for c in sorted({p["cores"] for p in parts})) or str(ctx.cores),
-            "invocations": len(parts)}
+    return {
+        "wall time (s)": sum(p["wall_s"] for p in parts) if parts else float("nan"),
+        "cores": ", ".join(str(c) for c in sorted({p["cores"] for p in parts})) or str(ctx.cores),
+        "invocations": len(parts),
+    }
 
 
 def run_searches(ctx: Context, cfgs: list[dict]) -> list[tuple[Path, float]]:
@@ -228,15 +254,22 @@ def write_table(ctx: Context, name: str, df: pd.DataFrame, title: str, notes: li
 def wall_note(ctx: Context) -> list[str]:
     """Table notes on how the wall times were measured: summed over resumed invocations, and
     whether searches ran side by side or through extra snakemake arguments (e.g. a SLURM profile)."""
-    notes = ["wall time: summed over the invocations of this command that ran the search (a search resumed "
-             "after an interruption counts each part: logs/<run>.walls.json); cores: what they were given"]
-    local = "" if ctx.snakemake_args else (
-        f", each with {max(1, ctx.cores // ctx.searches_at_once)} of the {ctx.cores} cores")
+    notes = [
+        "wall time: summed over the invocations of this command that ran the search (a search resumed "
+        "after an interruption counts each part: logs/<run>.walls.json); cores: what they were given"
+    ]
+    local = (
+        ""
+        if ctx.snakemake_args
+        else (f", each with {max(1, ctx.cores // ctx.searches_at_once)} of the {ctx.cores} cores")
+    )
     if ctx.searches_at_once > 1:
         notes.append(f"up to {ctx.searches_at_once} searches ran at the same time{local}: wall times overlap")
     if ctx.snakemake_args:
-        notes.append(f"searches ran with snakemake {shlex.join(ctx.snakemake_args)}: the cores column is the "
-                     "driver's --cores, not the cores the jobs ran on")
+        notes.append(
+            f"searches ran with snakemake {shlex.join(ctx.snakemake_args)}: the cores column is the "
+            "driver's --cores, not the cores the jobs ran on"
+        )
     return notes
 
 
@@ -261,8 +294,12 @@ def gap_zuo_config(ctx: Context, element: str, alpha: float = 0.5) -> dict:
         "split": {"method": "random", "fraction": 0.2, "seed": 0},
         "loss": {"kind": "weighted", "alpha": alpha},
         "gap": {"descriptor": "soap", "e0_method": "average"},
-        "fixed": {"zeta": 4, "sparse_method": "cur_points", "cutoff_transition_width": 1.0,
-                  **({"n_max": 3, "l_max": 3, "n_sparse": 50} if quick else {"n_max": 6, "l_max": 6})},
+        "fixed": {
+            "zeta": 4,
+            "sparse_method": "cur_points",
+            "cutoff_transition_width": 1.0,
+            **({"n_max": 3, "l_max": 3, "n_sparse": 50} if quick else {"n_max": 6, "l_max": 6}),
+        },
         "space": {
             "cutoff": {"type": "real", "low": 3.5, "high": 6.0},
             "atom_sigma": {"type": "real", "low": 0.3, "high": 0.7},
@@ -273,13 +310,16 @@ def gap_zuo_config(ctx: Context, element: str, alpha: float = 0.5) -> dict:
         },
         "optimizer": {"kind": "bayes", "batch_size": 2 if quick else 8, "n_initial": 2 if quick else 8, "seed": 1},
         "stop": {"max_iterations": 2 if quick else 5},
-        "resources": {"fit": {"threads": 1, "mem_mb": 16000, "runtime": 240},
-                      "refit": {"threads": 1, "mem_mb": 16000, "runtime": 480}},
+        "resources": {
+            "fit": {"threads": 1, "mem_mb": 16000, "runtime": 240},
+            "refit": {"threads": 1, "mem_mb": 16000, "runtime": 480},
+        },
     }
 
 
-def qsnap_zuo_config(train: str | Path, test: str | Path, run_name: str, iterations: int, batch: int,
-                     twojmax: int = 6) -> dict:
+def qsnap_zuo_config(
+    train: str | Path, test: str | Path, run_name: str, iterations: int, batch: int, twojmax: int = 6
+) -> dict:
     """The qSNAP search of XPOT's Table II on one Zuo 2020 element: quadratic SNAP, searching
     rcutfac 3-6, rfac0 0.5-1.5, rmin0 0-0.2 and per-config_type energy weights 100-15000 and
     force weights 0.1-500 (log-uniform; one global pair when the data has no config_type),
@@ -287,26 +327,36 @@ def qsnap_zuo_config(train: str | Path, test: str | Path, run_name: str, iterati
     from .. import data as D
 
     cts = sorted(D.config_type_counts(D.read_structures(train)))
-    space = {"rcutfac": {"type": "real", "low": 3.0, "high": 6.0},
-             "rfac0": {"type": "real", "low": 0.5, "high": 1.5},
-             "rmin0": {"type": "real", "low": 0.0, "high": 0.2}}
+    space = {
+        "rcutfac": {"type": "real", "low": 3.0, "high": 6.0},
+        "rfac0": {"type": "real", "low": 0.5, "high": 1.5},
+        "rmin0": {"type": "real", "low": 0.0, "high": 0.2},
+    }
     groups = [f"[{c}]" for c in cts] if cts != ["default"] else [""]
     for g in groups:
         space[f"eweight{g}"] = {"type": "real", "low": 100, "high": 15000, "prior": "log-uniform"}
     for g in groups:
         space[f"fweight{g}"] = {"type": "real", "low": 0.1, "high": 500, "prior": "log-uniform"}
     return {
-        "run_name": run_name, "fitter": "snap",
+        "run_name": run_name,
+        "fitter": "snap",
         "data": {"train": str(train), "test": str(test)},
         "split": {"method": "random", "fraction": 0.2, "seed": 0},
         "loss": {"kind": "weighted", "alpha": 0.75},
         "fixed": {"twojmax": twojmax, "quadratic": True, "solver": "svd"},
         "space": space,
-        "optimizer": {"kind": "bayes", "batch_size": batch, "n_initial": min(4 * batch, iterations * batch), "seed": 42},
+        "optimizer": {
+            "kind": "bayes",
+            "batch_size": batch,
+            "n_initial": min(4 * batch, iterations * batch),
+            "seed": 42,
+        },
         "stop": {"max_iterations": iterations},
-        "resources": {"fit": {"threads": 1, "mem_mb": 6000, "runtime": 30},
-                      "validate": {"threads": 1, "mem_mb": 2000, "runtime": 15},
-                      "refit": {"threads": 1, "mem_mb": 8000, "runtime": 60}},
+        "resources": {
+            "fit": {"threads": 1, "mem_mb": 6000, "runtime": 30},
+            "validate": {"threads": 1, "mem_mb": 2000, "runtime": 15},
+            "refit": {"threads": 1, "mem_mb": 8000, "runtime": 60},
+        },
     }
 
 
@@ -320,21 +370,42 @@ def xpot_table2(ctx: Context) -> list[Path]:
         pub = ZUO_PUBLISHED[el]
         searches += [
             (el, "GAP", gap_zuo_config(ctx, el), pub[0], pub[1], None, None),
-            (el, "qSNAP", qsnap_zuo_config(zuo_file(ctx, el, "train"), zuo_file(ctx, el, "test"),
-                                           f"paper-xpot-qsnap-{el}{q}", iterations=2 if ctx.quick else 38,
-                                           batch=2 if ctx.quick else 4, twojmax=4 if ctx.quick else 6),
-             pub[2], pub[3], pub[4], pub[5]),
+            (
+                el,
+                "qSNAP",
+                qsnap_zuo_config(
+                    zuo_file(ctx, el, "train"),
+                    zuo_file(ctx, el, "test"),
+                    f"paper-xpot-qsnap-{el}{q}",
+                    iterations=2 if ctx.quick else 38,
+                    batch=2 if ctx.quick else 4,
+                    twojmax=4 if ctx.quick else 6,
+                ),
+                pub[2],
+                pub[3],
+                pub[4],
+                pub[5],
+            ),
         ]
     done = run_searches(ctx, [s[2] for s in searches])
     rows = []
     for (el, kind, cfg, pub_e, pub_f, xpot_e, xpot_f), (run_dir, _) in zip(searches, done):
         r = run_result(run_dir)
-        rows.append({
-            "element": el, "potential": f"{kind} (potune-optimised)",
-            "E RMSE (meV/atom)": r["test_energy_rmse_mev"], "F RMSE (eV/Å)": r["test_force_rmse"],
-            "published E": pub_e, "published F": pub_f, "XPOT-optimised E": xpot_e, "XPOT-optimised F": xpot_f,
-            "evaluations": r["evaluations"], "failed": r["failed"], **budget(ctx, run_dir),
-        })
+        rows.append(
+            {
+                "element": el,
+                "potential": f"{kind} (potune-optimised)",
+                "E RMSE (meV/atom)": r["test_energy_rmse_mev"],
+                "F RMSE (eV/Å)": r["test_force_rmse"],
+                "published E": pub_e,
+                "published F": pub_f,
+                "XPOT-optimised E": xpot_e,
+                "XPOT-optimised F": xpot_f,
+                "evaluations": r["evaluations"],
+                "failed": r["failed"],
+                **budget(ctx, run_dir),
+            }
+        )
     notes = [
         "Test-set errors of the potential refitted with the best hyperparameters on the whole training set "
         "(the published Zuo et al. 2020 train/test split).",
@@ -343,8 +414,8 @@ def xpot_table2(ctx: Context) -> list[Path]:
         *wall_note(ctx),
         f"quick variant: {', '.join(elements)}; GAP with SOAP n_max = l_max = 3, 50 sparse points, 2 x 2 "
         "evaluations; qSNAP with twojmax 4, 2 x 2 evaluations - not comparable with the published numbers"
-        if ctx.quick else
-        "budget: GAP 5 iterations x 8 trials per element (SOAP n_max = l_max = 6, n_sparse searched in 300-1500); "
+        if ctx.quick
+        else "budget: GAP 5 iterations x 8 trials per element (SOAP n_max = l_max = 6, n_sparse searched in 300-1500); "
         "qSNAP 38 iterations x 4 trials = 152 evaluations per element (twojmax 6), as XPOT",
     ]
     return write_table(ctx, "xpot_table2", pd.DataFrame(rows), "XPOT Table II (potune)", notes)
@@ -362,9 +433,16 @@ def xpot_fig6(ctx: Context) -> list[Path]:
     rows = []
     for a, (run_dir, _) in zip(alphas, run_searches(ctx, [gap_zuo_config(ctx, "Si", alpha=a) for a in alphas])):
         r = run_result(run_dir)
-        rows.append({"alpha": a, "E RMSE (meV/atom)": r["test_energy_rmse_mev"], "F RMSE (eV/Å)": r["test_force_rmse"],
-                     "optimised cutoff (Å)": r["best"]["hyperparameters"]["cutoff"], "evaluations": r["evaluations"],
-                     **budget(ctx, run_dir)})
+        rows.append(
+            {
+                "alpha": a,
+                "E RMSE (meV/atom)": r["test_energy_rmse_mev"],
+                "F RMSE (eV/Å)": r["test_force_rmse"],
+                "optimised cutoff (Å)": r["best"]["hyperparameters"]["cutoff"],
+                "evaluations": r["evaluations"],
+                **budget(ctx, run_dir),
+            }
+        )
     df = pd.DataFrame(rows)
     fig, axes = plt.subplots(1, 3, figsize=(11, 3.4))
     for ax, col in zip(axes, ["E RMSE (meV/atom)", "F RMSE (eV/Å)", "optimised cutoff (Å)"]):
@@ -374,28 +452,52 @@ def xpot_fig6(ctx: Context) -> list[Path]:
     fig.tight_layout()
     fig.savefig(ctx.out / "xpot_fig6.png", dpi=110)
     plt.close(fig)
-    notes = ["GAP on Zuo Si, one search per alpha (loss alpha*RMSE(dE/sqrt N) + (1-alpha)*RMSE(dF)); test-set errors "
-             "of the refitted best potential.",
-             "budget per alpha: as the GAP Si row of xpot_table2 (" +
-             ("SOAP n_max = l_max = 3, 50 sparse points, 2 x 2 evaluations - quick variant" if ctx.quick else
-              "SOAP n_max = l_max = 6, n_sparse searched in 300-1500, 5 iterations x 8 trials") +
-             "); the alpha = 0.5 search is the one of xpot_table2 (run once when both experiments run).",
-             *wall_note(ctx),
-             "Figure: xpot_fig6.png (drawn from this table)."]
-    return write_table(ctx, "xpot_fig6", df, "XPOT Fig. 6 (potune): loss weighting", notes) + [ctx.out / "xpot_fig6.png"]
+    notes = [
+        "GAP on Zuo Si, one search per alpha (loss alpha*RMSE(dE/sqrt N) + (1-alpha)*RMSE(dF)); test-set errors "
+        "of the refitted best potential.",
+        "budget per alpha: as the GAP Si row of xpot_table2 ("
+        + (
+            "SOAP n_max = l_max = 3, 50 sparse points, 2 x 2 evaluations - quick variant"
+            if ctx.quick
+            else "SOAP n_max = l_max = 6, n_sparse searched in 300-1500, 5 iterations x 8 trials"
+        )
+        + "); the alpha = 0.5 search is the one of xpot_table2 (run once when both experiments run).",
+        *wall_note(ctx),
+        "Figure: xpot_fig6.png (drawn from this table).",
+    ]
+    return write_table(ctx, "xpot_fig6", df, "XPOT Fig. 6 (potune): loss weighting", notes) + [
+        ctx.out / "xpot_fig6.png"
+    ]
 
 
 #: PPSO Table 2 compares two hand-chosen SOAP sets by their kernel distribution and the GAP
 #: errors they give. Ours: two soap_turbo sets for the C dimers (chosen here, not the paper's
 #: values), differing in the width of the atomic Gaussians.
 PPSO_TABLE2_SETS = {
-    "A (sharp: atom_sigma 0.2)": {"rcut_hard": 5.0, "rcut_soft": 4.5, "n_max": 4, "l_max": 4,
-                                  "atom_sigma_r": 0.2, "atom_sigma_t": 0.2, "atom_sigma_r_scaling": 0.0,
-                                  "atom_sigma_t_scaling": 0.0, "amplitude_scaling": 1.0, "central_weight": 1.0},
-    "B (smooth: atom_sigma 0.5, scaling 0.2)": {"rcut_hard": 5.0, "rcut_soft": 4.5, "n_max": 4, "l_max": 4,
-                                                "atom_sigma_r": 0.5, "atom_sigma_t": 0.5, "atom_sigma_r_scaling": 0.2,
-                                                "atom_sigma_t_scaling": 0.2, "amplitude_scaling": 1.0,
-                                                "central_weight": 1.0},
+    "A (sharp: atom_sigma 0.2)": {
+        "rcut_hard": 5.0,
+        "rcut_soft": 4.5,
+        "n_max": 4,
+        "l_max": 4,
+        "atom_sigma_r": 0.2,
+        "atom_sigma_t": 0.2,
+        "atom_sigma_r_scaling": 0.0,
+        "atom_sigma_t_scaling": 0.0,
+        "amplitude_scaling": 1.0,
+        "central_weight": 1.0,
+    },
+    "B (smooth: atom_sigma 0.5, scaling 0.2)": {
+        "rcut_hard": 5.0,
+        "rcut_soft": 4.5,
+        "n_max": 4,
+        "l_max": 4,
+        "atom_sigma_r": 0.5,
+        "atom_sigma_t": 0.5,
+        "atom_sigma_r_scaling": 0.2,
+        "atom_sigma_t_scaling": 0.2,
+        "amplitude_scaling": 1.0,
+        "central_weight": 1.0,
+    },
 }
 #: the GAP hyperparameters held fixed for both sets
 PPSO_TABLE2_GAP = {"delta": 1.0, "sigma_energy": 0.001, "sigma_force": 0.01, "n_sparse": 20, "sparse_method": "random"}
@@ -413,20 +515,25 @@ def ppso_table2(ctx: Context) -> list[Path]:
     zetas = (1, 10)
     cfgs = []
     for i, soap in enumerate(PPSO_TABLE2_SETS.values()):
-        cfgs.append({
-            "run_name": f"paper-ppso-table2-set{'AB'[i]}", "fitter": "gap",
-            "data": {"train": str(train)},
-            "split": {"method": "random", "fraction": 0.2, "seed": 0},
-            "loss": {"kind": "gamma"},
-            "gap": {"descriptor": "soap_turbo", "e0_method": "average"},
-            "fixed": {**soap, **PPSO_TABLE2_GAP},
-            "space": {"zeta": {"type": "categorical", "values": list(zetas)}},
-            "optimizer": {"kind": "grid", "batch_size": len(zetas), "seed": 0},
-            "stop": {"max_iterations": 1},
-            "kernel": {"figure": False},
-            "resources": {"fit": {"threads": 1, "mem_mb": 2000, "runtime": 10},
-                          "refit": {"threads": 1, "mem_mb": 2000, "runtime": 10}},
-        })
+        cfgs.append(
+            {
+                "run_name": f"paper-ppso-table2-set{'AB'[i]}",
+                "fitter": "gap",
+                "data": {"train": str(train)},
+                "split": {"method": "random", "fraction": 0.2, "seed": 0},
+                "loss": {"kind": "gamma"},
+                "gap": {"descriptor": "soap_turbo", "e0_method": "average"},
+                "fixed": {**soap, **PPSO_TABLE2_GAP},
+                "space": {"zeta": {"type": "categorical", "values": list(zetas)}},
+                "optimizer": {"kind": "grid", "batch_size": len(zetas), "seed": 0},
+                "stop": {"max_iterations": 1},
+                "kernel": {"figure": False},
+                "resources": {
+                    "fit": {"threads": 1, "mem_mb": 2000, "runtime": 10},
+                    "refit": {"threads": 1, "mem_mb": 2000, "runtime": 10},
+                },
+            }
+        )
     rows = []
     for (label, soap), cfg, (run_dir, _) in zip(PPSO_TABLE2_SETS.items(), cfgs, run_searches(ctx, cfgs)):
         settings = resolve_config({**cfg, "results_dir": str(ctx.out / "runs")}, check_files=False)["gap"]
@@ -436,12 +543,20 @@ def ppso_table2(ctx: Context) -> list[Path]:
             _, st = descriptor_kernel_stats(frames, {**soap, "zeta": zeta}, settings, {"n_sample": 3000})
             trial = table[table["zeta"].astype(int) == zeta].iloc[0]
             ok = trial["status"] == "ok"
-            rows.append({
-                "SOAP set": label, "zeta": zeta, "kernel mean": st.mean, "kernel std": st.std, "kernel skew": st.skew,
-                "validation E RMSE (meV/atom)": float(trial["energy_rmse_mev"]) if ok else None,
-                "validation F RMSE (meV/Å)": 1000.0 * float(trial["force_rmse"]) if ok else None,
-                "status": trial["status"], "environments": st.n_env, **budget(ctx, run_dir),
-            })
+            rows.append(
+                {
+                    "SOAP set": label,
+                    "zeta": zeta,
+                    "kernel mean": st.mean,
+                    "kernel std": st.std,
+                    "kernel skew": st.skew,
+                    "validation E RMSE (meV/atom)": float(trial["energy_rmse_mev"]) if ok else None,
+                    "validation F RMSE (meV/Å)": 1000.0 * float(trial["force_rmse"]) if ok else None,
+                    "status": trial["status"],
+                    "environments": st.n_env,
+                    **budget(ctx, run_dir),
+                }
+            )
     soap_txt = "; ".join(f"{k}: " + ", ".join(f"{n}={v}" for n, v in s.items()) for k, s in PPSO_TABLE2_SETS.items())
     notes = [
         "C-GAP-17 dimer curve (30 structures, 60 environments); kernel statistics over all pairs of environments; "
@@ -453,7 +568,9 @@ def ppso_table2(ctx: Context) -> list[Path]:
         "budget: 2 GAP fits per set (one grid search of zeta through the workflow), the same in --quick.",
         *wall_note(ctx),
     ]
-    return write_table(ctx, "ppso_table2", pd.DataFrame(rows), "PPSO Table 2 (potune): two hand-chosen SOAP sets", notes)
+    return write_table(
+        ctx, "ppso_table2", pd.DataFrame(rows), "PPSO Table 2 (potune): two hand-chosen SOAP sets", notes
+    )
 
 
 def ppso_dimer_config(ctx: Context, strategy: str, n: int) -> dict:
@@ -489,13 +606,21 @@ def ppso_table3(ctx: Context) -> list[Path]:
         best = read_yaml(run_dir / "best" / "best.yaml")
         table = pd.read_csv(run_dir / "trials.csv")
         s1 = run_dir / "stage1" / "trials.csv"
-        rows.append({
-            "n_max = l_max": n, "strategy": "1 (joint)" if strategy == "joint" else "2 (two-stage)",
-            "validation E RMSE (meV/atom)": best.get("energy_rmse_mev"),
-            "validation F RMSE (meV/Å)": 1000.0 * best["force_rmse"] if best.get("force_rmse") is not None else None,
-            "GAP fits": len(table), "kernel evaluations (stage 1)": len(pd.read_csv(s1)) if s1.exists() else 0,
-            "PPSO E (meV/atom)": 0.6, "PPSO F (meV/Å)": 15.0, **budget(ctx, run_dir),
-        })
+        rows.append(
+            {
+                "n_max = l_max": n,
+                "strategy": "1 (joint)" if strategy == "joint" else "2 (two-stage)",
+                "validation E RMSE (meV/atom)": best.get("energy_rmse_mev"),
+                "validation F RMSE (meV/Å)": 1000.0 * best["force_rmse"]
+                if best.get("force_rmse") is not None
+                else None,
+                "GAP fits": len(table),
+                "kernel evaluations (stage 1)": len(pd.read_csv(s1)) if s1.exists() else 0,
+                "PPSO E (meV/atom)": 0.6,
+                "PPSO F (meV/Å)": 15.0,
+                **budget(ctx, run_dir),
+            }
+        )
         if strategy == "two_stage" and n == 4:
             for fig in ("kernel_hist", "similarity"):
                 for ext in ("png", "csv"):
@@ -509,8 +634,8 @@ def ppso_table3(ctx: Context) -> list[Path]:
         "of the best trial (PPSO reports validation errors too).",
         "PPSO: Kondati Natarajan & Caro, ~0.6 meV/atom and ~15 meV/Å for both strategies (energies + forces).",
         "quick variant: n_max = l_max = 4 only, 4 particles x 2 iterations per stage - far below the paper's budget"
-        if ctx.quick else
-        "budget: as config/examples/ppso-dimer-*.yaml (16 particles; stage 1 20 iterations, stage 2 / joint 10)",
+        if ctx.quick
+        else "budget: as config/examples/ppso-dimer-*.yaml (16 particles; stage 1 20 iterations, stage 2 / joint 10)",
         "ppso_kernel_hist.png / ppso_similarity.png: kernel distribution and similarity curves of stage 1's best "
         "SOAP (n = 4), the potune versions of the paper's Figs. 4-8.",
         *wall_note(ctx),
@@ -525,13 +650,27 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--only", nargs="*", choices=sorted(EXPERIMENTS), help="run only these experiments")
     ap.add_argument("--out", default=None, help="output folder (default results/paper[-quick])")
     ap.add_argument("--shared", default=str(REPO.parent / "shared" / "data"), help="folder of the larger data sets")
-    ap.add_argument("--elements", nargs="+", choices=ZUO_ELEMENTS, default=None,
-                    help="xpot_table2: the Zuo 2020 elements to run (default: Si with --quick, else all four)")
-    ap.add_argument("--searches", type=int, default=1, metavar="K",
-                    help="run up to K searches of an experiment at the same time (locally each gets --cores/K cores; "
-                         "with a cluster profile, set K to the searches the cluster should run side by side)")
-    ap.add_argument("--snakemake-args", default="", metavar="ARGS",
-                    help='extra arguments for every search\'s snakemake command, e.g. "--profile slurm"')
+    ap.add_argument(
+        "--elements",
+        nargs="+",
+        choices=ZUO_ELEMENTS,
+        default=None,
+        help="xpot_table2: the Zuo 2020 elements to run (default: Si with --quick, else all four)",
+    )
+    ap.add_argument(
+        "--searches",
+        type=int,
+        default=1,
+        metavar="K",
+        help="run up to K searches of an experiment at the same time (locally each gets --cores/K cores; "
+        "with a cluster profile, set K to the searches the cluster should run side by side)",
+    )
+    ap.add_argument(
+        "--snakemake-args",
+        default="",
+        metavar="ARGS",
+        help='extra arguments for every search\'s snakemake command, e.g. "--profile slurm"',
+    )
     args = ap.parse_args(argv)
     if args.searches < 1:
         ap.error(f"--searches must be at least 1, got {args.searches}")
@@ -540,8 +679,15 @@ def main(argv: list[str] | None = None) -> int:
     out = Path(args.out or REPO / "results" / ("paper-quick" if args.quick else "paper"))
     out.mkdir(parents=True, exist_ok=True)
     shared = Path(args.shared) if Path(args.shared).is_dir() else None
-    ctx = Context(out=out, cores=args.cores, quick=args.quick, shared=shared, searches_at_once=args.searches,
-                  snakemake_args=shlex.split(args.snakemake_args), elements=args.elements)
+    ctx = Context(
+        out=out,
+        cores=args.cores,
+        quick=args.quick,
+        shared=shared,
+        searches_at_once=args.searches,
+        snakemake_args=shlex.split(args.snakemake_args),
+        elements=args.elements,
+    )
     t0 = time.time()
     written, failed = [], []
     for name in args.only or list(EXPERIMENTS):
@@ -572,13 +718,16 @@ def write_index(out: Path, command: str, wall: float, written: list[Path]) -> Pa
     with open(out / "invocations.txt", "a") as fh:
         fh.write(f"{stamp}\t{wall:.0f} s\t`{command}`\t{', '.join(p.name for p in written)}\n")
     lines = [ln.split("\t") for ln in (out / "invocations.txt").read_text().splitlines() if ln.count("\t") == 3]
-    files = sorted(p.name for p in out.iterdir() if p.is_file() and p.suffix in (".csv", ".md", ".png")
-                   and p.name != "README.md")
+    files = sorted(
+        p.name for p in out.iterdir() if p.is_file() and p.suffix in (".csv", ".md", ".png") and p.name != "README.md"
+    )
     readme = out / "README.md"
     readme.write_text(
         "# potune paper tables and figures\n\nInvocations (oldest first; wall time; files written):\n\n"
         + "".join(f"- {when}: {cmd} in {w}: {names}\n" for when, w, cmd, names in lines)
-        + "\nFiles here:\n\n" + "".join(f"- {f}\n" for f in files))
+        + "\nFiles here:\n\n"
+        + "".join(f"- {f}\n" for f in files)
+    )
     return readme
 
 

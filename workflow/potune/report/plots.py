@@ -15,17 +15,21 @@ def convergence_data(table: pd.DataFrame) -> pd.DataFrame:
     """Per evaluation: iteration, trial, loss (NaN if failed), best loss so far."""
     t = table.sort_values(["iteration", "trial"], kind="stable").reset_index(drop=True)
     loss = pd.to_numeric(t["loss"], errors="coerce").where(ok_mask(t))
-    return pd.DataFrame({
-        "evaluation": np.arange(1, len(t) + 1),
-        "iteration": t["iteration"].to_numpy(),
-        "trial_id": t["trial_id"].to_numpy(),
-        "status": t["status"].to_numpy(),
-        "loss": loss.to_numpy(),
-        "best_so_far": loss.cummin().to_numpy(),
-    })
+    return pd.DataFrame(
+        {
+            "evaluation": np.arange(1, len(t) + 1),
+            "iteration": t["iteration"].to_numpy(),
+            "trial_id": t["trial_id"].to_numpy(),
+            "status": t["status"].to_numpy(),
+            "loss": loss.to_numpy(),
+            "best_so_far": loss.cummin().to_numpy(),
+        }
+    )
 
 
-def convergence_plot(table: pd.DataFrame, png: str | os.PathLike, csv: str | os.PathLike, title: str = "") -> pd.DataFrame:
+def convergence_plot(
+    table: pd.DataFrame, png: str | os.PathLike, csv: str | os.PathLike, title: str = ""
+) -> pd.DataFrame:
     """Loss of each trial and best so far vs evaluation, coloured by iteration; failed trials
     marked at the top of the axis."""
     import matplotlib
@@ -38,8 +42,15 @@ def convergence_plot(table: pd.DataFrame, png: str | os.PathLike, csv: str | os.
     d.to_csv(csv, index=False)
     fig, ax = plt.subplots(figsize=(7, 4.2))
     ok = d["loss"].notna()
-    sc = ax.scatter(d.loc[ok, "evaluation"], d.loc[ok, "loss"], c=d.loc[ok, "iteration"], cmap="viridis",
-                    s=28, zorder=3, label="trial")
+    sc = ax.scatter(
+        d.loc[ok, "evaluation"],
+        d.loc[ok, "loss"],
+        c=d.loc[ok, "iteration"],
+        cmap="viridis",
+        s=28,
+        zorder=3,
+        label="trial",
+    )
     ax.step(d["evaluation"], d["best_so_far"], where="post", color="crimson", lw=1.8, label="best so far")
     if (~ok).any():
         top = d.loc[ok, "loss"].max() if ok.any() else 1.0
@@ -79,18 +90,22 @@ def _colour_map(labels) -> dict:
 
 def parity_data(preds: dict, dataset: str) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Energy (per atom) and force-component parity tables from saved predictions."""
-    e = pd.DataFrame({
-        "dataset": dataset,
-        "config_type": preds["config_type"],
-        "energy_ref_ev_per_atom": preds["energy_ref_per_atom"],
-        "energy_pred_ev_per_atom": preds["energy_pred_per_atom"],
-    })
-    f = pd.DataFrame({
-        "dataset": dataset,
-        "config_type": preds["force_config_type"],
-        "force_ref": preds["force_ref"],
-        "force_pred": preds["force_pred"],
-    })
+    e = pd.DataFrame(
+        {
+            "dataset": dataset,
+            "config_type": preds["config_type"],
+            "energy_ref_ev_per_atom": preds["energy_ref_per_atom"],
+            "energy_pred_ev_per_atom": preds["energy_pred_per_atom"],
+        }
+    )
+    f = pd.DataFrame(
+        {
+            "dataset": dataset,
+            "config_type": preds["force_config_type"],
+            "force_ref": preds["force_ref"],
+            "force_pred": preds["force_pred"],
+        }
+    )
     return e, f
 
 
@@ -105,10 +120,12 @@ def parity_plot(sets: dict[str, dict], png, csv_energy, csv_force) -> tuple[pd.D
     colours = _colour_map(list(e["config_type"]) + list(f["config_type"]))
     fig, axes = plt.subplots(len(sets), 2, figsize=(9, 4.2 * len(sets)), squeeze=False)
     for row, name in enumerate(sets):
-        for col, (df, x, y, unit, label) in enumerate([
-            (e, "energy_ref_ev_per_atom", "energy_pred_ev_per_atom", "eV/atom", "energy"),
-            (f, "force_ref", "force_pred", "eV/Å", "force component"),
-        ]):
+        for col, (df, x, y, unit, label) in enumerate(
+            [
+                (e, "energy_ref_ev_per_atom", "energy_pred_ev_per_atom", "eV/atom", "energy"),
+                (f, "force_ref", "force_pred", "eV/Å", "force component"),
+            ]
+        ):
             ax = axes[row][col]
             d = df[df["dataset"] == name]
             for ct, g in d.groupby("config_type"):
@@ -188,8 +205,9 @@ def objective_plot(table: pd.DataFrame, space, opt_cfg: dict, png) -> bool:
         try:
             from skopt.plots import plot_objective
 
-            opt = BayesOptimizer(space, seed=int(opt_cfg.get("seed", 0)), n_initial=1,
-                                 base_estimator=opt_cfg.get("base_estimator", "GP"))
+            opt = BayesOptimizer(
+                space, seed=int(opt_cfg.get("seed", 0)), n_initial=1, base_estimator=opt_cfg.get("base_estimator", "GP")
+            )
             replay(opt, ok, space)
             opt.ask(1)  # fits the surrogate on every told point
             res = opt.opt.get_result()
@@ -268,8 +286,14 @@ def dimer_data(calc, species: list[int], r_min: float, r_max: float, n: int = 60
                 a = Atoms(numbers=[zi, zj], positions=[[0, 0, 0], [r, 0, 0]], cell=[box] * 3, pbc=False)
                 a.center()
                 a.calc = calc
-                rows.append({"pair": f"{chemical_symbols[zi]}-{chemical_symbols[zj]}", "distance": r,
-                             "energy": float(a.get_potential_energy()), "source": "potential"})
+                rows.append(
+                    {
+                        "pair": f"{chemical_symbols[zi]}-{chemical_symbols[zj]}",
+                        "distance": r,
+                        "energy": float(a.get_potential_energy()),
+                        "source": "potential",
+                    }
+                )
     return pd.DataFrame(rows)
 
 
@@ -287,8 +311,14 @@ def reference_dimers(frames) -> pd.DataFrame:
         if a.cell.rank == 3 and r > 0.4 * min(a.cell.lengths()):
             continue  # a periodic crystal with two atoms per cell, not an isolated pair
         zi, zj = sorted(int(z) for z in a.numbers)
-        rows.append({"pair": f"{chemical_symbols[zi]}-{chemical_symbols[zj]}", "distance": r,
-                     "energy": float(a.info[REF_E]), "source": "reference"})
+        rows.append(
+            {
+                "pair": f"{chemical_symbols[zi]}-{chemical_symbols[zj]}",
+                "distance": r,
+                "energy": float(a.info[REF_E]),
+                "source": "reference",
+            }
+        )
     return pd.DataFrame(rows, columns=["pair", "distance", "energy", "source"])
 
 

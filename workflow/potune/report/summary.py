@@ -4,7 +4,6 @@ stage-1 section of a two-stage run and the Pareto front.
 
 from __future__ import annotations
 
-
 import pandas as pd
 
 from ..io import read_yaml
@@ -23,8 +22,14 @@ def failure_summary(table: pd.DataFrame, n: int = 5) -> list[dict]:
         rows = failed[reasons == reason]
         first = rows.iloc[0]
         logs = str(first.get("fit_logs", "") or "").split(";")
-        out.append({"reason": reason, "count": int(count), "trials": [str(t) for t in rows["trial_id"]],
-                    "example_log": logs[0] if logs and logs[0] else ""})
+        out.append(
+            {
+                "reason": reason,
+                "count": int(count),
+                "trials": [str(t) for t in rows["trial_id"]],
+                "example_log": logs[0] if logs and logs[0] else "",
+            }
+        )
     return out
 
 
@@ -33,14 +38,19 @@ def stage1_summary_lines(table_file, best_file, stop_file) -> list[str]:
     table = read_table(table_file)
     best = read_yaml(best_file)
     n_failed = int((table["status"] != "ok").sum())
-    lines = ["## Stage 1: descriptor search by kernel statistics (no GAP fitted)", "",
-             f"- descriptor trials: {len(table)} in {table['iteration'].nunique()} iteration(s), {n_failed} failed; "
-             f"total kernel time {table['kernel_time_s'].sum():.0f} s",
-             f"- stop reason: {read_yaml(stop_file)['reason']}",
-             f"- best descriptor: {best['trial_id']} (objective {best['loss']:.5g}; kernel mean "
-             f"{best['kernel_mean']:.4f}, std {best['kernel_std']:.4f}, skew {best['kernel_skew']:.3f}); "
-             "stage 2 held these values fixed:", "",
-             "| descriptor hyperparameter | value |", "|---|---|"]
+    lines = [
+        "## Stage 1: descriptor search by kernel statistics (no GAP fitted)",
+        "",
+        f"- descriptor trials: {len(table)} in {table['iteration'].nunique()} iteration(s), {n_failed} failed; "
+        f"total kernel time {table['kernel_time_s'].sum():.0f} s",
+        f"- stop reason: {read_yaml(stop_file)['reason']}",
+        f"- best descriptor: {best['trial_id']} (objective {best['loss']:.5g}; kernel mean "
+        f"{best['kernel_mean']:.4f}, std {best['kernel_std']:.4f}, skew {best['kernel_skew']:.3f}); "
+        "stage 2 held these values fixed:",
+        "",
+        "| descriptor hyperparameter | value |",
+        "|---|---|",
+    ]
     lines += [f"| {k} | {v} |" for k, v in best["hyperparameters"].items()]
     return lines + [""]
 
@@ -48,7 +58,14 @@ def stage1_summary_lines(table_file, best_file, stop_file) -> list[str]:
 def refit_comparison_lines(csv) -> list[str]:
     """The summary.md section comparing the refit as searched with the refit on energies and forces."""
     df = pd.read_csv(csv)
-    lines = ["", "## Refit as searched vs with forces (test set)", "",
-             "| fit | E RMSE (meV/atom) | F RMSE (eV/Å) | fit time (s) |", "|---|---|---|---|"]
-    lines += [f"| {r.fit} | {r.energy_rmse_mev:.3f} | {r.force_rmse:.4f} | {r.fit_wall_s:.0f} |" for r in df.itertuples()]
+    lines = [
+        "",
+        "## Refit as searched vs with forces (test set)",
+        "",
+        "| fit | E RMSE (meV/atom) | F RMSE (eV/Å) | fit time (s) |",
+        "|---|---|---|---|",
+    ]
+    lines += [
+        f"| {r.fit} | {r.energy_rmse_mev:.3f} | {r.force_rmse:.4f} | {r.fit_wall_s:.0f} |" for r in df.itertuples()
+    ]
     return lines

@@ -1,17 +1,15 @@
-"""Bayesian optimisation through scikit-optimize's ``Optimizer``, batches by constant liar.
-"""
+"""Bayesian optimisation through scikit-optimize's ``Optimizer``, batches by constant liar."""
 
 from __future__ import annotations
 
 import warnings
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 
 from ..errors import ConfigError
 from .protocol import dedupe
 from .space import Space
-
 
 ESTIMATORS = ("GP", "RF", "ET")
 
@@ -89,7 +87,9 @@ class BayesOptimizer:
         if acq_func not in ACQ_FUNCS:
             raise ConfigError(f"optimizer.acq_func: {acq_func!r} is not one of {', '.join(ACQ_FUNCS)}")
         if initial_design not in INITIAL_DESIGNS:
-            raise ConfigError(f"optimizer.initial_design: {initial_design!r} is not one of {', '.join(INITIAL_DESIGNS)}")
+            raise ConfigError(
+                f"optimizer.initial_design: {initial_design!r} is not one of {', '.join(INITIAL_DESIGNS)}"
+            )
         if liar not in LIARS:
             raise ConfigError(f"optimizer.liar: {liar!r} is not one of {', '.join(LIARS)}")
 

@@ -1,12 +1,11 @@
-"""Designs of experiments that ignore the losses: Sobol, Latin hypercube, random, grid.
-"""
+"""Designs of experiments that ignore the losses: Sobol, Latin hypercube, random, grid."""
 
 from __future__ import annotations
 
 import itertools
 import math
 import warnings
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -14,7 +13,6 @@ from ..errors import ConfigError
 from .protocol import _key, dedupe
 from .pso import Box
 from .space import Space
-
 
 DESIGNS = ("sobol", "lhs", "random", "grid")
 

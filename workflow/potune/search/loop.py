@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 import numpy as np
 import pandas as pd
@@ -79,7 +79,9 @@ class Proposal:
 
 def trial_seed(base_seed: int, iteration: int, index: int) -> int:
     """A per-trial seed (for the fitter's own randomness, e.g. sparse point selection)."""
-    return int(np.random.SeedSequence([int(base_seed), int(iteration), int(index)]).generate_state(1)[0] % (2**31 - 2)) + 1
+    return (
+        int(np.random.SeedSequence([int(base_seed), int(iteration), int(index)]).generate_state(1)[0] % (2**31 - 2)) + 1
+    )
 
 
 def propose(

@@ -4,7 +4,7 @@
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 from ..errors import ConfigError
 from .bayes import BayesOptimizer
@@ -12,7 +12,6 @@ from .designs import DESIGNS, DesignOptimizer
 from .protocol import AskTell
 from .pso import PSOOptimizer
 from .space import Space
-
 
 #: name -> factory(space, optimizer config) ; other modules register their optimisers here
 REGISTRY: dict[str, Callable[[Space, dict], AskTell]] = {}
@@ -80,7 +79,11 @@ def check_optimizer_config(space: Space, cfg: dict) -> None:
     by name); the other optimisers are built once."""
     kind = cfg.get("kind", "bayes")
     if kind == "bayes" and REGISTRY.get("bayes") is _make_bayes:
-        BayesOptimizer.check_options(cfg.get("base_estimator", "GP"), cfg.get("acq_func", "gp_hedge"),
-                                     cfg.get("initial_design", "sobol"), cfg.get("liar", "cl_min"))
+        BayesOptimizer.check_options(
+            cfg.get("base_estimator", "GP"),
+            cfg.get("acq_func", "gp_hedge"),
+            cfg.get("initial_design", "sobol"),
+            cfg.get("liar", "cl_min"),
+        )
         return
     make_optimizer(space, cfg)

@@ -30,7 +30,8 @@ This module holds the protocol and the helpers the optimisers share.
 from __future__ import annotations
 
 import math
-from typing import Protocol, Sequence
+from collections.abc import Sequence
+from typing import Protocol
 
 import numpy as np
 

@@ -1,18 +1,16 @@
-"""The particle swarm of the PPSO paper, one particle per trial of a batch.
-"""
+"""The particle swarm of the PPSO paper, one particle per trial of a batch."""
 
 from __future__ import annotations
 
 import math
 import warnings
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 
 from ..errors import ConfigError
 from .protocol import _finite_or_none, _same, _told_losses
 from .space import Space
-
 
 BOUNDARIES = ("redraw", "clip", "reflect")
 
@@ -264,14 +262,23 @@ class PSOOptimizer:
         return {
             "kind": "pso",
             "generation": self.generation,
-            "settings": {"swarm_size": self.n, "c1": self.c1, "c2": self.c2, "dt": self.dt,
-                         "inertia": self.inertia, "boundary": self.boundary, "seed": self.seed},
+            "settings": {
+                "swarm_size": self.n,
+                "c1": self.c1,
+                "c2": self.c2,
+                "dt": self.dt,
+                "inertia": self.inertia,
+                "boundary": self.boundary,
+                "seed": self.seed,
+            },
             "coordinates": "x and velocity are internal coordinates: log for log-uniform, index for categorical",
             "n_told": self.n_told,
             "n_priors": self.n_priors,
             "out_of_box_coordinates": self.n_out_of_box,
             "redrawn_duplicates": self.n_redrawn_duplicates,
-            "global_best": None if self.gbest_x is None else {
+            "global_best": None
+            if self.gbest_x is None
+            else {
                 "loss": _finite_or_none(self.gbest_loss),
                 "point": dict(zip(names, self.box.decode(self.gbest_x))),
             },
@@ -283,7 +290,8 @@ class PSOOptimizer:
                     "velocity": [float(v) for v in self.v[i]],
                     "best_loss": _finite_or_none(self.pbest_loss[i]),
                     "best_point": dict(zip(names, self.box.decode(self.pbest_x[i])))
-                    if math.isfinite(self.pbest_loss[i]) else None,
+                    if math.isfinite(self.pbest_loss[i])
+                    else None,
                 }
                 for i in range(self.n)
             ],

@@ -14,8 +14,9 @@ No string is ever evaluated as code.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any
 
 from ..errors import ConfigError
 
@@ -120,7 +121,7 @@ class Space:
         self.names = [p.name for p in self.params]
 
     @classmethod
-    def from_config(cls, spec: dict) -> "Space":
+    def from_config(cls, spec: dict) -> Space:
         if not isinstance(spec, dict):
             raise ConfigError("space: expected a mapping of hyperparameter name -> specification")
         return cls([parse_parameter(name, s) for name, s in spec.items()])

@@ -18,11 +18,11 @@ from __future__ import annotations
 import copy
 import os
 
-from ..merge import deep_merge
-from ..descriptors.soap import STAGE1_HYPERPARAMETERS
 from ..descriptors.kernel import OBJECTIVES
+from ..descriptors.soap import STAGE1_HYPERPARAMETERS
 from ..errors import ConfigError
 from ..io import read_yaml
+from ..merge import deep_merge
 from .space import Space
 
 
@@ -59,8 +59,10 @@ def check_config(cfg: dict) -> None:
     if obj.get("kind", "std_skew") not in OBJECTIVES:
         raise ConfigError(f"kernel.objective.kind: {obj.get('kind')!r} is not one of {', '.join(OBJECTIVES)}")
     if cfg.get("refit_forces") and not (cfg.get("gap") or {}).get("energy_only"):
-        raise ConfigError("refit_forces: the search already trains on forces (gap.energy_only is false); "
-                          "set gap.energy_only: true to compare an energy-only search with a refit on forces")
+        raise ConfigError(
+            "refit_forces: the search already trains on forces (gap.energy_only is false); "
+            "set gap.energy_only: true to compare an energy-only search with a refit on forces"
+        )
     if cfg.get("refit_forces") and cfg["fitter"] != "gap":
         raise ConfigError("refit_forces: only for fitter gap")
     if not is_two_stage(cfg):
@@ -89,4 +91,6 @@ def check_config(cfg: dict) -> None:
     gap_check({**cfg, "space": s1["space"]}, space1)
     kind = (s1.get("optimizer") or {}).get("kind")  # else optimizer.kind, checked with the rest of optimizer
     if kind is not None and kind not in REGISTRY:
-        raise ConfigError(f"stage1.optimizer.kind: unknown optimiser {kind!r}; available: {', '.join(sorted(REGISTRY))}")
+        raise ConfigError(
+            f"stage1.optimizer.kind: unknown optimiser {kind!r}; available: {', '.join(sorted(REGISTRY))}"
+        )

@@ -1,11 +1,10 @@
-"""The best trial: its hyperparameters (checkpoint ``best_params``) and its errors on the test set (rule ``test_errors``).
-"""
+"""The best trial: its hyperparameters (checkpoint ``best_params``) and its errors on the test set (rule ``test_errors``)."""
 
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 from .. import data as D
 from ..console import say
@@ -26,8 +25,12 @@ def merge_predictions(files: Sequence[str | os.PathLike]) -> dict:
     return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
 
 
-def best_step(cfg: dict, table_file: str | os.PathLike, out_file: str | os.PathLike,
-              predictions_out: str | os.PathLike | None = None) -> dict:
+def best_step(
+    cfg: dict,
+    table_file: str | os.PathLike,
+    out_file: str | os.PathLike,
+    predictions_out: str | os.PathLike | None = None,
+) -> dict:
     """The best trial's hyperparameters (searched and fixed) as ``best.yaml``; its validation
     predictions (all folds) copied to ``predictions_out``.
 
@@ -52,8 +55,10 @@ def best_step(cfg: dict, table_file: str | os.PathLike, out_file: str | os.PathL
         write_yaml(out_file, doc)
         if predictions_out:
             save_predictions(predictions_out, {})
-        say(f"NO TRIAL SUCCEEDED: all {len(table)} trial(s) failed; no potential will be fitted. "
-            f"Most common reason: {doc['failures'][0]['reason'][:300] if doc['failures'] else 'none recorded'}")
+        say(
+            f"NO TRIAL SUCCEEDED: all {len(table)} trial(s) failed; no potential will be fitted. "
+            f"Most common reason: {doc['failures'][0]['reason'][:300] if doc['failures'] else 'none recorded'}"
+        )
         return doc
     space = Space.from_config(cfg["space"])
     point = space.to_dict([best[n] for n in space.names])
@@ -109,7 +114,9 @@ def test_step(cfg: dict, model_dir, test_file, out_csv, out_predictions, out_jso
     save_predictions(out_predictions, preds)
     write_json(out_json, metrics)
     txt = f"test set: E {metrics['energy_rmse_mev']:.2f} meV/atom, F {metrics['force_rmse']:.4f} eV/A"
-    ref_parts = [f"{ref[k]} {u}" for k, u in (("energy_rmse_mev", "meV/atom"), ("force_rmse", "eV/A")) if ref.get(k) is not None]
+    ref_parts = [
+        f"{ref[k]} {u}" for k, u in (("energy_rmse_mev", "meV/atom"), ("force_rmse", "eV/A")) if ref.get(k) is not None
+    ]
     if ref_parts:
         txt += f"  ({ref.get('label', 'reference')}: {', '.join(ref_parts)})"
     say(txt)

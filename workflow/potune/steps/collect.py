@@ -1,11 +1,11 @@
-"""Checkpoint ``collect``: one iteration's trials appended to the trial table.
-"""
+"""Checkpoint ``collect``: one iteration's trials appended to the trial table."""
 
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Sequence
+from typing import TYPE_CHECKING
 
 from ..console import say
 
@@ -33,7 +33,11 @@ def collect_step(
     write_table(out_table, table)
     n_failed = sum(r["status"] != "ok" for r in rows)
     best = best_trial(table)
-    best_txt = f"best loss so far {float(best['loss']):.5g} (trial {best['trial_id']})" if best else "no successful trial yet"
-    say(f"iteration {iteration} done: {len(rows)} trial(s), {n_failed} failed; {best_txt}; "
-        f"trials done {len(table)}" + (f"/{budget}" if budget else ""))
+    best_txt = (
+        f"best loss so far {float(best['loss']):.5g} (trial {best['trial_id']})" if best else "no successful trial yet"
+    )
+    say(
+        f"iteration {iteration} done: {len(rows)} trial(s), {n_failed} failed; {best_txt}; "
+        f"trials done {len(table)}" + (f"/{budget}" if budget else "")
+    )
     return table

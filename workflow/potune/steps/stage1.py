@@ -24,9 +24,16 @@ from ..search.loop import best_trial
 from ..search.space import Space
 from ..trials import append_rows, read_table, write_table
 
-
-STAGE1_COLUMNS = ["kernel_mean", "kernel_std", "kernel_skew", "kernel_abs_skew", "soap_dim", "n_env", "n_pairs",
-                  "kernel_time_s"]
+STAGE1_COLUMNS = [
+    "kernel_mean",
+    "kernel_std",
+    "kernel_skew",
+    "kernel_abs_skew",
+    "soap_dim",
+    "n_env",
+    "n_pairs",
+    "kernel_time_s",
+]
 
 
 def kernel_step(params_file, train_file, out_json, out_hist, settings: dict, kernel_cfg: dict) -> dict:
@@ -43,13 +50,22 @@ def kernel_step(params_file, train_file, out_json, out_hist, settings: dict, ker
         terms = kernel_objective(st, kernel_cfg.get("objective"))
         if not math.isfinite(terms["loss"]):
             raise ValueError(f"non-finite kernel objective {terms['loss']}")
-        out = {"status": "ok", "reason": "", **terms, "soap_dim": int(sv.vectors.shape[1]),
-               "soap_dim_formula": soap_dimension(params, settings, len(set(sv.central_z.tolist()))),
-               "n_env": st.n_env, "n_pairs": st.n_pairs, "n_sample": st.n_sample}
+        out = {
+            "status": "ok",
+            "reason": "",
+            **terms,
+            "soap_dim": int(sv.vectors.shape[1]),
+            "soap_dim_formula": soap_dimension(params, settings, len(set(sv.central_z.tolist()))),
+            "n_env": st.n_env,
+            "n_pairs": st.n_pairs,
+            "n_sample": st.n_sample,
+        }
         Path(out_hist).parent.mkdir(parents=True, exist_ok=True)
         st.histogram_table().to_csv(out_hist, index=False)
-        say(f"descriptor trial {prop['trial_id']}: loss {terms['loss']:.5g}  mean {st.mean:.4f}  std {st.std:.4f}  "
-            f"skew {st.skew:.3f}  ({st.n_env} environments, dim {sv.vectors.shape[1]})")
+        say(
+            f"descriptor trial {prop['trial_id']}: loss {terms['loss']:.5g}  mean {st.mean:.4f}  std {st.std:.4f}  "
+            f"skew {st.skew:.3f}  ({st.n_env} environments, dim {sv.vectors.shape[1]})"
+        )
     except Exception as exc:  # a descriptor that cannot be computed is a failed trial
         out = {"status": "failed", "reason": f"{type(exc).__name__}: {exc}"[:500]}
         pd.DataFrame(columns=["bin_low", "bin_high", "bin_centre", "count", "density"]).to_csv(out_hist, index=False)
@@ -80,13 +96,20 @@ def collect_stage1(cfg1: dict, iteration: int, previous_table, proposals_dir, ke
     rows = [stage1_row(Path(proposals_dir) / f"{t}.yaml", f) for t, f in sorted(kernel_files.items())]
     names = list(cfg1["space"]) + [k for k in (cfg1.get("fixed") or {}) if k not in cfg1["space"]]
     table = append_rows(prev, rows, names)
-    head = [c for c in ["iteration", "trial", "trial_id", *names, "status", "reason", "loss", *STAGE1_COLUMNS]
-            if c in table.columns]
+    head = [
+        c
+        for c in ["iteration", "trial", "trial_id", *names, "status", "reason", "loss", *STAGE1_COLUMNS]
+        if c in table.columns
+    ]
     table = table[head + [c for c in table.columns if c not in head]]
     write_table(out_table, table)
     best = best_trial(table)
     n_failed = sum(r["status"] != "ok" for r in rows)
-    txt = f"best kernel objective {float(best['loss']):.5g} (trial {best['trial_id']})" if best else "no successful trial yet"
+    txt = (
+        f"best kernel objective {float(best['loss']):.5g} (trial {best['trial_id']})"
+        if best
+        else "no successful trial yet"
+    )
     say(f"stage 1 iteration {iteration} done: {len(rows)} descriptor trial(s), {n_failed} failed; {txt}")
     return table
 
@@ -100,14 +123,25 @@ def best_descriptor_step(cfg1: dict, table_file, out_file) -> dict:
         raise RuntimeError(f"stage 1: no descriptor trial succeeded ({len(table)} failed); reasons: {reasons}")
     space = Space.from_config(cfg1["space"])
     point = space.to_dict([best[n] for n in space.names])
-    doc = {"trial_id": best["trial_id"], "iteration": int(best["iteration"]), "loss": float(best["loss"]),
-           **{c: (int(best[c]) if c in ("soap_dim", "n_env", "n_pairs") else float(best[c]))
-              for c in STAGE1_COLUMNS if c in best},
-           "point": point, "fixed": cfg1.get("fixed") or {}, "hyperparameters": {**(cfg1.get("fixed") or {}), **point},
-           "objective": (cfg1.get("kernel") or {}).get("objective")}
+    doc = {
+        "trial_id": best["trial_id"],
+        "iteration": int(best["iteration"]),
+        "loss": float(best["loss"]),
+        **{
+            c: (int(best[c]) if c in ("soap_dim", "n_env", "n_pairs") else float(best[c]))
+            for c in STAGE1_COLUMNS
+            if c in best
+        },
+        "point": point,
+        "fixed": cfg1.get("fixed") or {},
+        "hyperparameters": {**(cfg1.get("fixed") or {}), **point},
+        "objective": (cfg1.get("kernel") or {}).get("objective"),
+    }
     write_yaml(out_file, doc)
-    say(f"stage 1 done: best descriptor {best['trial_id']} (objective {float(best['loss']):.5g}, "
-        f"std {float(best['kernel_std']):.4f}, skew {float(best['kernel_skew']):.3f}); stage 2 holds it fixed")
+    say(
+        f"stage 1 done: best descriptor {best['trial_id']} (objective {float(best['loss']):.5g}, "
+        f"std {float(best['kernel_std']):.4f}, skew {float(best['kernel_skew']):.3f}); stage 2 holds it fixed"
+    )
     return doc
 
 
@@ -121,18 +155,35 @@ def kernel_figure_step(best_file, train_file, settings: dict, kernel_cfg: dict, 
     Path(csv).parent.mkdir(parents=True, exist_ok=True)
     hist.to_csv(csv, index=False)
     terms = kernel_objective(st, kernel_cfg.get("objective"))
-    doc = {**terms, "n_env": st.n_env, "n_pairs": st.n_pairs, "n_sample": st.n_sample, "zeta": st.zeta,
-           "soap_dim": int(sv.vectors.shape[1]), "trial_id": best.get("trial_id")}
+    doc = {
+        **terms,
+        "n_env": st.n_env,
+        "n_pairs": st.n_pairs,
+        "n_sample": st.n_sample,
+        "zeta": st.zeta,
+        "soap_dim": int(sv.vectors.shape[1]),
+        "trial_id": best.get("trial_id"),
+    }
     write_json(out_json, doc)
     plt = _plt()
     fig, ax = plt.subplots(figsize=(6, 4))
-    keep = hist[hist["bin_high"] > 0] if (hist["bin_low"] < 0).any() and hist.loc[hist["bin_low"] < 0, "count"].sum() == 0 else hist
-    ax.bar(keep["bin_centre"], keep["density"], width=(keep["bin_high"] - keep["bin_low"]), color="steelblue",
-           edgecolor="none")
+    keep = (
+        hist[hist["bin_high"] > 0]
+        if (hist["bin_low"] < 0).any() and hist.loc[hist["bin_low"] < 0, "count"].sum() == 0
+        else hist
+    )
+    ax.bar(
+        keep["bin_centre"],
+        keep["density"],
+        width=(keep["bin_high"] - keep["bin_low"]),
+        color="steelblue",
+        edgecolor="none",
+    )
     ax.set_xlabel(r"kernel $k = (\mathbf{q}_i\cdot\mathbf{q}_j)^\zeta$")
     ax.set_ylabel("density")
-    ax.set_title(f"best SOAP ({best.get('trial_id')}): mean {st.mean:.3f}, std {st.std:.3f}, skew {st.skew:.2f}",
-                 fontsize=9)
+    ax.set_title(
+        f"best SOAP ({best.get('trial_id')}): mean {st.mean:.3f}, std {st.std:.3f}, skew {st.skew:.2f}", fontsize=9
+    )
     fig.tight_layout()
     fig.savefig(png, dpi=120)
     plt.close(fig)
@@ -148,8 +199,10 @@ def similarity_step(best_file, train_file, settings: dict, n_reference: int, png
     frames = D.read_normalised(train_file)
     dimers = [a for a in frames if len(a) == 2]
     if len(dimers) < 2:
-        raise ValueError(f"{train_file}: the similarity curve needs a dimer data set (2-atom structures); "
-                         f"found {len(dimers)} (set kernel.similarity_curve: false)")
+        raise ValueError(
+            f"{train_file}: the similarity curve needs a dimer data set (2-atom structures); "
+            f"found {len(dimers)} (set kernel.similarity_curve: false)"
+        )
     r = np.array([a.get_distance(0, 1, mic=True) for a in dimers])
     order = np.argsort(r)
     dimers, r = [dimers[i] for i in order], r[order]
@@ -180,15 +233,27 @@ def similarity_step(best_file, train_file, settings: dict, n_reference: int, png
     return df
 
 
-def refit_comparison_step(search_metrics, forces_metrics, search_fit, forces_fit, energy_only: bool, out_csv) -> pd.DataFrame:
+def refit_comparison_step(
+    search_metrics, forces_metrics, search_fit, forces_fit, energy_only: bool, out_csv
+) -> pd.DataFrame:
     """Test errors of the refit as searched (e.g. energies only) and of the refit on energies
     and forces, side by side (PPSO Table 5)."""
     rows = []
-    for label, mfile, ffile in (("as searched" + (" (energies only)" if energy_only else ""), search_metrics, search_fit),
-                                ("energies + forces", forces_metrics, forces_fit)):
+    for label, mfile, ffile in (
+        ("as searched" + (" (energies only)" if energy_only else ""), search_metrics, search_fit),
+        ("energies + forces", forces_metrics, forces_fit),
+    ):
         m, f = read_json(mfile), read_json(ffile)
-        rows.append({"fit": label, "energy_rmse_mev": m["energy_rmse_mev"], "force_rmse": m["force_rmse"],
-                     "energy_mae_mev": m["energy_mae_mev"], "force_mae": m["force_mae"], "fit_wall_s": f["wall_s"]})
+        rows.append(
+            {
+                "fit": label,
+                "energy_rmse_mev": m["energy_rmse_mev"],
+                "force_rmse": m["force_rmse"],
+                "energy_mae_mev": m["energy_mae_mev"],
+                "force_mae": m["force_mae"],
+                "fit_wall_s": f["wall_s"],
+            }
+        )
     df = pd.DataFrame(rows)
     Path(out_csv).parent.mkdir(parents=True, exist_ok=True)
     df.to_csv(out_csv, index=False)

@@ -1,5 +1,4 @@
-"""Rule ``validate``: errors of one fitted trial on its validation fold.
-"""
+"""Rule ``validate``: errors of one fitted trial on its validation fold."""
 
 from __future__ import annotations
 
@@ -40,8 +39,10 @@ def validate_step(
             if not math.isfinite(metrics["loss"]):
                 raise ValueError(f"non-finite loss {metrics['loss']}")
             out = {"status": "ok", "reason": "", **metrics}
-            say(f"trial {fit['trial_id']}: loss {metrics['loss']:.5g}  E {metrics['energy_rmse_mev']:.2f} meV/atom  "
-                f"F {metrics['force_rmse']:.4f} eV/A  (fit {fit['wall_s']:.0f} s)")
+            say(
+                f"trial {fit['trial_id']}: loss {metrics['loss']:.5g}  E {metrics['energy_rmse_mev']:.2f} meV/atom  "
+                f"F {metrics['force_rmse']:.4f} eV/A  (fit {fit['wall_s']:.0f} s)"
+            )
         except Exception as exc:  # a model that cannot predict is a failed trial, not a crash
             out = {"status": "failed", "reason": f"prediction failed: {type(exc).__name__}: {exc}"}
             say(f"trial {fit['trial_id']}: FAILED ({out['reason'][:200]})")

@@ -61,7 +61,25 @@ from .params import (
 from .solve import solve
 
 __all__ = [
-    "DESCRIPTOR_HPS", "HYPERPARAMETERS", "PER_CONFIG_TYPE", "PER_ELEMENT", "accepts_hyperparameter", "calculator",
-    "check_cache", "check_config", "compute_descriptors", "data_key", "descriptor_length", "descriptor_spec", "fit",
-    "linear_predict", "load_blocks", "n_bispectrum", "read_model", "resolve_params", "solve", "spec_key", "write_model",
+    "DESCRIPTOR_HPS",
+    "HYPERPARAMETERS",
+    "PER_CONFIG_TYPE",
+    "PER_ELEMENT",
+    "accepts_hyperparameter",
+    "calculator",
+    "check_cache",
+    "check_config",
+    "compute_descriptors",
+    "data_key",
+    "descriptor_length",
+    "descriptor_spec",
+    "fit",
+    "linear_predict",
+    "load_blocks",
+    "n_bispectrum",
+    "read_model",
+    "resolve_params",
+    "solve",
+    "spec_key",
+    "write_model",
 ]

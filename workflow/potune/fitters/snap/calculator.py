@@ -5,8 +5,8 @@ linear model itself (FitSNAP descriptors times the coefficients) for cross-check
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 
@@ -44,5 +44,5 @@ def linear_predict(model_dir: str | os.PathLike, frames: Sequence) -> tuple[list
         pred = rows["A"] @ coef
         n = len(atoms)
         energies.append(float(pred[0]) * n)
-        forces.append(pred[1:1 + 3 * n].reshape(n, 3) @ rows["rotations"][0].T)
+        forces.append(pred[1 : 1 + 3 * n].reshape(n, 3) @ rows["rotations"][0].T)
     return energies, forces

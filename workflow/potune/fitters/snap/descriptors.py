@@ -26,8 +26,8 @@ import os
 import sys
 import time
 import traceback
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 
@@ -59,14 +59,26 @@ def compute_descriptors(
         meta_file.unlink()
     spec_file = out / "spec.json"
     atomic_write_text(spec_file, json.dumps(spec, indent=1, sort_keys=True))
-    cmd = [sys.executable, "-m", "potune.fitters.snap.descriptors", str(spec_file), str(Path(train_file).resolve()), str(out.resolve())]
+    cmd = [
+        sys.executable,
+        "-m",
+        "potune.fitters.snap.descriptors",
+        str(spec_file),
+        str(Path(train_file).resolve()),
+        str(out.resolve()),
+    ]
     env = {**os.environ, "OMP_NUM_THREADS": str(threads), "OPENBLAS_NUM_THREADS": str(threads)}
     res = run_limited(cmd, log_file, timeout_s=timeout_s, mem_limit_mb=mem_limit_mb, cwd=out, env=env)
     meta = json.loads(meta_file.read_text()) if meta_file.exists() else None
     if res.status != "ok" or meta is None or meta.get("status") != "ok":
         reason = (meta or {}).get("reason") or res.reason or "descriptor computation wrote no result"
-        meta = {"status": "failed", "reason": f"descriptors: {reason}", "spec": spec,
-                "wall_s": res.wall_s, "peak_rss_mb": res.peak_rss_mb}
+        meta = {
+            "status": "failed",
+            "reason": f"descriptors: {reason}",
+            "spec": spec,
+            "wall_s": res.wall_s,
+            "peak_rss_mb": res.peak_rss_mb,
+        }
         (out / "blocks.npz").unlink(missing_ok=True)
         atomic_write_text(meta_file, json.dumps(meta, indent=1))
     else:
@@ -108,8 +120,9 @@ def lammps_frame(atoms) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 
     cell = np.array(atoms.cell, dtype=float)
     if abs(np.linalg.det(cell)) < 1e-8:
-        raise ValueError("SNAP fits need a periodic cell with nonzero volume on every structure "
-                         f"(cell {cell.tolist()})")
+        raise ValueError(
+            f"SNAP fits need a periodic cell with nonzero volume on every structure (cell {cell.tolist()})"
+        )
     apre = get_apre(cell)
     R = np.linalg.solve(cell, apre)
     return atoms.get_positions() @ R, apre.T, R
@@ -137,14 +150,23 @@ def fitsnap_settings(spec: dict, symbols: Sequence[str], workdir: str | Path) ->
         },
         "CALCULATOR": {"calculator": "LAMMPSSNAP", "energy": 1, "force": 1, "stress": 0},
         "SOLVER": {"solver": "SVD"},
-        "REFERENCE": {"units": "metal", "atom_style": "atomic", "pair_style": f"zero {rcut + 1.0!r}", "pair_coeff": "* *"},
-        "OUTFILE": {"output_style": "SNAP", "metrics": str(Path(workdir) / "fitsnap_metrics.md"),
-                    "potential": str(Path(workdir) / "fitsnap_pot")},
+        "REFERENCE": {
+            "units": "metal",
+            "atom_style": "atomic",
+            "pair_style": f"zero {rcut + 1.0!r}",
+            "pair_coeff": "* *",
+        },
+        "OUTFILE": {
+            "output_style": "SNAP",
+            "metrics": str(Path(workdir) / "fitsnap_metrics.md"),
+            "potential": str(Path(workdir) / "fitsnap_pot"),
+        },
     }
 
 
-def descriptor_rows(spec: dict, symbols: Sequence[str], frames: Sequence, workdir: str | Path = ".",
-                    require_reference: bool = True) -> dict:
+def descriptor_rows(
+    spec: dict, symbols: Sequence[str], frames: Sequence, workdir: str | Path = ".", require_reference: bool = True
+) -> dict:
     """The descriptor matrix of ``frames``: one energy row then ``3 N`` force rows per frame.
 
     Returns
@@ -171,12 +193,26 @@ def descriptor_rows(spec: dict, symbols: Sequence[str], frames: Sequence, workdi
         else:
             energy, forces = 0.0, np.zeros((n, 3))
         rotations.append(R)
-        data.append({
-            "Group": str(atoms.info.get(CT, "default")), "File": f"structure {i}", "Positions": pos,
-            "Energy": energy, "Forces": forces, "Stress": np.zeros((3, 3)), "AtomTypes": atoms.get_chemical_symbols(),
-            "NumAtoms": n, "QMLattice": lattice, "Lattice": lattice, "Rotation": np.eye(3),
-            "Translation": np.zeros((n, 3)), "test_bool": 0, "eweight": 1.0, "fweight": 1.0, "vweight": 1.0,
-        })
+        data.append(
+            {
+                "Group": str(atoms.info.get(CT, "default")),
+                "File": f"structure {i}",
+                "Positions": pos,
+                "Energy": energy,
+                "Forces": forces,
+                "Stress": np.zeros((3, 3)),
+                "AtomTypes": atoms.get_chemical_symbols(),
+                "NumAtoms": n,
+                "QMLattice": lattice,
+                "Lattice": lattice,
+                "Rotation": np.eye(3),
+                "Translation": np.zeros((n, 3)),
+                "test_bool": 0,
+                "eweight": 1.0,
+                "fweight": 1.0,
+                "vweight": 1.0,
+            }
+        )
     fs.process_configs(data)
     A = np.array(fs.pt.shared_arrays["a"].array, dtype=float)
     b = np.array(fs.pt.shared_arrays["b"].array, dtype=float)
@@ -195,8 +231,10 @@ def descriptor_rows(spec: dict, symbols: Sequence[str], frames: Sequence, workdi
             const = np.zeros((A.shape[0], 1))
             for i, atoms in enumerate(frames):
                 if counts[i]:
-                    const[np.flatnonzero((frame == i) & (kind == 0)), 0] = atoms.get_chemical_symbols().count(sym) / counts[i]
-            blocks += [const, A[:, t * ncoeff:(t + 1) * ncoeff]]
+                    const[np.flatnonzero((frame == i) & (kind == 0)), 0] = (
+                        atoms.get_chemical_symbols().count(sym) / counts[i]
+                    )
+            blocks += [const, A[:, t * ncoeff : (t + 1) * ncoeff]]
         A = np.hstack(blocks)
     if A.shape[1] != n_types * (1 + ncoeff):
         raise RuntimeError(f"descriptor matrix has {A.shape[1]} columns, expected {n_types * (1 + ncoeff)}")
@@ -211,13 +249,14 @@ def compress(A: np.ndarray, b: np.ndarray) -> np.ndarray:
 
     M = np.hstack([A, b[:, None]])
     R = scipy.linalg.qr(M, mode="r", overwrite_a=True, check_finite=False)[0]
-    return np.ascontiguousarray(R[:min(M.shape)])  # scipy's mode "r" pads R with zero rows to M's shape
+    return np.ascontiguousarray(R[: min(M.shape)])  # scipy's mode "r" pads R with zero rows to M's shape
 
 
 def compute(spec: dict, train_file: str | Path, out_dir: str | Path) -> dict:
     """Descriptors of ``train_file`` compressed per (config_type, kind) into ``out_dir``."""
-    from ...data.read import CT, read_normalised, species
     from ase.data import chemical_symbols
+
+    from ...data.read import CT, read_normalised, species
 
     out = Path(out_dir)
     t0 = time.monotonic()
@@ -234,17 +273,32 @@ def compute(spec: dict, train_file: str | Path, out_dir: str | Path) -> dict:
             if not sel.any():
                 continue
             arrays[f"R{len(blocks)}"] = compress(rows["A"][sel], rows["b"][sel])
-            blocks.append({"config_type": ct, "kind": name, "n_rows": int(sel.sum()),
-                           "n_structures": int(len(set(rows["frame"][sel].tolist())))})
+            blocks.append(
+                {
+                    "config_type": ct,
+                    "kind": name,
+                    "n_rows": int(sel.sum()),
+                    "n_structures": int(len(set(rows["frame"][sel].tolist()))),
+                }
+            )
     t_qr = time.monotonic() - t1
     with atomic_output(out / "blocks.npz", suffix=".npz") as tmp:
         np.savez(tmp, **arrays)
     return {
-        "status": "ok", "reason": "", "spec": spec, "symbols": symbols, "train_file": str(train_file),
-        "train_sha256": file_sha256(train_file), "n_structures": len(frames),
-        "n_atoms": int(sum(len(a) for a in frames)), "n_rows": int(rows["A"].shape[0]),
-        "n_columns": int(rows["A"].shape[1]), "ncoeff": rows["ncoeff"], "blocks": blocks,
-        "descriptor_s": t_desc, "compress_s": t_qr,
+        "status": "ok",
+        "reason": "",
+        "spec": spec,
+        "symbols": symbols,
+        "train_file": str(train_file),
+        "train_sha256": file_sha256(train_file),
+        "n_structures": len(frames),
+        "n_atoms": int(sum(len(a) for a in frames)),
+        "n_rows": int(rows["A"].shape[0]),
+        "n_columns": int(rows["A"].shape[1]),
+        "ncoeff": rows["ncoeff"],
+        "blocks": blocks,
+        "descriptor_s": t_desc,
+        "compress_s": t_qr,
     }
 
 

@@ -6,14 +6,13 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 
 from ...io import atomic_write_text
 from .params import element_values
-
 
 MODEL_PREFIX = "snap"
 
@@ -24,17 +23,19 @@ def _fmt(v: float) -> str:
 
 def snapparam_text(spec: dict) -> str:
     """The ``.snapparam`` file of a model with descriptor specification ``spec``."""
-    return "\n".join([
-        "# SNAP parameters written by potune",
-        f"rcutfac {_fmt(spec['rcutfac'])}",
-        f"twojmax {int(spec['twojmax'])}",
-        f"rfac0 {_fmt(spec['rfac0'])}",
-        f"rmin0 {_fmt(spec['rmin0'])}",
-        f"bzeroflag {int(spec['bzeroflag'])}",
-        f"switchflag {int(spec['switchflag'])}",
-        f"quadraticflag {int(spec['quadratic'])}",
-        "",
-    ])
+    return "\n".join(
+        [
+            "# SNAP parameters written by potune",
+            f"rcutfac {_fmt(spec['rcutfac'])}",
+            f"twojmax {int(spec['twojmax'])}",
+            f"rfac0 {_fmt(spec['rfac0'])}",
+            f"rmin0 {_fmt(spec['rmin0'])}",
+            f"bzeroflag {int(spec['bzeroflag'])}",
+            f"switchflag {int(spec['switchflag'])}",
+            f"quadraticflag {int(spec['quadratic'])}",
+            "",
+        ]
+    )
 
 
 def snapcoeff_text(spec: dict, symbols: Sequence[str], coef: np.ndarray) -> str:
@@ -53,8 +54,10 @@ def lammps_commands(model_dir: str | os.PathLike, symbols: Sequence[str], relati
     """``pair_style``/``pair_coeff`` lines for the model in ``model_dir``."""
     d = Path(model_dir)
     base = "" if relative else f"{d.resolve()}/"
-    return ["pair_style snap",
-            f"pair_coeff * * {base}{MODEL_PREFIX}.snapcoeff {base}{MODEL_PREFIX}.snapparam {' '.join(symbols)}"]
+    return [
+        "pair_style snap",
+        f"pair_coeff * * {base}{MODEL_PREFIX}.snapcoeff {base}{MODEL_PREFIX}.snapparam {' '.join(symbols)}",
+    ]
 
 
 def write_model(model_dir: str | os.PathLike, spec: dict, symbols: Sequence[str], coef: np.ndarray, info: dict) -> None:
@@ -63,8 +66,12 @@ def write_model(model_dir: str | os.PathLike, spec: dict, symbols: Sequence[str]
     d.mkdir(parents=True, exist_ok=True)
     atomic_write_text(d / f"{MODEL_PREFIX}.snapcoeff", snapcoeff_text(spec, symbols, coef))
     atomic_write_text(d / f"{MODEL_PREFIX}.snapparam", snapparam_text(spec))
-    mod = ["# LAMMPS include file for this SNAP potential (units metal, atom types in this order: "
-           + " ".join(symbols) + ")", "# usage: include snap.mod  (run from this folder or edit the paths)"]
+    mod = [
+        "# LAMMPS include file for this SNAP potential (units metal, atom types in this order: "
+        + " ".join(symbols)
+        + ")",
+        "# usage: include snap.mod  (run from this folder or edit the paths)",
+    ]
     atomic_write_text(d / f"{MODEL_PREFIX}.mod", "\n".join(mod + lammps_commands(d, symbols, relative=True)) + "\n")
     doc = {"fitter": "snap", "symbols": list(symbols), "spec": spec, "coefficients": [float(c) for c in coef], **info}
     atomic_write_text(d / "model.json", json.dumps(doc, indent=1))  # last: its presence means a whole model

@@ -1,5 +1,4 @@
-"""One SNAP/qSNAP fit: the descriptors (from the cache, or computed here), the solve, the model.
-"""
+"""One SNAP/qSNAP fit: the descriptors (from the cache, or computed here), the solve, the model."""
 
 from __future__ import annotations
 
@@ -8,8 +7,8 @@ import os
 import resource
 import shutil
 import time
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 
@@ -106,20 +105,32 @@ def fit(
         with threadpool_limits(limits=max(1, int(threads))):
             coef, errors = solve(blocks, p, float(settings["svd_rcond"]))
         solve_s = time.monotonic() - t1
-        write_model(model_dir, spec, symbols, coef, {
-            "cache_hit": cache_hit, "descriptor_dir": str(descriptors) if cache_hit else None,
-            "descriptor_s": float(meta.get("descriptor_s", 0.0)), "descriptor_wall_s": desc_wall,
-            "solve_s": solve_s, "train_errors": errors, "hyperparameters": {k: p[k] for k in sorted(p)},
-            "n_rows": int(sum(b["n_rows"] for b in blocks)),
-        })
+        write_model(
+            model_dir,
+            spec,
+            symbols,
+            coef,
+            {
+                "cache_hit": cache_hit,
+                "descriptor_dir": str(descriptors) if cache_hit else None,
+                "descriptor_s": float(meta.get("descriptor_s", 0.0)),
+                "descriptor_wall_s": desc_wall,
+                "solve_s": solve_s,
+                "train_errors": errors,
+                "hyperparameters": {k: p[k] for k in sorted(p)},
+                "n_rows": int(sum(b["n_rows"] for b in blocks)),
+            },
+        )
     except (ValueError, np.linalg.LinAlgError, MemoryError, OSError, KeyError) as exc:
         shutil.rmtree(work, ignore_errors=True)
         return failed(f"least-squares solve failed: {type(exc).__name__}: {exc}")
     shutil.rmtree(work, ignore_errors=True)
     with open(log, "a") as fh:
-        fh.write(f"descriptors: {'cache hit ' + str(descriptors) if cache_hit else f'computed in {desc_wall:.2f} s'}\n"
-                 f"solve ({p['solver']}): {solve_s:.3f} s, rank {errors['rank']}/{errors['n_coefficients']}\n"
-                 f"training RMSE: E {1000 * (errors['energy_rmse'] or 0):.3f} meV/atom, "
-                 f"F {errors['force_rmse'] or 0:.4f} eV/A\n")
+        fh.write(
+            f"descriptors: {'cache hit ' + str(descriptors) if cache_hit else f'computed in {desc_wall:.2f} s'}\n"
+            f"solve ({p['solver']}): {solve_s:.3f} s, rank {errors['rank']}/{errors['n_coefficients']}\n"
+            f"training RMSE: E {1000 * (errors['energy_rmse'] or 0):.3f} meV/atom, "
+            f"F {errors['force_rmse'] or 0:.4f} eV/A\n"
+        )
     peak = max(desc_peak, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0)
     return RunResult(0, "ok", "", time.monotonic() - t0, peak)

@@ -8,12 +8,11 @@ import hashlib
 import json
 import math
 import re
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 from ...errors import ConfigError
 from ...io import file_sha256
-
 
 #: searchable/fixable SNAP hyperparameters and their defaults (FitSNAP's defaults for the
 #: descriptor; XPOT-like group weights). Per-element (``radelem[<El>]``, ``wj[<El>]``) and
@@ -109,7 +108,10 @@ def _bound_checks(name: str) -> list[tuple[str, callable]]:
         "rmin0": [("must be >= 0", lambda v: v >= 0)],
         "radelem": [("must be > 0", lambda v: v > 0)],
         "wj": [("must be > 0", lambda v: v > 0)],
-        "twojmax": [("must be >= 0", lambda v: v >= 0), ("must be <= 20 (LAMMPS memory grows as twojmax^5)", lambda v: v <= 20)],
+        "twojmax": [
+            ("must be >= 0", lambda v: v >= 0),
+            ("must be <= 20 (LAMMPS memory grows as twojmax^5)", lambda v: v <= 20),
+        ],
         "eweight": [("must be >= 0", lambda v: v >= 0)],
         "fweight": [("must be >= 0", lambda v: v >= 0)],
         "ridge_alpha": [("must be >= 0", lambda v: v >= 0)],
@@ -181,8 +183,13 @@ def data_key(cfg: dict) -> str:
     for k in ("train", "validation"):
         if d.get(k):
             h.update(f"{k}:{file_sha256(d[k])}".encode())
-    h.update(json.dumps({"keys": [d.get("energy_key"), d.get("forces_key"), d.get("config_type_key")],
-                         "split": cfg["split"]}, sort_keys=True, default=str).encode())
+    h.update(
+        json.dumps(
+            {"keys": [d.get("energy_key"), d.get("forces_key"), d.get("config_type_key")], "split": cfg["split"]},
+            sort_keys=True,
+            default=str,
+        ).encode()
+    )
     return h.hexdigest()[:16]
 
 
@@ -222,8 +229,13 @@ def _config_types(cfg: dict) -> tuple[set[str], set[str]] | None:
     if not path or not Path(path).is_file():
         return None
     try:
-        frames = D.read_structures(path, energy_key=d.get("energy_key", "energy"), forces_key=d.get("forces_key", "forces"),
-                                   config_type_key=d.get("config_type_key", "config_type"), require_forces=False)
+        frames = D.read_structures(
+            path,
+            energy_key=d.get("energy_key", "energy"),
+            forces_key=d.get("forces_key", "forces"),
+            config_type_key=d.get("config_type_key", "config_type"),
+            require_forces=False,
+        )
     except Exception:  # the data check reports unreadable data with a better message
         return None
     return {a.info.get(D.CT, "default") for a in frames}, {s for a in frames for s in a.get_chemical_symbols()}
@@ -257,7 +269,9 @@ def check_config(cfg: dict, space) -> None:
             raise ConfigError(f"{key}: {exc}") from None
     names = set(space.names) | set(fixed)
     if "ridge_alpha" in names and "solver" not in names:
-        raise ConfigError("ridge_alpha: only used with solver ridge; fix or search 'solver' too (e.g. fixed.solver: ridge)")
+        raise ConfigError(
+            "ridge_alpha: only used with solver ridge; fix or search 'solver' too (e.g. fixed.solver: ridge)"
+        )
     if "solver" in fixed and fixed["solver"] != "ridge" and "ridge_alpha" in names:
         raise ConfigError("ridge_alpha: only used with solver ridge (fixed.solver is svd)")
     qualified = [(n, *split_name(n)) for n in sorted(names) if split_name(n)[1] is not None]
@@ -269,6 +283,8 @@ def check_config(cfg: dict, space) -> None:
     cts, elements = found
     for name, base, q in qualified:
         if base in PER_CONFIG_TYPE and q not in cts:
-            raise ConfigError(f"{name}: no structure of config_type {q!r} in data.train (config_types: {', '.join(sorted(cts))})")
+            raise ConfigError(
+                f"{name}: no structure of config_type {q!r} in data.train (config_types: {', '.join(sorted(cts))})"
+            )
         if base in PER_ELEMENT and q not in elements:
             raise ConfigError(f"{name}: no element {q!r} in data.train (elements: {', '.join(sorted(elements))})")

@@ -1,10 +1,9 @@
-"""The weighted linear least squares of a SNAP fit on the compressed descriptor blocks.
-"""
+"""The weighted linear least squares of a SNAP fit on the compressed descriptor blocks."""
 
 from __future__ import annotations
 
 import math
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 
