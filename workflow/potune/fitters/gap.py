@@ -10,7 +10,9 @@ the memory model of a ``gap_fit`` run (:func:`peak_mem_mb`).
 
 from __future__ import annotations
 
+import hashlib
 import os
+import re
 import shutil
 import sys
 from collections.abc import Mapping, Sequence
@@ -18,7 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ..cluster.runner import RunResult, run_limited
-from ..errors import ConfigError
+from ..errors import ConfigError, DataError
 
 if TYPE_CHECKING:
     from ..data.stats import DatasetStats
@@ -271,6 +273,262 @@ def build_command(
     return cmd
 
 
+# --------------------------------------------------------------------------------------
+# The training file as gap_fit reads it
+#
+# gap_fit reads extended XYZ with QUIP's own parser (libAtoms/xyz.c), which differs from
+# ase's in ways that silently drop data (measured with QUIP v0.10.3, quippy-ase):
+#
+# * a comment line without "lattice" (ase writes none for a molecule: cell zero, pbc F)
+#   is cut to its first key before a bogus zero Lattice is appended: every other key,
+#   the energy included, is lost ("Number of target energies ... found" falls short; the
+#   forces, in the atom lines, are still read);
+# * the line is split on every " ' { and }, taken as alternately outside/inside quotes,
+#   with empty pieces skipped and no escapes: a value holding one of them (it's, a"b,
+#   a{b}, or an empty "") shifts that alternation and the keys after it are lost;
+# * pbc is ignored: every structure is periodic in its Lattice, so a pbc F structure with
+#   a small cell sees images of itself.
+#
+# gap_fit uses config_type only for config_type_sigma/config_type_n_sparseX/
+# config_type_kernel_regularisation, none of which potune sets.
+
+#: characters QUIP's comment-line parser splits on (no escape exists)
+QUIP_QUOTES = frozenset("\"'{}")
+_SAFE_TOKEN = re.compile(r"[A-Za-z][A-Za-z0-9_.+\-]*")
+_DELIMS = {"'": "'", '"': '"', "{": "}", "[": "]"}
+#: added to the extent + 2 x cutoff of a box given to a non-periodic structure (Å)
+BOX_MARGIN = 1.0
+#: gap_fit's report of the targets it read, e.g.
+#: "Number of target energies (property name: REF_energy) found: 12"
+COUNT_LINE = re.compile(r"Number of target (.+?) \(property name: (.*?)\) found: *(-?\d+)")
+
+
+def gap_config_type(name: str) -> str:
+    """``name`` as a config_type token gap_fit reads whole: unchanged when it is a plain
+    word (letters, digits, ``_ . + -``, starting with a letter, not T/F/inf/nan), else
+    ``ct_<name with other characters as _>_<6 hex digits of its hash>`` (distinct names
+    stay distinct)."""
+    if _SAFE_TOKEN.fullmatch(name) and name not in ("T", "F"):
+        try:
+            float(name)  # inf, nan, infinity: QUIP would read a number
+        except ValueError:
+            return name
+    safe = re.sub(r"[^A-Za-z0-9_.+\-]+", "_", name).strip("_")[:48]
+    digest = hashlib.sha1(name.encode()).hexdigest()[:6]
+    return f"ct_{safe}_{digest}" if safe else f"ct_{digest}"
+
+
+def _split_comment(line: str) -> list[tuple[str, str | None]]:
+    """Key/value pairs of an extxyz comment line, read as ase reads them (quotes and
+    brackets delimit values, a backslash escapes the next character; but ``key=`` before a
+    space is an empty value, as ase writes one); raw string values, None for a bare key."""
+    pairs: list[list[list[str]]] = [[[]]]
+    cur = None
+    escaped = False
+    for ch in line.strip():
+        if escaped:
+            pairs[-1][-1].append(ch)
+            escaped = False
+        elif ch == "\\":
+            escaped = True
+        elif cur:
+            if ch == cur:
+                cur = None
+                pairs[-1][-1].append("")  # an empty quoted value ends at the next space
+            else:
+                pairs[-1][-1].append(ch)
+        elif ch in _DELIMS:
+            cur = _DELIMS[ch]
+        elif ch.isspace():
+            if pairs[-1] == [[]]:
+                continue
+            if pairs[-1][-1] == []:
+                pairs[-1][-1].append("")  # "key= ": ase writes an empty string so
+            pairs.append([[]])
+        elif ch == "=":
+            if pairs[-1] == [[]]:
+                del pairs[-1]
+            pairs[-1].append([])
+        else:
+            pairs[-1][-1].append(ch)
+    out = []
+    for kv in pairs:
+        if not kv or kv == [[]]:
+            continue
+        key = "".join(kv[0])
+        out.append((key, "=".join("".join(v) for v in kv[1:]) if len(kv) > 1 else None))
+    return out
+
+
+def _property_columns(props: str) -> dict[str, tuple[int, int]]:
+    """Column (start, count) of each per-atom property of a ``Properties=`` value."""
+    f = props.split(":")
+    cols, col = {}, 0
+    for name, _kind, count in zip(f[0::3], f[1::3], f[2::3]):
+        cols[name] = (col, int(count))
+        col += int(count)
+    return cols
+
+
+def gap_cell(cell, periodic, positions, cutoff: float):
+    """A Lattice for gap_fit (which treats every direction as periodic): periodic vectors
+    kept; each non-periodic one replaced by a direction orthogonal to the others, as long
+    as the structure's extent along it + 2 x ``cutoff`` + :data:`BOX_MARGIN`, so that no
+    atom sees an image of another (right-handed)."""
+    import numpy as np
+
+    cell = np.asarray(cell, dtype=float).reshape(3, 3)
+    pos = np.asarray(positions, dtype=float).reshape(-1, 3)
+    keep = [bool(p) for p in periodic]
+    new = cell.copy()
+    n_per = sum(keep)
+    if n_per == 3:
+        return new
+    if n_per == 0:
+        dirs = {i: np.eye(3)[i] for i in range(3)}
+    elif n_per == 2:
+        i = keep.index(False)
+        n = np.cross(cell[(i + 1) % 3], cell[(i + 2) % 3])
+        dirs = {i: n / np.linalg.norm(n)}
+    else:
+        i = keep.index(True)
+        a = cell[i] / np.linalg.norm(cell[i])
+        trial = np.eye(3)[int(np.argmin(np.abs(a)))]
+        u = trial - trial.dot(a) * a
+        u /= np.linalg.norm(u)
+        dirs = {(i + 1) % 3: u, (i + 2) % 3: np.cross(a, u)}
+    for j, d in dirs.items():
+        proj = pos @ d
+        length = float(proj.max() - proj.min()) + 2.0 * float(cutoff) + BOX_MARGIN
+        new[j] = d * length
+    return new
+
+
+def write_gap_input(
+    src: str | os.PathLike,
+    dst: str | os.PathLike,
+    cutoff: float,
+    energy_key: str = "REF_energy",
+    forces_key: str = "REF_forces",
+) -> dict[str, int]:
+    """Write ``src`` (extxyz) as gap_fit reads it whole, and count what gap_fit must read.
+
+    Every frame gets a ``Lattice`` first (a box ``extent + 2 x cutoff + margin`` along its
+    non-periodic directions, see :func:`gap_cell`; pbc kept), config_type values become
+    plain tokens (:func:`gap_config_type`), and other values QUIP cannot read
+    (holding ``" ' { }`` or empty; gap_fit does not use them) are left out. Atom lines
+    are copied as they are. Reads the text only (no ase: a fit job stays light).
+
+    Returns
+    -------
+    {"frames": n, "energies": frames with ``energy_key``, "forces": 3 x atoms of frames
+    with ``forces_key``} (force components, as gap_fit counts them).
+
+    Raises
+    ------
+    DataError
+        A frame that is not extended XYZ as potune writes it (named by frame).
+    """
+    import numpy as np
+
+    from ..data.read import _open_text
+
+    counts = {"frames": 0, "energies": 0, "forces": 0}
+    tmp = Path(dst).with_name(f".{Path(dst).name}.tmp")
+    with _open_text(src) as fin, open(tmp, "w") as fout:
+        frame = 0
+        while True:
+            head = fin.readline()
+            if not head.strip():
+                break
+            where = f"{src}: frame {frame} (0-based)"
+            try:
+                n = int(head.split()[0])
+            except ValueError:
+                raise DataError(f"{where}: expected an atom count, got {head.strip()[:60]!r}") from None
+            comment = fin.readline()
+            atom_lines = [fin.readline() for _ in range(n)]
+            if not comment or (n and not atom_lines[-1]):
+                raise DataError(f"{where}: the file ends inside the frame (truncated?)")
+            pairs = _split_comment(comment)
+            lower = {k.lower(): v for k, v in pairs}
+            props = lower.get("properties") or "species:S:1:pos:R:3"
+            cols = _property_columns(props)
+            try:
+                lat = lower.get("lattice")
+                cell = np.array([float(x) for x in lat.split()]).reshape(3, 3) if lat else np.zeros((3, 3))
+                pbc_s = lower.get("pbc")
+                pbc = [t == "T" for t in pbc_s.split()] if pbc_s else [lat is not None] * 3
+                periodic = [p and np.linalg.norm(v) > 0 for p, v in zip(pbc, cell)]
+                if not all(periodic):
+                    c0, _ = cols["pos"]
+                    pos = [[float(x) for x in ln.split()[c0 : c0 + 3]] for ln in atom_lines]
+                    cell = gap_cell(cell, periodic, pos, cutoff)
+            except (ValueError, KeyError, IndexError, AttributeError) as exc:
+                raise DataError(f"{where}: cannot read its Lattice/pbc/positions: {exc}") from None
+            out = ['Lattice="' + " ".join(repr(float(x)) for x in cell.reshape(-1)) + '"', f"Properties={props}"]
+            for key, value in pairs:
+                if key.lower() in ("lattice", "properties", "pbc"):
+                    continue
+                if any(c in QUIP_QUOTES or c.isspace() or c == "=" for c in key) or not key:
+                    continue
+                if key == "config_type":
+                    value = gap_config_type(value or "")
+                elif value is None:
+                    value = "T"  # a bare key means True (ase); QUIP aborts on it
+                if not value or any(c in QUIP_QUOTES for c in value):
+                    continue
+                out.append(f'{key}="{value}"' if any(c.isspace() for c in value) else f"{key}={value}")
+            out.append('pbc="' + " ".join("T" if p else "F" for p in pbc) + '"')
+            fout.write(f"{n}\n" + " ".join(out) + "\n")
+            fout.writelines(ln if ln.endswith("\n") else ln + "\n" for ln in atom_lines)
+            counts["frames"] += 1
+            if energy_key in dict(pairs):
+                counts["energies"] += 1
+            if forces_key in cols:
+                counts["forces"] += 3 * n
+            frame += 1
+    os.replace(tmp, dst)
+    return counts
+
+
+def gap_fit_counts(log_text: str) -> dict[str, int]:
+    """gap_fit's counts of the targets it read, from its output: ``{"energies": 12,
+    "local_properties": 0, "forces": 69, "virials": 0, "hessian_eigenvalues": 0}`` (the
+    names of its "Number of target ... found" lines; empty when there are none)."""
+    out = {}
+    for m in COUNT_LINE.finditer(log_text):
+        out[m.group(1).strip().lower().replace(" ", "_")] = int(m.group(3))
+    return out
+
+
+def count_mismatch(expected: dict, found: dict, energy_only: bool = False) -> str | None:
+    """Why gap_fit's counts (:func:`gap_fit_counts`) show that it did not read the whole
+    training file (``expected`` from :func:`write_gap_input`), or None when they agree."""
+    if "energies" not in found or "forces" not in found:
+        return (
+            "gap_fit's log has no 'Number of target energies/forces ... found' line: cannot check "
+            "that it read the whole training file"
+        )
+    want_f = 0 if energy_only else expected["forces"]
+    if found["energies"] == expected["energies"] and found["forces"] == want_f:
+        return None
+    return (
+        f"gap_fit read {found['energies']} of the {expected['energies']} energies and {found['forces']} of the "
+        f"{want_f} force components in the training file ({expected['frames']} structures): it would "
+        "train on less data than given (QUIP's extxyz parser dropped part of it)"
+    )
+
+
+def max_cutoff(p: dict, settings: dict) -> float:
+    """The largest cutoff of the descriptors of resolved hyperparameters ``p``."""
+    kind = settings.get("descriptor", "soap")
+    cuts = [float(p["rcut_hard"] if kind == "soap_turbo" else p["cutoff"])]
+    if settings.get("two_body"):
+        cuts.append(float(p["two_body_cutoff"]))
+    return max(cuts)
+
+
 def fit(
     params: dict,
     settings: dict,
@@ -285,28 +543,53 @@ def fit(
 ) -> RunResult:
     """Fit one GAP; the model is ``model_dir/gap.xml`` (plus its sparseX files).
 
-    The training file is copied into the model's working folder first: gap_fit writes an
-    index file beside its input, and fits running side by side must not share one.
+    The training file is written into the model's working folder first, as gap_fit reads it
+    whole (:func:`write_gap_input`): gap_fit writes an index file beside its input, and fits
+    running side by side must not share one. A fit whose log shows that gap_fit read fewer
+    energies or forces than the file holds (:func:`gap_fit_counts`) is failed.
     Never raises for a failing fit: the outcome is in the returned status/reason.
     """
     model_dir = Path(model_dir)
     model_dir.mkdir(parents=True, exist_ok=True)
     work = model_dir / "_work"
-    work.mkdir(exist_ok=True)
+    shutil.rmtree(work, ignore_errors=True)  # a stale train.xyz.idx would be read as this file's index
+    work.mkdir()
     train_copy = work / "train.xyz"
-    shutil.copyfile(train_file, train_copy)
     model_file = model_dir / "gap.xml"
     try:
         cmd = build_command(params, settings, train_copy.resolve(), model_file.resolve(), species_z, seed)
+        cutoff = max_cutoff(resolve_params(params), settings)
     except (ValueError, ConfigError) as exc:
         Path(log_file).write_text(f"invalid hyperparameters: {exc}\n")
+        shutil.rmtree(work, ignore_errors=True)
         return RunResult(None, "failed", f"invalid hyperparameters: {exc}", 0.0, 0.0)
+    try:
+        expected = write_gap_input(train_file, train_copy, cutoff)
+    except (DataError, OSError, UnicodeDecodeError) as exc:
+        Path(log_file).write_text(f"training file not usable: {exc}\n")
+        shutil.rmtree(work, ignore_errors=True)
+        return RunResult(None, "failed", f"training file not usable: {exc}", 0.0, 0.0)
+    if expected["energies"] == 0:
+        reason = f"training file {train_file}: no structure has an energy REF_energy"
+        Path(log_file).write_text(reason + "\n")
+        shutil.rmtree(work, ignore_errors=True)
+        return RunResult(None, "failed", reason, 0.0, 0.0)
     # unbuffered stdout: otherwise a SYSTEM ABORT message is lost when gap_fit stops
     env = {**os.environ, "OMP_NUM_THREADS": str(threads), "GFORTRAN_UNBUFFERED_PRECONNECTED": "y"}
     res = run_limited(cmd, log_file, timeout_s=timeout_s, mem_limit_mb=mem_limit_mb, cwd=work, env=env)
     shutil.rmtree(work, ignore_errors=True)
     if res.status == "ok" and not model_file.exists():
         res = RunResult(res.returncode, "failed", "gap_fit exited 0 but wrote no gap.xml", res.wall_s, res.peak_rss_mb)
+    if res.status == "ok":
+        try:
+            found = gap_fit_counts(Path(log_file).read_text(errors="replace"))
+        except OSError:
+            found = {}
+        why = count_mismatch(expected, found, bool(settings.get("energy_only")))
+        if why:
+            with open(log_file, "a") as fh:
+                fh.write(f"# potune: fit refused: {why}\n")
+            res = RunResult(res.returncode, "failed", why, res.wall_s, res.peak_rss_mb)
     if res.status != "ok":
         for f in model_dir.glob("gap.xml*"):
             f.unlink()
