@@ -32,9 +32,9 @@ def test_paper_quick(tmp_path):
     t2p = pd.read_csv(out / "ppso_table2.csv")
     assert len(t2p) == 4 and list(t2p["zeta"]) == [1, 10, 1, 10] and (t2p["status"] == "ok").all()
     assert t2p["kernel mean"].between(0, 1).all() and (t2p["kernel std"] > 0).all()
-    # a larger zeta spreads the kernel values of the same environments
-    for _, g in t2p.groupby("SOAP set"):
-        assert g["kernel std"].iloc[1] > g["kernel std"].iloc[0]
+    # the paper's kernel mean and std of both sets at both zeta, to its rounding (set 1 std: 0.0088 vs 0.008)
+    for col in ("mean", "std"):
+        assert list(t2p[f"kernel {col}"]) == pytest.approx(list(t2p[f"paper kernel {col}"]), rel=0.11)
     f6 = pd.read_csv(out / "xpot_fig6.csv")
     assert list(f6["alpha"]) == [0.1, 0.5] and (f6["optimised cutoff (Å)"].between(3.5, 6.0)).all()
     # the alpha = 0.5 search is Table II's GAP Si search, run once

@@ -65,6 +65,23 @@ def test_all_pairs_when_few_environments():
     assert st.std == pytest.approx(ref.std(), rel=1e-10)
 
 
+def test_soap_turbo_basis_not_reused_between_descriptors():
+    # soap_turbo keeps its radial basis (which depends on atom_sigma_r) between calls of the same
+    # total alpha_max; the vectors of one descriptor must not depend on what ran before it
+    frames = D.read_structures(
+        ROOT / "data" / "misc" / "C_dimers_gap17.xyz.gz", energy_key="energy", forces_key="forces", require_forces=False
+    )[::5]
+    settings = {"descriptor": "soap_turbo"}
+    base = {"rcut_hard": 5.0, "rcut_soft": 3.4, "n_max": 4, "l_max": 4, "atom_sigma_t": 1.39}
+    runs = []
+    # after a descriptor with the same n_max and another atom_sigma_r, and after one with
+    # another n_max (which makes even an unpatched soap_turbo rebuild its basis)
+    for before in ({**base, "atom_sigma_r": 0.8}, {**base, "atom_sigma_r": 0.8, "n_max": 3}):
+        soap.soap_vectors(frames, before, settings)
+        runs.append(soap.soap_vectors(frames, {**base, "atom_sigma_r": 0.13}, settings).vectors)
+    np.testing.assert_allclose(runs[0], runs[1], rtol=0, atol=1e-12)
+
+
 @pytest.mark.parametrize("n_max,l_max", [(3, 3), (4, 2), (2, 5)])
 def test_soap_turbo_dimension_formula(n_max, l_max):
     """PPSO eq. 4: (l_max + 1) N (N + 1) / 2, N = sum of alpha_max over species."""

@@ -107,6 +107,34 @@ def soap_dimension(params: dict, settings: dict, n_species: int) -> int:
     return gap.soap_dimension(p["n_max"], p["l_max"], n_species, settings.get("descriptor", "soap"))
 
 
+def reset_soap_turbo_basis(n_max_total: int) -> None:
+    """Make soap_turbo rebuild its radial basis on its next call in this process.
+
+    soap_turbo's ``get_soap`` keeps the orthonormalisation matrices of its radial basis (for
+    poly3gauss they depend on ``atom_sigma_r`` and ``rcut_hard``) in Fortran ``save``
+    variables and rebuilds them only when the total ``alpha_max`` differs from the previous
+    call. A second descriptor with the same ``n_max`` in one process would silently reuse the
+    first one's basis. Evaluating a throwaway descriptor with another total ``alpha_max``
+    forces the rebuild.
+
+    Parameters
+    ----------
+    n_max_total
+        Total ``alpha_max`` (summed over species) of the descriptor about to be evaluated.
+    """
+    from ase import Atoms
+    from quippy.descriptors import Descriptor
+
+    n = 2 if int(n_max_total) == 1 else 1  # any other total alpha_max; a small one stays cheap and well-conditioned
+    d = Descriptor(
+        f"soap_turbo l_max=1 alpha_max={{{n}}} atom_sigma_r={{0.5}} atom_sigma_t={{0.5}} "
+        "atom_sigma_r_scaling={0.0} atom_sigma_t_scaling={0.0} amplitude_scaling={1.0} central_weight={1.0} "
+        "radial_enhancement=0 basis=poly3gauss scaling_mode=polynomial rcut_hard=2.0 rcut_soft=1.5 "
+        "n_species=1 species_Z={1} central_index=1"
+    )
+    d.calc(Atoms("H2", positions=[[0, 0, 0], [1.0, 0, 0]], cell=[10, 10, 10], pbc=True))
+
+
 def soap_vectors(frames: Sequence, params: dict, settings: dict, species_z: Sequence[int] | None = None) -> SoapVectors:
     """SOAP vectors of every atom of ``frames`` (normalised rows).
 
@@ -133,6 +161,8 @@ def soap_vectors(frames: Sequence, params: dict, settings: dict, species_z: Sequ
             descs.append((z, Descriptor(s)))
         except Exception as exc:  # quippy raises RuntimeError on a bad string
             raise RuntimeError(f"quippy could not build descriptor {s!r}: {exc}") from exc
+    if settings.get("descriptor", "soap") == "soap_turbo":
+        reset_soap_turbo_basis(int(gap.resolve_params(params)["n_max"]) * len(species_z))
     vecs, cz, st, at = [], [], [], []
     for i, atoms in enumerate(frames):
         a = atoms.copy()
