@@ -570,3 +570,52 @@ def test_config_checks_optimizer_section_before_any_job():
     for over, msg in bad:
         with pytest.raises(ConfigError, match=msg):
             resolve_config(deep_merge(raw, {"optimizer": over}), check_files=False)
+
+
+@pytest.mark.parametrize("kind", ["bayes", "pso", "sobol"])
+def test_fitter_defaults_are_the_first_trial_clipped_into_the_space(kind, tmp_path):
+    """Iteration 0's first trial is gap's default point clipped into the space (n_sparse 1000
+    -> 200, n_max 8 -> 6, delta 1.0 kept, sparse_method cur_points kept), marked origin
+    default; the other trials and later iterations are the optimiser's."""
+    from potune.trials import trial_row
+
+    spec = {
+        "cutoff": {"type": "real", "low": 3.0, "high": 4.5},
+        "delta": {"type": "real", "low": 0.05, "high": 2.0, "prior": "log-uniform"},
+        "n_max": {"type": "integer", "low": 2, "high": 6},
+        "n_sparse": {"type": "integer", "low": 50, "high": 200},
+        "sparse_method": {"type": "categorical", "values": ["random", "cur_points"]},
+    }
+    cfg = {"space": spec, "fixed": {}, "fitter": "gap", "optimizer": {"kind": kind, "batch_size": 3, "seed": 0}}
+    props = propose_step(cfg, 0, None, tmp_path / "p0")
+    first = read_yaml(tmp_path / "p0" / "t00.yaml")
+    assert first["origin"] == "default" and props[0].origin == "default"
+    assert first["point"] == {"cutoff": 4.5, "delta": 1.0, "n_max": 6, "n_sparse": 200, "sparse_method": "cur_points"}
+    assert [p.origin for p in props[1:]] == ["optimizer", "optimizer"]
+    # switched off: the optimiser's own point, no origin default
+    off = propose_step({**cfg, "optimizer": {**cfg["optimizer"], "default_first": False}}, 0, None, tmp_path / "off")
+    assert [p.origin for p in off] == ["optimizer"] * 3 and off[0].point != first["point"]
+    # the trial table carries the origin
+    for k, p in enumerate(props):
+        d = tmp_path / "p0" / p.trial / "fold0"
+        d.mkdir(parents=True)
+        (d / "fit.json").write_text('{"status": "ok", "reason": "", "wall_s": 1.0, "peak_rss_mb": 1.0}')
+        (d / "valid.json").write_text(
+            '{"status": "ok", "reason": "", "loss": %s, "energy_rmse_mev": 1, "force_rmse": 0.1, '
+            '"energy_mae_mev": 1, "force_mae": 0.1, "predict_ms_per_atom": 1}' % (1.0 + k)
+        )
+    rows = [trial_row(tmp_path / "p0" / f"{p.trial}.yaml", [tmp_path / "p0" / p.trial / "fold0"]) for p in props]
+    assert [r["origin"] for r in rows] == ["default", "optimizer", "optimizer"]
+    # later iterations: no default point
+    table = pd.DataFrame([{**r, "iteration": 0} for r in rows])
+    write_table(tmp_path / "table.csv", table)
+    later = propose_step(cfg, 1, tmp_path / "table.csv", tmp_path / "p1")
+    assert all(p.origin == "optimizer" for p in later)
+
+
+def test_snap_defaults_cover_per_config_type_weights():
+    from potune.fitters import default_values, get_fitter
+
+    d = default_values(get_fitter("snap"), ["rcutfac", "eweight[AIMD-NVT]", "fweight", "twojmax"])
+    assert d == {"rcutfac": 4.67637, "eweight[AIMD-NVT]": 100.0, "fweight": 1.0, "twojmax": 6}
+    assert default_values(get_fitter("gap"), ["rcut_soft", "delta"]) == {"delta": 1.0}

@@ -18,6 +18,7 @@ checkpoint propose:
         space=C["space"],
         fixed=C.get("fixed") or {},
         optimizer=C["optimizer"],
+        fitter=FITTER,
     script:
         "../../scripts/propose.py"
 

@@ -67,6 +67,7 @@ class Proposal:
     index: int
     point: dict
     seed: int
+    origin: str = "optimizer"
 
     @property
     def trial(self) -> str:
@@ -90,6 +91,7 @@ def propose(
     opt_cfg: dict,
     iteration: int,
     priors: pd.DataFrame | None = None,
+    defaults: dict | None = None,
 ) -> tuple[list[Proposal], dict]:
     """The next batch of trials, from the configuration and the trial table.
 
@@ -99,6 +101,12 @@ def propose(
         Every finished trial so far (None or empty at the first iteration).
     priors
         Trials of an earlier search, told before the first ask (warm start).
+    defaults
+        The fitter's default hyperparameters (:func:`potune.fitters.default_values`). With
+        ``optimizer.default_first`` (the default), the first trial of iteration 0 is this
+        point clipped into the space (origin ``default``), so that a search never ends worse,
+        on validation, than the fitter's defaults. Dimensions without a default keep the
+        optimiser's value.
 
     Returns
     -------
@@ -113,8 +121,18 @@ def propose(
     replay(opt, table, space, penalty)
     n = int(opt_cfg.get("batch_size", 4))
     points = opt.ask(n)
+    origins = ["optimizer"] * len(points)
+    # a grid is a complete design: it keeps every point of its own
+    use_default = opt_cfg.get("default_first", True) and opt_cfg.get("kind", "bayes") != "grid"
+    if iteration == 0 and points and defaults and use_default:
+        known = {k: v for k, v in defaults.items() if k in space.names}
+        if known:
+            points[0], origins[0] = space.clip_point(known, points[0]), "default"
     seed = int(opt_cfg.get("seed", 0))
-    props = [Proposal(iteration, k, space.to_dict(p), trial_seed(seed, iteration, k)) for k, p in enumerate(points)]
+    props = [
+        Proposal(iteration, k, space.to_dict(p), trial_seed(seed, iteration, k), origins[k])
+        for k, p in enumerate(points)
+    ]
     return props, opt.state()
 
 

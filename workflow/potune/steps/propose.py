@@ -21,7 +21,8 @@ def propose_step(
     """Write one ``t<k>.yaml`` per proposed trial of iteration ``iteration``, plus
     ``meta.yaml`` (when the iteration was proposed) and ``optimizer_state.yaml``.
 
-    ``search_cfg`` holds ``space``, ``fixed`` and ``optimizer``. Whether the iteration runs
+    ``search_cfg`` holds ``space``, ``fixed``, ``optimizer`` and ``fitter`` (whose default
+    hyperparameters may be the first trial: ``optimizer.default_first``). Whether the iteration runs
     at all is decided before (stop rules, see :func:`potune.search.should_stop`).
     ``stage1_best``: stage 1's ``best.yaml`` (strategy two_stage); its descriptor
     hyperparameters are added to ``fixed``.
@@ -43,7 +44,12 @@ def propose_step(
         from ..search.loop import load_priors
 
         priors = load_priors(search_cfg["optimizer"]["priors"], space, fixed)
-    props, state = propose(table, space, search_cfg["optimizer"], iteration, priors=priors)
+    defaults = None
+    if search_cfg.get("fitter"):
+        from ..fitters import default_values, get_fitter
+
+        defaults = default_values(get_fitter(search_cfg["fitter"]), space.names)
+    props, state = propose(table, space, search_cfg["optimizer"], iteration, priors=priors, defaults=defaults)
     if not props:  # the stop rules end a search whose grid is covered; this is a grid covered by the priors
         raise ValueError(
             f"optimizer.kind {search_cfg['optimizer']['kind']}: no point left to propose at iteration {iteration} "
@@ -57,6 +63,7 @@ def propose_step(
                 "trial": p.trial,
                 "trial_id": p.trial_id,
                 "seed": p.seed,
+                "origin": p.origin,
                 "point": p.point,
                 "fixed": fixed,
             },

@@ -60,6 +60,11 @@ def split_name(name: str) -> tuple[str, str | None]:
     return (m.group(1), m.group(2)) if m else (name, None)
 
 
+def default_of(name: str):
+    """Default of a (possibly per-element/per-config_type) hyperparameter, None if unknown."""
+    return HYPERPARAMETERS.get(split_name(name)[0])
+
+
 def accepts_hyperparameter(name: str) -> bool:
     """Whether ``name`` is a SNAP hyperparameter (plain or per-element/per-config_type)."""
     base, qual = split_name(name)
