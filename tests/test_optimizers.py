@@ -17,6 +17,7 @@ from potune.io import read_yaml
 from potune.search.designs import DesignOptimizer
 from potune.search.loop import failure_penalty, load_priors, propose, replay, should_stop, told_losses
 from potune.search.optimizers import REGISTRY, make_optimizer
+from potune.search.protocol import _same
 from potune.search.pso import Box, PSOOptimizer
 from potune.search.space import Space
 from potune.steps.propose import propose_step
@@ -341,6 +342,83 @@ def test_bayes_estimators_and_acquisitions(estimator, acq, design, liar):
     state = propose(table, REAL2, cfg, 2)[1]
     assert state["n_told"] == 6 and state["initial_points_left"] == 0
     assert state["best_loss"] == pytest.approx(table["loss"].min())
+
+
+def test_gp_hedge_gains_evolve_across_iterations_through_propose(tmp_path):
+    """The workflow rebuilds the optimiser every iteration; the gains must still learn (they
+    were reset to zero at every iteration before: a uniform draw among EI, LCB, PI)."""
+    cfg = {"kind": "bayes", "batch_size": 2, "seed": 3, "n_initial": 2, "acq_func": "gp_hedge", "liar": "cl_min"}
+    objective = lambda p: (p["a"] - 3) ** 2 + 4 * p["b"] ** 2  # noqa: E731
+    rows: list[dict] = []
+    hedges = []
+    for it in range(5):
+        props, state = propose(pd.DataFrame(rows) if rows else None, REAL2, cfg, it)
+        hedges.append(state.get("hedge"))
+        for p in props:
+            rows.append(
+                {
+                    "iteration": it,
+                    "trial": p.trial,
+                    "trial_id": p.trial_id,
+                    **p.point,
+                    "status": "ok",
+                    "loss": objective(p.point),
+                }
+            )
+    assert hedges[0] is None  # initial design: no model, no portfolio
+    assert hedges[1]["iterations_counted"] == 0 and set(hedges[1]["gains"].values()) == {0.0}
+    counted = [h["iterations_counted"] for h in hedges[1:]]
+    assert counted == [0, 1, 2, 3]  # one more model iteration rewarded at each propose
+    gains = [np.array(list(h["gains"].values())) for h in hedges[2:]]
+    assert all(np.any(g != 0.0) for g in gains)
+    assert not np.allclose(gains[0], gains[1]) and not np.allclose(gains[1], gains[2])
+    assert np.ptp(gains[-1]) > 0 and max(hedges[-1]["probabilities"].values()) > 1 / 3 + 1e-3
+    # the real propose job writes the gains beside the proposals, and they are reproducible
+    table = pd.DataFrame(rows)
+    write_table(tmp_path / "table.csv", table)
+    search = {
+        "space": {"a": {"type": "real", "low": 0.0, "high": 10.0}, "b": {"type": "real", "low": -1.0, "high": 1.0}},
+        "fixed": {},
+        "optimizer": cfg,
+    }
+    propose_step(search, 5, tmp_path / "table.csv", tmp_path / "p")
+    written = read_yaml(tmp_path / "p" / "optimizer_state.yaml")["hedge"]
+    again = propose(table, REAL2, cfg, 5)[1]["hedge"]
+    assert written["gains"] == pytest.approx(again["gains"], rel=1e-12)
+    assert written["iterations_counted"] == 4
+
+
+@pytest.mark.parametrize("liar", ["kb", "lp"])
+def test_kriging_believer_and_local_penalisation_batches(liar):
+    cfg = {"kind": "bayes", "batch_size": 4, "seed": 5, "n_initial": 3, "liar": liar}
+    table = run_search(MIXED, cfg, 3, fail={"1-02"})
+    assert len(table) == 12 and not table.duplicated(MIXED.names).any()
+    assert all(MIXED.contains(r) for r in table[MIXED.names].to_dict("records"))
+    props1, state1 = propose(table, MIXED, cfg, 3)
+    props2, state2 = propose(table, MIXED, cfg, 3)
+    assert [p.point for p in props1] == [p.point for p in props2] and state1 == state2
+    assert state1["liar"] == liar and len(state1["hedge"]["picked"]) == 4
+    # the first point of the batch is the sequential choice (same fit, same pick)
+    seq = propose(table, MIXED, {**cfg, "batch_size": 1}, 3)[0]
+    assert props1[0].point == seq[0].point
+    # the batch spreads: kb/lp points are farther apart than a batch of identical lies would be
+    pts = np.array([[p.point["cutoff"], np.log10(p.point["delta"])] for p in props1])
+    assert np.min([np.linalg.norm(a - b) for i, a in enumerate(pts) for b in pts[i + 1 :]]) > 0
+    with pytest.raises(ConfigError, match="needs base_estimator GP"):
+        make_optimizer(MIXED, {**cfg, "base_estimator": "RF"})
+    # liar unset (null in the defaults): kb with a GP, cl_min with a tree ensemble
+    assert make_optimizer(MIXED, {"kind": "bayes"}).liar == "kb"
+    assert make_optimizer(MIXED, {"kind": "bayes", "base_estimator": "RF"}).liar == "cl_min"
+
+
+def test_batch_with_initial_points_left_mixes_design_and_model():
+    """Priors used part of the design: the batch ends it, then the model fills the rest."""
+    cfg = {"kind": "bayes", "batch_size": 4, "seed": 0, "n_initial": 4, "liar": "kb"}
+    opt = make_optimizer(REAL2, cfg)
+    opt.tell([[1.0, 0.5], [7.0, -0.5]], [3.0, 8.0], prior=True)
+    pts = opt.ask(4)
+    assert len(pts) == 4 and opt.state()["initial_points_left"] == 2
+    assert not any(_same(p, q) for i, p in enumerate(pts) for q in pts[i + 1 :])
 
 
 # ----------------------------------------------------------------------------- failures

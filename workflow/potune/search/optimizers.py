@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from ..errors import ConfigError
-from .bayes import BayesOptimizer
+from .bayes import BayesOptimizer, resolve_liar
 from .designs import DESIGNS, DesignOptimizer
 from .protocol import AskTell
 from .pso import PSOOptimizer
@@ -34,7 +34,7 @@ def _make_bayes(space: Space, cfg: dict) -> BayesOptimizer:
         initial_design=cfg.get("initial_design", "sobol"),
         base_estimator=cfg.get("base_estimator", "GP"),
         acq_func=cfg.get("acq_func", "gp_hedge"),
-        liar=cfg.get("liar", "cl_min"),
+        liar=cfg.get("liar"),
     )
 
 
@@ -83,7 +83,7 @@ def check_optimizer_config(space: Space, cfg: dict) -> None:
             cfg.get("base_estimator", "GP"),
             cfg.get("acq_func", "gp_hedge"),
             cfg.get("initial_design", "sobol"),
-            cfg.get("liar", "cl_min"),
+            resolve_liar(cfg.get("liar"), cfg.get("base_estimator", "GP")),
         )
         return
     make_optimizer(space, cfg)

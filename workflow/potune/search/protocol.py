@@ -17,7 +17,8 @@ random draw of the optimisers below depends only on the seed and the history tol
 Kinds (``optimizer.kind``):
 
 ``bayes``
-    scikit-optimize Bayesian optimisation, batches by constant liar (:class:`potune.search.bayes.BayesOptimizer`).
+    scikit-optimize Bayesian optimisation, batches by constant liar, Kriging believer or local
+    penalisation (:class:`potune.search.bayes.BayesOptimizer`).
 ``pso``
     particle swarm of the PPSO paper, one particle per trial of a batch (:class:`potune.search.pso.PSOOptimizer`).
 ``sobol``, ``lhs``, ``random``, ``grid``
