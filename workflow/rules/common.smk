@@ -37,7 +37,6 @@ export_library_path(Path(workflow.basedir) / "workflow")
 
 DEFAULT_CONFIG = Path(workflow.basedir) / "config" / "config.yaml"
 
-R = None
 try:
     # Config files are read again strictly (Snakemake's loader keeps the last of a key given
     # twice, and expands aliases): a duplicate key, an alias bomb or a huge file is refused.
