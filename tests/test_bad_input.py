@@ -853,3 +853,15 @@ def test_a_fitter_that_cannot_run_is_a_failed_trial(tmp_path, monkeypatch, exc):
     assert result["reason"] == f"cannot run fitter gap: {type(exc).__name__}: {exc}"
     assert json.loads((out / "fit.json").read_text())["reason"] == result["reason"]
     assert result["reason"] in (out / "fit.log").read_text()
+
+
+def test_stage1_priors_that_are_not_a_trial_table(tmp_path):
+    raw = tiny_config(tmp_path)
+    raw["strategy"] = "two_stage"
+    raw["fixed"].pop("l_max")
+    raw["stage1"] = {"space": {"l_max": {"type": "integer", "low": 2, "high": 4}}}
+    raw["stage1"]["optimizer"] = {"priors": str(tmp_path / "missing.csv")}
+    assert config_error(raw) == f"stage1.optimizer.priors: file not found: {tmp_path / 'missing.csv'}"
+    (tmp_path / "p.csv").write_text("iteration,trial,cutoff,status,loss\n0,t00,4.0,ok,1.0\n")
+    raw["stage1"]["optimizer"] = {"priors": str(tmp_path / "p.csv")}
+    assert config_error(raw).startswith(f"stage1.optimizer.priors: {tmp_path / 'p.csv'} lacks column(s) ['l_max']")

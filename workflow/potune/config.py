@@ -400,26 +400,34 @@ def check_run_name(name: Any) -> None:
 
 
 def _check_priors(cfg: dict, space: Space) -> None:
-    """``optimizer.priors`` must be the trial table of an earlier search with this space's
-    columns (read now, not in the first propose job)."""
-    path = cfg["optimizer"].get("priors")
-    if not path:
-        return
+    """``optimizer.priors`` (and ``stage1.optimizer.priors``) must be the trial table of an
+    earlier search with its space's columns: read now, not in the first propose job."""
     import warnings
 
     from .search.loop import load_priors
+    from .search.twostage import is_two_stage, stage1_config
 
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            load_priors(path, space, cfg.get("fixed") or {})
-    except ConfigError:
-        raise
-    except Exception as exc:  # pandas raises many types for a file that is not a table
-        raise ConfigError(
-            f"optimizer.priors: {path} is not a trial table (the trials.csv of an earlier search): "
-            f"{type(exc).__name__}: {exc}"
-        ) from None
+    checks = [("optimizer.priors", cfg["optimizer"].get("priors"), space, cfg.get("fixed") or {})]
+    if is_two_stage(cfg):
+        s1 = stage1_config(cfg)
+        checks.append(
+            ("stage1.optimizer.priors", s1["optimizer"].get("priors"), Space.from_config(s1["space"]), s1["fixed"])
+        )
+    for key, path, sp, fixed in checks:
+        if not path:
+            continue
+        if not Path(path).is_file():
+            raise ConfigError(f"{key}: file not found: {path}")
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                load_priors(path, sp, fixed)
+        except ConfigError as exc:
+            raise ConfigError(str(exc).replace("optimizer.priors:", f"{key}:", 1)) from None
+        except Exception as exc:  # pandas raises many types for a file that is not a table
+            raise ConfigError(
+                f"{key}: {path} is not a trial table (the trials.csv of an earlier search): {type(exc).__name__}: {exc}"
+            ) from None
 
 
 #: mappings whose key order means something: the order of a search space's dimensions
