@@ -46,7 +46,7 @@ try:
     _overwrite = str(config.pop("overwrite", False)).lower() in ("true", "1", "yes")
     # Without --configfile the documented default config runs; --config overrides merge into it.
     _raw = dict(config) if "data" in config else deep_merge(load_yaml_file(DEFAULT_CONFIG), dict(config))
-    C = resolve_config(_raw, check_programs=not uses_conda(workflow))
+    C = resolve_config(_raw, check_programs=workflow.is_main_process and not uses_conda(workflow))
     R = f"{C['results_dir']}/{C['run_name']}"
     if workflow.is_main_process:
         with warnings.catch_warnings(record=True) as _warned:
