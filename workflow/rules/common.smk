@@ -1,5 +1,6 @@
 # Configuration (defaults deep-merged, schema-validated, checked for meaning), data checks
 # before any job, paths, and the input functions that walk the search-loop checkpoint.
+import atexit
 import os
 import sys
 import warnings
@@ -7,13 +8,27 @@ from pathlib import Path
 
 from snakemake.exceptions import IncompleteCheckpointException, WorkflowError
 
-from potune.config import deep_merge, export_library_path, load_yaml_file, n_folds, resolve_config
+from potune.config import (
+    check_same_search,
+    deep_merge,
+    export_library_path,
+    load_yaml_file,
+    n_folds,
+    resolve_config,
+)
 from potune.errors import PotuneError
 from potune.io import read_yaml
 from potune.search.loop import should_stop
 from potune.cluster import resources as _resources
 from potune.cluster.resources import runtime_min, runtime_ms
-from potune.cluster.resume import runs_jobs, wait_for_previous_jobs
+from potune.cluster.resume import (
+    DriverLockError,
+    acquire_driver_lock,
+    release_driver_lock,
+    runs_jobs,
+    uses_conda,
+    wait_for_previous_jobs,
+)
 from potune.data.check import check_inputs
 from potune.trials import read_table
 
@@ -23,15 +38,24 @@ export_library_path(Path(workflow.basedir) / "workflow")
 DEFAULT_CONFIG = Path(workflow.basedir) / "config" / "config.yaml"
 
 try:
+    # Config files are read again strictly (Snakemake's loader keeps the last of a key given
+    # twice, and expands aliases): a duplicate key, an alias bomb or a huge file is refused.
+    for _f in workflow.configfiles:
+        load_yaml_file(_f)
+    # --config overwrite=true: replace a finished run of another search (see check_same_search)
+    _overwrite = str(config.pop("overwrite", False)).lower() in ("true", "1", "yes")
     # Without --configfile the documented default config runs; --config overrides merge into it.
     _raw = dict(config) if "data" in config else deep_merge(load_yaml_file(DEFAULT_CONFIG), dict(config))
-    C = resolve_config(_raw)
+    C = resolve_config(_raw, check_programs=workflow.is_main_process and not uses_conda(workflow))
+    R = f"{C['results_dir']}/{C['run_name']}"
     if workflow.is_main_process:
         with warnings.catch_warnings(record=True) as _warned:
             warnings.simplefilter("always")
             check_inputs(C)
         for _w in (w for w in _warned if issubclass(w.category, UserWarning)):  # suspicious but usable data
             print(f"potune: WARNING: {_w.message}", file=sys.stderr)
+        if not _overwrite:
+            check_same_search(C, f"{R}/run/config.yaml", override="add `--config overwrite=true`")
 except PotuneError as exc:
     raise WorkflowError(f"potune: {exc}") from None
 
@@ -39,9 +63,16 @@ except PotuneError as exc:
 config.clear()
 config.update(C)
 
-R = f"{C['results_dir']}/{C['run_name']}"
-
+if workflow.is_main_process and any(a == "--unlock" for a in sys.argv):
+    release_driver_lock(R, force=True)  # a driver killed on another host left its lock
 if workflow.is_main_process and runs_jobs(sys.argv):
+    # a second driver on this results folder (from another working directory: Snakemake's
+    # own lock is per working directory) would run the same jobs into the same files
+    try:
+        acquire_driver_lock(R)
+    except DriverLockError as exc:
+        raise WorkflowError(f"potune: {exc}") from None
+    atexit.register(release_driver_lock, R)
     # after a driver was killed: its SLURM jobs still queued or running must not be submitted twice
     wait_for_previous_jobs(os.getcwd(), R, say=lambda msg: print(f"[potune] {msg}", file=sys.stderr))
 NF = n_folds(C)

@@ -11,6 +11,7 @@ import numpy as np
 
 from ..errors import DataError
 from .read import REF_E, read_structures, species
+from .split import kfold_split, random_split
 
 
 def check_species(train: Sequence, other: Sequence, other_name: str) -> None:
@@ -52,6 +53,21 @@ def check_dataset(frames: Sequence, name: str) -> None:
         warnings.warn(msg, stacklevel=2)
 
 
+def check_split(train: Sequence, scfg: dict, name: str) -> None:
+    """The split the ``split`` job will make is possible (k folds need k structures to
+    validate on; a random split needs one): refused now, not inside the job."""
+    try:
+        if scfg["method"] == "kfold":
+            kfold_split(train, scfg["k"], scfg["seed"], scfg["always_train"])
+        elif scfg["method"] == "random":
+            random_split(train, scfg["fraction"], scfg["seed"], scfg["always_train"])
+    except (DataError, ValueError) as exc:
+        key = "split.k" if scfg["method"] == "kfold" else "split.fraction"
+        raise DataError(
+            f"{name}: {key}: {exc} (config_types in split.always_train and isolated atoms are never validated on)"
+        ) from None
+
+
 def check_inputs(cfg: dict) -> dict:
     """Read every data file the configuration names and stop with a :class:`DataError`
     naming the file, frame and key if one is unusable. Run before any job starts."""
@@ -60,6 +76,7 @@ def check_inputs(cfg: dict) -> dict:
     need_f = not cfg.get(cfg["fitter"], {}).get("energy_only", False) or bool(cfg.get("refit_forces"))
     train = read_structures(dcfg["train"], require_forces=need_f, **keys)
     check_dataset(train, dcfg["train"])
+    check_split(train, cfg["split"], dcfg["train"])
     counts = {"train": len(train)}
     for key in ("validation", "test"):
         if dcfg.get(key):

@@ -8,6 +8,7 @@ from pathlib import Path
 from .. import data as D
 from ..cluster.attempts import killed_reason, record_attempt
 from ..cluster.resources import current_rss_mb, mem_limit_mb, time_limit_s
+from ..cluster.runner import RunResult
 from ..console import say
 from ..fitters import get_fitter
 from ..io import read_yaml, write_json, write_yaml
@@ -74,19 +75,28 @@ def fit_step(
     timeout = time_limit_s(runtime_min) if runtime_min else None
     mem_limit = mem_limit_mb(mem_mb, current_rss_mb()) if mem_mb else None
     extra = {"descriptors": descriptors} if descriptors else {}
-    res = fitter.fit(
-        hp,
-        settings,
-        train_file,
-        model_dir,
-        log_file,
-        species,
-        seed=prop.get("seed", 0),
-        timeout_s=timeout,
-        mem_limit_mb=mem_limit,
-        threads=threads,
-        **extra,
-    )
+    try:
+        res = fitter.fit(
+            hp,
+            settings,
+            train_file,
+            model_dir,
+            log_file,
+            species,
+            seed=prop.get("seed", 0),
+            timeout_s=timeout,
+            mem_limit_mb=mem_limit,
+            threads=threads,
+            **extra,
+        )
+    except (OSError, ImportError) as exc:
+        # a fitter whose program or library cannot be started: a failed trial that says so; a
+        # crashed job would be retried as if killed for memory, and recorded as such
+        reason = f"cannot run fitter {fitter_name}: {type(exc).__name__}: {exc}"
+        Path(log_file).parent.mkdir(parents=True, exist_ok=True)
+        with open(log_file, "a") as fh:
+            fh.write(f"# potune: {reason}\n")
+        res = RunResult(None, "failed", reason, 0.0, 0.0)
     result = {
         "trial_id": prop["trial_id"],
         "status": res.status,
