@@ -697,3 +697,50 @@ def test_snap_defaults_cover_per_config_type_weights():
     d = default_values(get_fitter("snap"), ["rcutfac", "eweight[AIMD-NVT]", "fweight", "twojmax"])
     assert d == {"rcutfac": 4.67637, "eweight[AIMD-NVT]": 100.0, "fweight": 1.0, "twojmax": 6}
     assert default_values(get_fitter("gap"), ["rcut_soft", "delta"]) == {"delta": 1.0}
+
+
+@pytest.mark.parametrize(
+    "cfg",
+    [
+        {"kind": "bayes", "liar": "kb"},
+        {"kind": "bayes", "liar": "lp"},
+        {"kind": "bayes", "liar": "cl_min"},
+        {"kind": "sobol"},
+        {"kind": "random"},
+    ],
+    ids=["kb", "lp", "cl_min", "sobol", "random"],
+)
+def test_lookahead_pending_points_are_taken_and_proposals_deterministic(cfg):
+    """optimizer.lookahead: iteration n is proposed from the iterations before n - 1 with
+    n - 1's proposals pending. The pending points are never proposed again, and the
+    proposals depend only on (table, pending), not on when or in which order fits end."""
+    cfg = {**cfg, "batch_size": 3, "seed": 5, "n_initial": 3}
+    table = run_search(MIXED, cfg, 2)  # iterations 0 and 1 told
+    pend, _ = propose(table[table.iteration == 0], MIXED, cfg, 1)
+    pending = [p.point for p in pend]
+    a, state = propose(table, MIXED, cfg, 2, pending=pending)
+    b, _ = propose(
+        table.sample(frac=1.0, random_state=3).sort_values("iteration", kind="stable"), MIXED, cfg, 2, pending=pending
+    )
+    assert [p.point for p in a] == [p.point for p in b]
+    keys = {tuple(str(v) for v in p.values()) for p in pending}
+    assert all(tuple(str(v) for v in p.point.values()) not in keys for p in a)
+    # before any loss is known (iteration 1 proposed while iteration 0 runs)
+    first, _ = propose(None, MIXED, cfg, 0)
+    ahead, _ = propose(None, MIXED, cfg, 1, pending=[p.point for p in first])
+    assert len(ahead) == 3 and not {tuple(map(str, p.point.values())) for p in ahead} & {
+        tuple(map(str, p.point.values())) for p in first
+    }
+
+
+def test_lookahead_refused_for_pso_and_resolved_by_default():
+    from potune.search.loop import lookahead
+    from potune.search.optimizers import check_optimizer_config
+
+    assert lookahead({"kind": "bayes"}) == 1 and lookahead({"kind": "pso"}) == 0
+    assert lookahead({"kind": "bayes", "lookahead": 0}) == 0
+    with pytest.raises(ConfigError, match="lookahead"):
+        check_optimizer_config(MIXED, {"kind": "pso", "batch_size": 3, "lookahead": 1})
+    opt = make_optimizer(MIXED, {"kind": "pso", "batch_size": 3})
+    with pytest.raises(ConfigError, match="lookahead"):
+        opt.ask(3, pending=[[4.0, 0.1, 3, "random"]])

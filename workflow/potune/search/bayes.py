@@ -329,16 +329,21 @@ class BayesOptimizer:
                     best, best_v = np.clip(z, bounds[:, 0], bounds[:, 1]), -float(v)
         return best
 
-    def _pending_batch(self, n: int, fitted: bool) -> list[list]:
-        """A batch by Kriging believer (``kb``) or local penalisation (``lp``)."""
+    def _pending_batch(self, n: int, fitted: bool, pending: list[list] | None = None) -> list[list]:
+        """A batch by Kriging believer (``kb``) or local penalisation (``lp``); ``pending``
+        points (proposed earlier, losses not known yet) are believed/penalised like the
+        batch's own and use up the initial design first."""
+        pending = pending or []
         from sklearn.base import clone
 
         opt, sp = self.opt, self.opt.space
         rng = self._rng_for(23, self.n_told)
         pts: list[list] = []
-        k_init = min(n, max(0, int(opt._n_initial_points)))
+        k_init = min(n, max(0, int(opt._n_initial_points) - len(pending)))
         if k_init:  # the rest of the initial design first, then model points around them
             c = opt.copy(random_state=int(rng.integers(2**31 - 1)))
+            for x in pending:
+                c._tell(x, 0.0, fit=False)
             for _ in range(k_init):
                 x = c.ask()
                 pts.append(x)
@@ -355,14 +360,15 @@ class BayesOptimizer:
                 warnings.simplefilter("ignore")
                 est.fit(sp.transform(opt.Xi), opt.yi)
         pick = self._acq_picker(est, rng)
-        if fitted and not pts:
+        if fitted and not pts and not pending:
             pts.append(self._skopt_next(pick))
         X = sp.transform(opt.Xi)
         y = np.asarray(opt.yi, dtype=float)
         y_opt = float(y.min())
         base = _Posterior(est, X, y)
         anchors = X[np.argsort(y, kind="stable")[:5]]
-        P = sp.transform(pts) if pts else np.zeros((0, X.shape[1]))
+        taken = pending + pts
+        P = sp.transform(taken) if taken else np.zeros((0, X.shape[1]))
         if self.liar == "lp":
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
@@ -411,9 +417,11 @@ class BayesOptimizer:
             P = np.vstack([P, sp.transform([x])])
         return pts
 
-    def ask(self, n: int) -> list[list]:
+    def ask(self, n: int, pending: Sequence[Sequence] | None = None) -> list[list]:
         """``n`` points: for ``n = 1`` the model's next point; otherwise a batch by the
-        pending-point strategy ``liar``.
+        pending-point strategy ``liar``. ``pending``: points proposed earlier whose losses
+        are not known yet (``optimizer.lookahead``); they are treated by the same strategy as
+        the batch's own points (``cl_*``: told the lie on a copy of the optimiser).
 
         With a fixed acquisition, skopt's constant-liar batch refits the model on a copy of
         the optimiser, so the told points are recorded without a fit of their own (one
@@ -423,7 +431,8 @@ class BayesOptimizer:
         """
         n = int(n)
         opt = self.opt
-        own = self.liar in GP_LIARS and n > 1
+        pending = [list(p) for p in (pending or [])]
+        own = self.liar in GP_LIARS and (n > 1 or bool(pending))
         will_model = int(opt._n_initial_points) - len(self._buf_x) <= 0
         fit = will_model and (n == 1 or own or self.acq_func == "gp_hedge")
         with warnings.catch_warnings():
@@ -434,7 +443,9 @@ class BayesOptimizer:
                 self._buf_x, self._buf_y = [], []
             fitted = fit and bool(opt.models)
             if own:
-                pts = self._pending_batch(n, fitted)
+                pts = self._pending_batch(n, fitted, pending)
+            elif pending:
+                pts = self._constant_liar_after(n, pending)
             elif n == 1:
                 pick = self._acq_picker(opt.models[-1], self._rng_for(23, self.n_told)) if fitted else None
                 pts = [self._skopt_next(pick) if pick else opt.ask()]
@@ -444,7 +455,29 @@ class BayesOptimizer:
                     opt.gains_ = np.array(list(self._hedge["gains"].values()))
                     del self._hedge["picked"]  # drawn inside skopt's copies, not seen here
                 pts = opt.ask(n_points=n, strategy=self.liar)
-        return dedupe(pts, self.seen, self.space, self.rng)
+        return dedupe(pts, self.seen + pending, self.space, self.rng)
+
+    def _constant_liar_after(self, n: int, pending: list[list]) -> list[list]:
+        """``cl_*`` with pending points: a copy of the optimiser is told them with the lie
+        (before any loss is known, they only use up the initial design), then asked."""
+        opt = self.opt
+        rng = self._rng_for(29, self.n_told)
+        c = opt.copy(random_state=int(rng.integers(2**31 - 1)))
+        if opt.yi:
+            y = np.asarray(opt.yi, dtype=float)
+            lie = {"cl_min": y.min(), "cl_mean": y.mean(), "cl_max": y.max()}[self.liar]
+            c.tell(pending, [float(lie)] * len(pending))
+            return c.ask(n_points=n, strategy=self.liar) if n > 1 else [c.ask()]
+        for x in pending:
+            c._tell(x, 0.0, fit=False)
+        pts: list[list] = []
+        while len(pts) < n and int(c._n_initial_points) > 0:  # the rest of the initial design
+            x = c.ask()
+            pts.append(x)
+            c._tell(x, 0.0, fit=False)
+        if len(pts) < n:  # the design is used up and no loss is known yet: random points
+            pts += c.space.rvs(n - len(pts), random_state=int(rng.integers(2**31 - 1)))
+        return pts
 
     def state(self) -> dict:
         out = {

@@ -92,6 +92,7 @@ def propose(
     iteration: int,
     priors: pd.DataFrame | None = None,
     defaults: dict | None = None,
+    pending: Sequence[dict] | None = None,
 ) -> tuple[list[Proposal], dict]:
     """The next batch of trials, from the configuration and the trial table.
 
@@ -107,6 +108,9 @@ def propose(
         point clipped into the space (origin ``default``), so that a search never ends worse,
         on validation, than the fitter's defaults. Dimensions without a default keep the
         optimiser's value.
+    pending
+        Points (``{name: value}``) proposed by earlier iterations whose losses are not in
+        ``table`` yet (``optimizer.lookahead``): the optimiser treats them as taken.
 
     Returns
     -------
@@ -120,7 +124,7 @@ def propose(
         replay(opt, priors.assign(iteration=-1), space, penalty, prior=True)
     replay(opt, table, space, penalty)
     n = int(opt_cfg.get("batch_size", 4))
-    points = opt.ask(n)
+    points = opt.ask(n, pending=[space.to_point(p) for p in pending]) if pending else opt.ask(n)
     origins = ["optimizer"] * len(points)
     # a grid is a complete design: it keeps every point of its own
     use_default = opt_cfg.get("default_first", True) and opt_cfg.get("kind", "bayes") != "grid"
@@ -134,6 +138,15 @@ def propose(
         for k, p in enumerate(points)
     ]
     return props, opt.state()
+
+
+def lookahead(opt_cfg: dict) -> int:
+    """Iterations proposed before the previous one has finished (``optimizer.lookahead``;
+    ``null``: 1, except 0 for ``pso``, whose generations need the previous one's losses)."""
+    value = opt_cfg.get("lookahead")
+    if value is None:
+        return 0 if opt_cfg.get("kind", "bayes") == "pso" else 1
+    return int(value)
 
 
 def best_trial(table: pd.DataFrame) -> dict | None:

@@ -78,6 +78,10 @@ def check_optimizer_config(space: Space, cfg: dict) -> None:
     settings, a grid too large. Cheap: skopt is not imported (``bayes`` options are checked
     by name); the other optimisers are built once."""
     kind = cfg.get("kind", "bayes")
+    if kind == "pso" and cfg.get("lookahead"):
+        raise ConfigError(
+            "optimizer.lookahead: pso moves a generation by the losses of the previous one; use 0 (or leave it unset)"
+        )
     if kind == "bayes" and REGISTRY.get("bayes") is _make_bayes:
         BayesOptimizer.check_options(
             cfg.get("base_estimator", "GP"),

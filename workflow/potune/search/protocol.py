@@ -40,7 +40,10 @@ from .space import Space
 
 
 class AskTell(Protocol):
-    def ask(self, n: int) -> list[list]: ...
+    def ask(self, n: int, pending: Sequence[Sequence] | None = None) -> list[list]:
+        """``n`` new points; ``pending``: points already proposed whose losses are not known
+        yet (``optimizer.lookahead``), to be treated as taken, not proposed again."""
+        ...
 
     def tell(
         self,
