@@ -149,40 +149,6 @@ def test_exported_files_load_in_lammps(si_train, si_cache, tmp_path):
     assert pe == pytest.approx(atoms.get_potential_energy() / len(atoms), rel=1e-8)
 
 
-@pytest.fixture(scope="module")
-def binary_train(tmp_path_factory) -> Path:
-    """Cu-Au structures labelled with ase's EMT (cubic and sheared cells)."""
-    from ase.build import bulk
-    from ase.calculators.emt import EMT
-
-    rng = np.random.default_rng(3)
-    frames = []
-    for i in range(10):
-        a = bulk("Cu", "fcc", a=3.7, cubic=True).repeat((2, 2, 1))
-        sym = np.array(a.get_chemical_symbols())
-        sym[rng.random(len(a)) < 0.4] = "Au"
-        a.set_chemical_symbols(list(sym))
-        if i % 3 == 2:
-            cell = np.array(a.cell)
-            cell[1] += 0.3 * cell[0] / np.linalg.norm(cell[0])
-            a.set_cell(cell, scale_atoms=True)
-        a.set_cell(np.array(a.cell) * (1 + 0.02 * rng.standard_normal()), scale_atoms=True)
-        a.positions += 0.08 * rng.standard_normal(a.positions.shape)
-        a.calc = EMT()
-        a.info["energy"] = a.get_potential_energy()
-        a.arrays["forces"] = a.get_forces()
-        a.info["config_type"] = "sheared" if i % 3 == 2 else "cubic"
-        a.calc = None
-        frames.append(a)
-    raw = tmp_path_factory.mktemp("cuau") / "raw.xyz"
-    import ase.io
-
-    ase.io.write(raw, frames, format="extxyz")
-    path = raw.with_name("train.xyz")
-    D.write_structures(path, D.read_structures(raw))
-    return path
-
-
 def test_multi_element_fit(binary_train, tmp_path):
     params = {"twojmax": 4, "rcutfac": 4.0, "radelem[Au]": 0.55, "wj[Au]": 0.9, "eweight[sheared]": 300.0}
     res, d = _fit(params, binary_train, tmp_path, "cuau", species=(29, 79))
