@@ -232,6 +232,7 @@ def _cfg(**over):
         ({"fixed": {"eweigth": 10.0}}, "did you mean 'eweight'"),
         ({"fixed": {"ridge_alpha": 1e-3}}, "ridge_alpha"),
         ({"snap": {"bzeroflag": "yes"}}, "snap.bzeroflag"),
+        ({"snap": {"chemflag": True}, "fixed": {"quadratic": True}}, "snap.chemflag"),
     ],
 )
 def test_config_errors(over, key):
@@ -293,3 +294,27 @@ def test_snakemake_snap_search_end_to_end(tmp_path):
     best = run / "best" / "potential"
     assert (best / "snap.snapcoeff").exists() and (best / "snap.snapparam").exists() and (best / "snap.mod").exists()
     assert (run / "best" / "test_errors.csv").exists()
+
+
+def test_chemflag_lammps_agrees_with_linear_model(binary_train, tmp_path):
+    """Explicit multi-element SNAP (snap.chemflag: true, as the published InP SNAP): FitSNAP's
+    descriptors have one bispectrum per (element, element, element) triple, the exported
+    snapparam says ``chemflag 1``, and LAMMPS's predictions equal descriptors x coefficients."""
+    params = {"twojmax": 4, "rcutfac": 4.0, "radelem[Au]": 0.55}
+    d = tmp_path / "chem"
+    res = snap.fit(params, {"chemflag": True}, binary_train, d / "model", d / "fit.log", [29, 79])
+    assert res.status == "ok", res.reason
+    model = d / "model"
+    assert "chemflag 1" in (model / "snap.snapparam").read_text().splitlines()
+    assert "2 113" in (model / "snap.snapcoeff").read_text().splitlines()  # 1 + 14 x 2^3 per element
+    assert snap.descriptor_length(params, {"chemflag": True}, [29, 79]) == 14 * 8
+    frames = D.read_normalised(binary_train)[:3]
+    e_lmp, f_lmp, _ = predict(snap.calculator(model), frames)
+    e_lin, f_lin = snap.linear_predict(model, frames)
+    np.testing.assert_allclose(e_lmp, e_lin, rtol=1e-6)
+    for a, b in zip(f_lmp, f_lin):
+        assert np.abs(a - b).max() <= 1e-6 * np.abs(b).max()
+    errors = snap.read_model(model)["train_errors"]
+    assert errors["energy_rmse"] < 0.05 and errors["force_rmse"] < 0.5
+    # off by default: the descriptor specification (and so the cache key) is unchanged
+    assert "chemflag" not in snap.descriptor_spec(params, {})
