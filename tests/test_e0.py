@@ -238,3 +238,20 @@ def test_energy_scale_warning_is_composition_aware():
     for a in varied:
         a.info[D.REF_E] /= len(a)
     assert "look like energies per atom" in D.energy_scale_warning(varied, "alloy.xyz")
+
+
+def test_split_step_checks_species_per_fold(binary_train, tmp_path):
+    """The split job checks each fold too (as before any job), should data change between."""
+    from potune.steps.split import split
+
+    frames = D.read_normalised(binary_train)
+    cu = []
+    for a in frames[:9]:
+        b = a.copy()
+        b.set_atomic_numbers([29] * len(b))
+        b.info[D.REF_E], b.arrays[D.REF_F] = a.info[D.REF_E], a.arrays[D.REF_F]
+        cu.append(b)
+    path = _write(tmp_path / "mixed.xyz", cu + frames[9:])
+    cfg = _config(tmp_path, path, split={"method": "kfold", "k": 3, "seed": 0})
+    with pytest.raises(DataError, match=r"mixed.xyz: the validation set of fold \d: contains element\(s\) Au"):
+        split({"data": cfg["data"], "split": cfg["split"]}, tmp_path / "split")
