@@ -146,7 +146,7 @@ def check_inputs(cfg: dict) -> dict:
             check_isolated_atoms(train, dcfg["train"])
         msg = e0_warning(train, method, dcfg["train"])
         if msg:
-            warnings.warn(msg, stacklevel=2)
+            warnings.warn(msg, stacklevel=1)  # not 2: a warning attributed to the Snakefile is lost
     counts = {"train": len(train)}
     for key in ("validation", "test"):
         if dcfg.get(key):
