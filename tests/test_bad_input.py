@@ -84,12 +84,16 @@ def test_species_absent_from_training(tmp_path, key):
     if key == "validation":
         raw["split"] = {"method": "file"}
     msg = data_error(raw)
-    assert msg == f"{BAD / 'with_carbon.xyz'}: contains element(s) C absent from the training data"
+    assert msg == (
+        f"{BAD / 'with_carbon.xyz'}: contains element(s) C (frame 1 (0-based)) absent from the training data "
+        f"({TRAIN}): a potential cannot predict an element it was not trained on"
+    )
 
 
 def test_forces_optional_for_energy_only_fits(tmp_path):
     raw = tiny_config(tmp_path, train=BAD / "no_forces.xyz", test=None)
     raw["gap"]["energy_only"] = True
+    raw["gap"]["e0_method"] = "auto"  # the file has no isolated atom for e0_method isolated
     assert check_inputs(resolve_config(raw)) == {"train": 6}
 
 
@@ -179,7 +183,7 @@ SNAKEMAKE_CASES = [
     (
         "carbon-in-test",
         lambda c: c["data"].update(test=str(BAD / "with_carbon.xyz")),
-        [str(BAD / "with_carbon.xyz"), "element(s) C absent from the training data"],
+        [str(BAD / "with_carbon.xyz"), "element(s) C (frame 1 (0-based)) absent from the training data"],
     ),
     (
         "unknown-key",

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ..cluster.runner import RunResult, run_limited
+from ..data.e0 import E0Choice, choose_e0, gap_fit_e0, records_of_file
 from ..data.read import split_comment as _split_comment
 from ..errors import ConfigError, DataError
 
@@ -61,7 +62,7 @@ HYPERPARAMETERS: dict[str, object] = {
     "two_body_delta": 1.0,
     "two_body_n_sparse": 20,
     "two_body_theta_uniform": 1.0,
-    # e0: an explicit value (eV) overrides gap.e0_method
+    # e0: an explicit value (eV, every species) overrides gap.e0_method
     "e0": None,
 }
 
@@ -245,6 +246,7 @@ def build_command(
     species_z: Sequence[int],
     seed: int = 0,
     gap_fit: str | None = None,
+    e0: E0Choice | None = None,
 ) -> list[str]:
     """The ``gap_fit`` command line (a list of arguments; no shell involved).
 
@@ -257,6 +259,11 @@ def build_command(
         e0_method, sparse_jitter).
     train_file
         Normalised extxyz (``REF_energy``/``REF_forces``).
+    e0
+        The e0 chosen for this training set (:func:`potune.data.e0.choose_e0`): a
+        least-squares one is passed per species (``e0={In:-3.4:P:-5.2}``), ``average`` and
+        ``isolated`` as gap_fit's own ``e0_method`` (the same values). Needed when
+        ``e0_method`` is ``auto`` or ``least_squares``; a hyperparameter ``e0`` overrides it.
     """
     p = resolve_params(params)
     check_params(p)
@@ -275,10 +282,17 @@ def build_command(
         f"rnd_seed={max(1, int(seed))}",  # gap_fit aborts on seed 0
         "do_copy_at_file=F",
     ]
+    method = settings.get("e0_method", "auto")
     if p["e0"] is not None:
         cmd.append(f"e0={_fmt(float(p['e0']))}")
+    elif e0 is not None and e0.method == "least_squares":
+        cmd.append(gap_fit_e0(e0.values))
+    elif e0 is not None:
+        cmd.append(f"e0_method={e0.method}")
+    elif method in ("average", "isolated"):
+        cmd.append(f"e0_method={method}")
     else:
-        cmd.append(f"e0_method={settings.get('e0_method', 'average')}")
+        raise ValueError(f"gap.e0_method {method}: build_command needs the training set's e0 (choose_e0)")
     return cmd
 
 
@@ -486,6 +500,24 @@ def count_mismatch(expected: dict, found: dict, energy_only: bool = False) -> st
     )
 
 
+def train_e0(params: dict, settings: dict, train_file, species_z: Sequence[int]) -> E0Choice | None:
+    """The e0 of a fit on ``train_file`` (:func:`potune.data.e0.choose_e0`), or None where
+    gap_fit decides alone (a hyperparameter ``e0``, or ``e0_method`` ``average``/``isolated``)."""
+    method = settings.get("e0_method", "auto")
+    if params.get("e0") is not None or method in ("average", "isolated"):
+        return None
+    return choose_e0(records_of_file(train_file), method, species_z)
+
+
+def describe_e0(e0: E0Choice) -> str:
+    """One line for the fit log: the method used, the values and why, if it fell back."""
+    from ase.data import chemical_symbols
+
+    vals = ", ".join(f"{chemical_symbols[z]} {v:.6f}" for z, v in sorted(e0.values.items()))
+    cond = f"; composition condition number {e0.cond:.3g}" if e0.cond is not None else ""
+    return f"e0 {e0.method}: {vals} eV{cond}" + (f" ({e0.note})" if e0.note else "")
+
+
 def max_cutoff(p: dict, settings: dict) -> float:
     """The largest cutoff of the descriptors of resolved hyperparameters ``p``."""
     kind = settings.get("descriptor", "soap")
@@ -523,7 +555,13 @@ def fit(
     train_copy = work / "train.xyz"
     model_file = model_dir / "gap.xml"
     try:
-        cmd = build_command(params, settings, train_copy.resolve(), model_file.resolve(), species_z, seed)
+        e0 = train_e0(params, settings, train_file, species_z)
+    except (ValueError, KeyError, IndexError, OSError, UnicodeDecodeError) as exc:
+        Path(log_file).write_text(f"training file not usable for e0: {exc}\n")
+        shutil.rmtree(work, ignore_errors=True)
+        return RunResult(None, "failed", f"e0 ({settings.get('e0_method', 'auto')}): {exc}", 0.0, 0.0)
+    try:
+        cmd = build_command(params, settings, train_copy.resolve(), model_file.resolve(), species_z, seed, e0=e0)
     except OSError as exc:  # no gap_fit: a failure that says so, not a job crash (retried as if killed)
         Path(log_file).write_text(f"cannot start gap_fit: {exc}\n")
         shutil.rmtree(work, ignore_errors=True)
@@ -553,6 +591,9 @@ def fit(
     env = {**os.environ, "OMP_NUM_THREADS": str(threads), "GFORTRAN_UNBUFFERED_PRECONNECTED": "y"}
     res = run_limited(cmd, log_file, timeout_s=timeout_s, mem_limit_mb=mem_limit_mb, cwd=work, env=env)
     shutil.rmtree(work, ignore_errors=True)
+    if e0 is not None:
+        with open(log_file, "a") as fh:
+            fh.write(f"# potune: {describe_e0(e0)}\n")
     if res.status == "ok" and not model_file.exists():
         res = RunResult(res.returncode, "failed", "gap_fit exited 0 but wrote no gap.xml", res.wall_s, res.peak_rss_mb)
     if res.status == "ok":
