@@ -12,4 +12,7 @@ with logged(snakemake.log[0], "w"):
         snakemake.params.fitter,
         snakemake.params.loss,
         predictions_file=snakemake.output.predictions,
+        attempt=int(snakemake.resources.attempt),
+        max_attempts=snakemake.resources.max_attempts,
+        fold_label=snakemake.params.fold_label,
     )

@@ -1,0 +1,189 @@
+"""Failures anywhere are outcomes (#17): the fitter's failures while validating or computing
+kernel statistics are recorded failed trials, a job killed from outside (a real SIGSEGV or
+SIGKILL) is recorded by its last attempt, and potune's own errors stop the run."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import types
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+from ase.calculators.calculator import Calculator, all_changes
+
+from potune import data as D
+from potune.errors import FitterError, PotuneError
+from potune.fitters import FITTERS
+from potune.steps.collect import collect_step
+from potune.steps.validate import validate_step
+
+ROOT = Path(__file__).resolve().parents[1]
+TINY_TEST = ROOT / "tests" / "data" / "si_tiny_test.xyz"
+LOSS = {"kind": "weighted", "alpha": 0.5}
+
+
+class FakeCalc(Calculator):
+    implemented_properties = ["energy", "forces"]
+
+    def __init__(self, mode):
+        super().__init__()
+        self.mode = mode
+
+    def calculate(self, atoms=None, properties=None, system_changes=all_changes):
+        super().calculate(atoms, properties, system_changes)
+        if self.mode == "library":
+            raise RuntimeError("quippy: cannot evaluate")
+        if self.mode == "bug":
+            raise TypeError("unsupported operand in potune")
+        e = float("nan") if self.mode == "nan" else -5.0 * len(atoms)
+        self.results = {"energy": e, "forces": np.zeros((len(atoms), 3))}
+
+
+@pytest.fixture
+def fake_fitter(monkeypatch):
+    mod = types.ModuleType("potune_fake_fitter")
+    mod.calculator = lambda model_dir: FakeCalc(Path(model_dir).name)
+    monkeypatch.setitem(sys.modules, "potune_fake_fitter", mod)
+    monkeypatch.setitem(FITTERS, "fake", "potune_fake_fitter")
+    return "fake"
+
+
+@pytest.fixture(scope="module")
+def valid_file(tmp_path_factory):
+    out = tmp_path_factory.mktemp("data") / "valid.xyz"
+    frames = D.read_structures(
+        TINY_TEST, require_forces=True, energy_key="energy", forces_key="forces", config_type_key="config_type"
+    )
+    D.write_structures(out, frames[:3])
+    return out
+
+
+def fold_dir(tmp_path: Path, trial="t00", trial_id="0-00", fit_status="ok") -> Path:
+    d = tmp_path / "iter0" / trial / "fold0"
+    d.mkdir(parents=True)
+    fit = {"trial_id": trial_id, "status": fit_status, "reason": "" if fit_status == "ok" else "gap_fit died"}
+    (d / "fit.json").write_text(json.dumps({**fit, "wall_s": 1.0, "peak_rss_mb": 10.0}))
+    return d
+
+
+def validate(d: Path, fitter: str, mode: str, valid_file, **kw) -> dict:
+    return validate_step(
+        d / "fit.json", d / mode, valid_file, d / "valid.json", fitter, LOSS, d / "valid_predictions.npz", **kw
+    )
+
+
+@pytest.mark.parametrize(
+    ("mode", "words"),
+    [("library", "RuntimeError: quippy: cannot evaluate"), ("nan", "non-finite prediction")],
+)
+def test_fitter_failure_while_predicting_is_a_failed_trial(tmp_path, fake_fitter, valid_file, mode, words):
+    d = fold_dir(tmp_path)
+    out = validate(d, fake_fitter, mode, valid_file)
+    assert out["status"] == "failed" and out["reason"].startswith("prediction failed") and words in out["reason"]
+    assert json.loads((d / "valid.json").read_text())["status"] == "failed"
+
+
+def test_potune_error_while_predicting_stops_the_run(tmp_path, fake_fitter, valid_file):
+    """A bug (here a TypeError) is raised, not recorded; the last attempt raises it again
+    instead of recording the trial as killed."""
+    d = fold_dir(tmp_path)
+    with pytest.raises(TypeError, match="unsupported operand"):
+        validate(d, fake_fitter, "bug", valid_file, attempt=1, max_attempts=2)
+    assert not (d / "valid.json").exists()
+    with pytest.raises(PotuneError, match="(?s)error of potune.*TypeError: unsupported operand"):
+        validate(d, fake_fitter, "bug", valid_file, attempt=2, max_attempts=2)
+    assert not (d / "valid.json").exists()
+
+
+def _validate_in_subprocess(d: Path, valid_file, fault: str, attempt: int, max_attempts: int):
+    code = (
+        "import sys; from pathlib import Path; from potune.steps.validate import validate_step; "
+        f"d = Path({str(d)!r}); "
+        f"validate_step(d / 'fit.json', d / 'model', {str(valid_file)!r}, d / 'valid.json', 'gap', "
+        f"{LOSS!r}, d / 'valid_predictions.npz', attempt={attempt}, max_attempts={max_attempts})"
+    )
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "workflow"), "POTUNE_TEST_FAULT": fault}
+    return subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
+
+
+@pytest.mark.parametrize("sig", ["SIGSEGV", "SIGKILL"])
+def test_validation_killed_is_recorded_by_its_last_attempt(tmp_path, valid_file, sig):
+    """A real kill of the validating process: the job dies without a result; the last
+    attempt records the trial as failed (naming the segfault) without predicting again."""
+    d = fold_dir(tmp_path)
+    proc = _validate_in_subprocess(d, valid_file, f"validate:{sig}:0-00", 1, 2)
+    assert proc.returncode == -getattr(signal, sig), proc.stderr
+    assert not (d / "valid.json").exists()
+    proc = _validate_in_subprocess(d, valid_file, f"validate:{sig}:0-00", 2, 2)
+    assert proc.returncode == 0, proc.stderr
+    out = json.loads((d / "valid.json").read_text())
+    assert out["status"] == "failed"
+    assert out["reason"].startswith("validation killed from outside on 1 attempt(s)")
+    assert "resources.validate" in out["reason"]
+    assert ("Segmentation fault" in out["reason"]) == (sig == "SIGSEGV")
+
+
+def test_fault_matches_its_trial_only(tmp_path, valid_file):
+    d = fold_dir(tmp_path, trial_id="0-01", fit_status="failed")
+    proc = _validate_in_subprocess(d, valid_file, "validate:SIGKILL:0-00", 1, 2)
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads((d / "valid.json").read_text())["reason"] == "gap_fit died"
+
+
+def _proposal(tmp_path: Path, trial: str) -> None:
+    p = tmp_path / "iter0" / "proposals"
+    p.mkdir(parents=True, exist_ok=True)
+    doc = {"iteration": 0, "trial": trial, "trial_id": f"0-{trial[1:]}", "point": {"cutoff": 4.0}, "fixed": {}}
+    (p / f"{trial}.yaml").write_text(yaml.safe_dump(doc))
+
+
+def _failed_valid(d: Path, exception: str) -> None:
+    (d / "valid.json").write_text(
+        json.dumps({"status": "failed", "reason": f"prediction failed: {exception}", "exception": exception})
+    )
+
+
+@pytest.mark.parametrize("same", [True, False])
+def test_same_exception_in_every_trial_stops_the_search(tmp_path, same):
+    dirs = {}
+    for k, t in enumerate(["t00", "t01"]):
+        _proposal(tmp_path, t)
+        d = fold_dir(tmp_path, t, f"0-{t[1:]}")
+        _failed_valid(d, "RuntimeError: no GAP label" if same else f"RuntimeError: structure {k}")
+        dirs[t] = [str(d)]
+    table = tmp_path / "iter0" / "table.csv"
+    args = (["cutoff"], 0, None, tmp_path / "iter0" / "proposals", dirs, table)
+    if same:
+        with pytest.raises(PotuneError, match="same Python exception.*RuntimeError: no GAP label"):
+            collect_step(*args)
+        assert not table.exists()
+    else:
+        t = collect_step(*args)
+        assert list(t["status"]) == ["failed", "failed"]
+
+
+def test_kernel_step_records_fitter_failure_and_raises_bugs(tmp_path, monkeypatch):
+    from potune.steps import stage1
+
+    prop = tmp_path / "t00.yaml"
+    prop.write_text(yaml.safe_dump({"iteration": 0, "trial": "t00", "trial_id": "0-00", "point": {"n_max": 3}}))
+    monkeypatch.setattr(stage1, "read_environments", lambda f, cfg: [])
+
+    def broken(exc):
+        def f(*a, **k):
+            raise exc
+
+        return f
+
+    monkeypatch.setattr(stage1, "descriptor_kernel_stats", broken(FitterError("quippy could not build descriptor")))
+    out = stage1.kernel_step(prop, "x", tmp_path / "k.json", tmp_path / "h.csv", {}, {})
+    assert out["status"] == "failed" and "quippy could not build" in out["reason"]
+    monkeypatch.setattr(stage1, "descriptor_kernel_stats", broken(KeyError("n_sample")))
+    with pytest.raises(KeyError):
+        stage1.kernel_step(prop, "x", tmp_path / "k2.json", tmp_path / "h2.csv", {}, {})
