@@ -187,3 +187,29 @@ def test_kernel_step_records_fitter_failure_and_raises_bugs(tmp_path, monkeypatc
     monkeypatch.setattr(stage1, "descriptor_kernel_stats", broken(KeyError("n_sample")))
     with pytest.raises(KeyError):
         stage1.kernel_step(prop, "x", tmp_path / "k2.json", tmp_path / "h2.csv", {}, {})
+
+
+def test_test_errors_record_a_failed_refit_or_prediction(tmp_path, fake_fitter, valid_file):
+    from potune.steps.best import test_step
+    from potune.steps.report import config_type_errors_step, dimer_step
+
+    cfg = {"fitter": fake_fitter, "loss": LOSS, "reference": {}}
+    best = tmp_path / "best"
+    (best / "library").mkdir(parents=True)
+    (best / "fit.json").write_text(json.dumps({"status": "failed", "reason": "gap_fit killed by signal 9"}))
+    out = [best / "test_errors.csv", best / "test_predictions.npz", best / "test_metrics.json"]
+    m = test_step(cfg, best / "library", valid_file, *out)
+    assert m == {"status": "failed", "reason": "no test errors: the refit failed: gap_fit killed by signal 9"}
+    assert json.loads(out[2].read_text()) == m and len(np.load(out[1]).files) == 0
+    config_type_errors_step(out[0], tmp_path / "errors.png")  # a figure saying why, not a crash
+    (best / "best.yaml").write_text(yaml.safe_dump({"hyperparameters": {"cutoff": 4.0}}))
+    dimer_step({"fitter": fake_fitter}, best / "library", [valid_file], tmp_path / "dimer.png", tmp_path / "d.csv")
+    assert (tmp_path / "errors.png").exists() and (tmp_path / "dimer.png").exists()
+
+    (best / "fit.json").write_text(json.dumps({"status": "ok", "reason": "", "wall_s": 1.0}))
+    m = test_step(cfg, best / "library", valid_file, *out)
+    assert m["status"] == "failed" and "prediction on the test set failed" in m["reason"]
+    assert "quippy: cannot evaluate" in m["reason"]
+    (best / "ok").mkdir()
+    m = test_step(cfg, best / "ok", valid_file, *out)
+    assert m["status"] == "ok" and m["energy_rmse_mev"] > 0

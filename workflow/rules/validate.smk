@@ -42,13 +42,17 @@ rule test_errors:
         metrics=f"{R}/best/test_metrics.json",
     log:
         f"{R}/logs/test_errors.log",
-    retries: RES["validate"]["retries"]
+    # a failed refit or test (the fitter cannot predict; killed from outside on every
+    # attempt but the last) is recorded in test_metrics.json (status failed)
+    retries: RES["validate"]["retries"] + 1
     conda:
         f"../../envs/{FITTER}.yaml"
     threads: 1
     resources:
         mem_mb=lambda wc, attempt: job_mem_mb("validate", None, None, attempt),
         runtime=lambda wc, attempt: runtime_min(RES["validate"], attempt),
+        attempt=lambda wc, attempt: attempt,
+        max_attempts=RES["validate"]["retries"] + 2,
     params:
         cfg={k: C[k] for k in ("fitter", "loss", "reference")},
     script:

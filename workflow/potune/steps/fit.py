@@ -168,8 +168,15 @@ def refit_step(
     threads=1,
     mem_mb=None,
     runtime_min=None,
+    attempt: int = 1,
+    max_attempts: int | None = None,
 ) -> dict:
-    """Refit the best hyperparameters on the whole training set. Raises if the refit fails."""
+    """Refit the best hyperparameters on the whole training set.
+
+    A failing refit (crash, over its limits, killed from outside on every attempt but the
+    last) is recorded in ``result_file`` (``status: failed``, ``reason``), not raised: the
+    run still ends with its table, its figures that do not need the refit, and a summary
+    that says the refit failed and why."""
     doc = read_yaml(best_file)
     tmp = Path(result_file).with_name("refit_params.yaml")
     write_yaml(
@@ -182,8 +189,27 @@ def refit_step(
         },
     )
     res = fit_step(
-        tmp, train_file, model_dir, result_file, log_file, fitter_name, settings, threads, mem_mb, runtime_min
+        tmp,
+        train_file,
+        model_dir,
+        result_file,
+        log_file,
+        fitter_name,
+        settings,
+        threads,
+        mem_mb,
+        runtime_min,
+        attempt=attempt,
+        max_attempts=max_attempts,
     )
     if res["status"] != "ok":
-        raise RuntimeError(f"refit of the best hyperparameters failed: {res['reason']} (log: {log_file})")
+        say(f"REFIT FAILED: the best hyperparameters could not be refitted: {res['reason'][:300]} (log: {log_file})")
     return res
+
+
+def refit_failure(result_file) -> str:
+    """Why the refit failed (from its ``fit.json``), or '' when it succeeded."""
+    from ..io import read_json
+
+    res = read_json(result_file)
+    return "" if res.get("status") == "ok" else str(res.get("reason") or "unknown")

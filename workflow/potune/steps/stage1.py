@@ -280,11 +280,10 @@ def refit_comparison_step(
         rows.append(
             {
                 "fit": label,
-                "energy_rmse_mev": m["energy_rmse_mev"],
-                "force_rmse": m["force_rmse"],
-                "energy_mae_mev": m["energy_mae_mev"],
-                "force_mae": m["force_mae"],
+                **{k: m.get(k, math.nan) for k in ("energy_rmse_mev", "force_rmse", "energy_mae_mev", "force_mae")},
                 "fit_wall_s": f["wall_s"],
+                "status": m.get("status", "ok"),
+                "reason": m.get("reason", ""),
             }
         )
     df = pd.DataFrame(rows)
