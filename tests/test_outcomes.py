@@ -213,3 +213,54 @@ def test_test_errors_record_a_failed_refit_or_prediction(tmp_path, fake_fitter, 
     (best / "ok").mkdir()
     m = test_step(cfg, best / "ok", valid_file, *out)
     assert m["status"] == "ok" and m["energy_rmse_mev"] > 0
+
+
+@pytest.fixture(scope="module")
+def gap_model(tmp_path_factory, valid_file):
+    """A real (tiny) GAP fitted by fit_step: fit.json and model/gap.xml."""
+    from potune.steps.fit import fit_step
+
+    tmp = tmp_path_factory.mktemp("gap")
+    train = tmp / "train.xyz"
+    frames = D.read_structures(
+        ROOT / "tests" / "data" / "si_tiny_train.xyz",
+        require_forces=True,
+        energy_key="energy",
+        forces_key="forces",
+        config_type_key="config_type",
+    )
+    D.write_structures(train, frames)
+    point = {"n_sparse": 15, "sparse_method": "random", "n_max": 2, "l_max": 2, "cutoff": 4.0, "zeta": 2}
+    prop = tmp / "t00.yaml"
+    prop.write_text(yaml.safe_dump({"iteration": 0, "trial": "t00", "trial_id": "0-00", "point": point}))
+    d = tmp / "iter0" / "t00" / "fold0"
+    res = fit_step(prop, train, d / "model", d / "fit.json", d / "fit.log", "gap", {"descriptor": "soap"})
+    assert res["status"] == "ok", res
+    return d
+
+
+def _validate_gap_in_subprocess(d: Path, valid_file, mem_mb: float):
+    code = (
+        "from pathlib import Path; from potune.steps.validate import validate_step; "
+        f"d = Path({str(d)!r}); "
+        f"validate_step(d / 'fit.json', d / 'model', {str(valid_file)!r}, d / 'valid.json', 'gap', "
+        f"{LOSS!r}, d / 'valid_predictions.npz', mem_mb={mem_mb})"
+    )
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "workflow")}
+    env.pop("POTUNE_TEST_FAULT", None)
+    return subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=300)
+
+
+def test_validation_over_its_memory_limit_is_a_failed_trial(gap_model, valid_file):
+    """A real memory limit: quippy's prediction (~95 MB resident with Python) in a job of
+    80 MB (limit 76 MB) is stopped and recorded as out of memory; with 4000 MB it passes."""
+    d = gap_model
+    proc = _validate_gap_in_subprocess(d, valid_file, 80)
+    assert proc.returncode == 0, proc.stderr
+    out = json.loads((d / "valid.json").read_text())
+    assert out["status"] == "failed" and out["reason"].startswith("out of memory"), out
+    assert "limit of 76 MB" in out["reason"] and "resources.validate.mem_mb" in out["reason"]
+    assert len(np.load(d / "valid_predictions.npz").files) == 0
+    proc = _validate_gap_in_subprocess(d, valid_file, 4000)
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads((d / "valid.json").read_text())["status"] == "ok"

@@ -84,7 +84,11 @@ def summary_step(cfg: dict, inputs: dict, out_md) -> str:
         f"- trials: {len(table)} in {table['iteration'].nunique()} iteration(s), {n_failed} failed",
         f"- total fit time: {fit_s + desc_s:.0f} s"
         + (f" (fits {fit_s:.0f} s + SNAP descriptor jobs {desc_s:.0f} s)" if desc_s else "")
-        + (f"; refit of the best: {read_json(inputs['refit'])['wall_s']:.0f} s" if ok and "refit" in inputs else ""),
+        + (
+            f"; refit of the best: {read_json(inputs['refit'])['wall_s']:.0f} s"
+            if ok and "refit" in inputs and read_json(inputs["refit"]).get("status", "ok") == "ok"
+            else ""
+        ),
         "- validation: "
         + (
             f"{cfg['split'].get('k')}-fold cross-validation; every validation number is the mean over the folds "
