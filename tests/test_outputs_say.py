@@ -95,7 +95,9 @@ def test_summary_without_test_set_says_so(tmp_path, capsys):
     text = run_summary(tmp_path, {"data": {"train": "a.xyz", "test": None}}, refit=OK_REFIT)
     assert "No test set (`data.test` not given): the refitted potential was not evaluated" in text
     assert "no test set (data.test not given)" in capsys.readouterr().out
+    assert yaml.safe_load((tmp_path / "run" / "best" / "best.yaml").read_text())["test"]["status"] == "none"
     assert "No test set" not in run_summary(tmp_path / "b", refit=OK_REFIT, test=OK_TEST)
+    assert yaml.safe_load((tmp_path / "b" / "run" / "best" / "best.yaml").read_text())["refit"]["status"] == "ok"
 
 
 def test_summary_says_mean_over_folds(tmp_path):
@@ -118,9 +120,15 @@ def test_best_on_a_bound_is_stated(tmp_path):
 
 def test_refit_and_test_failures_are_stated(tmp_path):
     refit = {"status": "failed", "reason": "gap_fit killed by signal 9", "wall_s": 1.0}
+    best_file = tmp_path / "run" / "best" / "best.yaml"
     text = run_summary(tmp_path, refit=refit, test={"status": "failed", "reason": "no test errors: the refit failed"})
     assert "## Refit failed" in text and "gap_fit killed by signal 9" in text
     assert "| potune |" not in text
+    best = yaml.safe_load(best_file.read_text())
+    assert best["refit"] == {"status": "failed", "reason": "gap_fit killed by signal 9"}
+    assert best["test"] == {"status": "failed", "reason": "no test errors: the refit failed"}
+    # written before the refit's fit.json, and still older: Snakemake must not refit again
+    assert best_file.stat().st_mtime_ns <= (tmp_path / "run" / "best" / "fit.json").stat().st_mtime_ns
     text = run_summary(tmp_path / "b", refit=OK_REFIT, test={"status": "failed", "reason": "prediction on the test"})
     assert "The test set was not evaluated: prediction on the test" in text and "| potune |" not in text
 

@@ -1,10 +1,11 @@
 """Faults the end-to-end tests inject into a job, to check that a job killed from outside
 (segfault of an in-process library, OOM killer, scheduler) becomes a recorded outcome.
 
-``POTUNE_TEST_FAULT`` holds comma-separated ``<step>:<SIGNAL>[:<trial pattern>]``, e.g.
-``validate:SIGSEGV:0-01`` makes the ``validate`` job of trial 0-01 kill itself with a
-segfault; ``descriptors:SIGKILL`` kills every ``descriptors`` job. Unset (always, outside
-the tests), :func:`inject` does nothing.
+``POTUNE_TEST_FAULT`` holds comma-separated ``<step>:<SIGNAL or exception>[:<trial pattern>]``,
+e.g. ``validate:SIGSEGV:0-01`` makes the ``validate`` job of trial 0-01 kill itself with a
+segfault; ``descriptors:SIGKILL`` kills every ``descriptors`` job; ``validate:TypeError``
+raises a TypeError there (a bug of potune), ``validate:FitterError`` a failure of the fitter.
+Unset (always, outside the tests), :func:`inject` does nothing.
 """
 
 from __future__ import annotations
@@ -24,4 +25,12 @@ def inject(step: str, trial_id: str = "") -> None:
             continue
         if len(parts) > 2 and parts[2] and not fnmatch.fnmatchcase(str(trial_id), parts[2]):
             continue
-        os.kill(os.getpid(), getattr(signal, parts[1]))
+        what = parts[1]
+        if what.startswith("SIG"):
+            os.kill(os.getpid(), getattr(signal, what))
+        import builtins
+
+        from . import errors
+
+        exc = getattr(errors, what, None) or getattr(builtins, what)
+        raise exc(f"injected by POTUNE_TEST_FAULT ({item})")

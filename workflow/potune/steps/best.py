@@ -98,6 +98,24 @@ def best_step(
     return doc
 
 
+def record_outcome(best_file, refit: dict | None, test: dict | None) -> dict:
+    """Add what became of the refit and its test (``refit``/``test``: ``{status, reason}``;
+    ``test`` ``status: none`` without a test set) to ``best.yaml``, keeping the file's
+    modification time: the refit depends on ``best.yaml``, and a newer file would make
+    Snakemake refit again on the next run."""
+    path = Path(best_file)
+    doc = read_yaml(path)
+    new = dict(doc)
+    for key, res in (("refit", refit), ("test", test)):
+        if res is not None:
+            new[key] = {"status": str(res.get("status", "ok")), "reason": str(res.get("reason") or "")}
+    if new != doc:
+        st = path.stat()
+        write_yaml(path, new)
+        os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns))
+    return new
+
+
 def best_succeeded(best_file: str | os.PathLike) -> bool:
     """Whether ``best.yaml`` names a successful trial (files written before ``status``
     existed always did)."""

@@ -205,6 +205,13 @@ def summary_step(cfg: dict, inputs: dict, out_md) -> str:
                 for r in front.itertuples()
             ]
     text = "\n".join(lines) + "\n"
+    if ok and "refit" in inputs:
+        from .best import record_outcome
+
+        no_test = {"status": "none", "reason": "no test set (data.test not given)"}
+        record_outcome(
+            inputs["best"], read_json(inputs["refit"]), read_json(inputs["test"]) if "test" in inputs else no_test
+        )
     atomic_write_text(out_md, text)
     if ok and not has_test:
         say("no test set (data.test not given): the refitted potential was not evaluated on held-out data")

@@ -71,9 +71,9 @@ def validate_step(
             say(f"{label}: FAILED ({reason})")
 
         with guarded_attempt(attempts, attempt):
-            faults.inject("validate", fit["trial_id"])
             try:
                 with memory_guard(limit, over_memory):
+                    faults.inject("validate", fit["trial_id"])
                     try:
                         calc = get_fitter(fitter_name).calculator(model_dir)
                     except Exception as exc:
