@@ -264,3 +264,41 @@ def test_validation_over_its_memory_limit_is_a_failed_trial(gap_model, valid_fil
     proc = _validate_gap_in_subprocess(d, valid_file, 4000)
     assert proc.returncode == 0, proc.stderr
     assert json.loads((d / "valid.json").read_text())["status"] == "ok"
+
+
+def test_stage1_kernel_job_killed_is_recorded_by_its_last_attempt(tmp_path):
+    """A real segfault of a stage-1 kernel job; its last attempt records the descriptor
+    trial as failed without computing again."""
+    prop = tmp_path / "t00.yaml"
+    prop.write_text(yaml.safe_dump({"iteration": 0, "trial": "t00", "trial_id": "0-00", "point": {"n_max": 3}}))
+    d = tmp_path / "iter0" / "t00"
+    d.mkdir(parents=True)
+
+    def run(attempt):
+        code = (
+            "from potune.steps.stage1 import kernel_step; "
+            f"kernel_step({str(prop)!r}, 'unused.xyz', {str(d / 'kernel.json')!r}, {str(d / 'hist.csv')!r}, "
+            f"{{}}, {{}}, attempt={attempt}, max_attempts=2)"
+        )
+        env = {**os.environ, "PYTHONPATH": str(ROOT / "workflow"), "POTUNE_TEST_FAULT": "kernel:SIGSEGV"}
+        return subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
+
+    assert run(1).returncode == -signal.SIGSEGV
+    proc = run(2)
+    assert proc.returncode == 0, proc.stderr
+    out = json.loads((d / "kernel.json").read_text())
+    assert out["status"] == "failed" and out["reason"].startswith("kernel statistics killed from outside")
+    assert "Segmentation fault" in out["reason"] and "resources.kernel" in out["reason"]
+
+
+def test_test_errors_killed_is_recorded_by_its_last_attempt(tmp_path, fake_fitter, valid_file):
+    from potune.steps.best import test_step
+
+    best = tmp_path / "best"
+    (best / "ok").mkdir(parents=True)
+    (best / "fit.json").write_text(json.dumps({"status": "ok", "reason": "", "wall_s": 1.0}))
+    (best / "test_metrics_attempts.jsonl").write_text(json.dumps({"attempt": 1, "pid": 5}) + "\n")
+    out = [best / "test_errors.csv", best / "test_predictions.npz", best / "test_metrics.json"]
+    cfg = {"fitter": fake_fitter, "loss": LOSS, "reference": {}}
+    m = test_step(cfg, best / "ok", valid_file, *out, attempt=2, max_attempts=2)
+    assert m["status"] == "failed" and m["reason"].startswith("test errors killed from outside on 1 attempt(s)")
