@@ -302,3 +302,21 @@ def test_test_errors_killed_is_recorded_by_its_last_attempt(tmp_path, fake_fitte
     cfg = {"fitter": fake_fitter, "loss": LOSS, "reference": {}}
     m = test_step(cfg, best / "ok", valid_file, *out, attempt=2, max_attempts=2)
     assert m["status"] == "failed" and m["reason"].startswith("test errors killed from outside on 1 attempt(s)")
+
+
+def test_same_exception_in_every_stage1_trial_stops_stage1(tmp_path):
+    from potune.steps.stage1 import collect_stage1
+
+    props = tmp_path / "proposals"
+    props.mkdir()
+    files = {}
+    for t in ("t00", "t01"):
+        (props / f"{t}.yaml").write_text(
+            yaml.safe_dump({"iteration": 0, "trial": t, "trial_id": f"0-{t[1:]}", "point": {"n_max": 3}})
+        )
+        f = tmp_path / f"{t}.json"
+        f.write_text(json.dumps({"status": "failed", "reason": "x", "exception": "RuntimeError: no species"}))
+        files[t] = str(f)
+    cfg1 = {"space": {"n_max": {"type": "integer", "low": 2, "high": 4}}, "fixed": {}}
+    with pytest.raises(PotuneError, match="stage 1: every descriptor trial.*RuntimeError: no species"):
+        collect_stage1(cfg1, 0, None, props, files, tmp_path / "table.csv")
