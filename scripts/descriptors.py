@@ -10,4 +10,6 @@ descriptors_step(
     threads=snakemake.threads,
     mem_mb=snakemake.resources.mem_mb,
     runtime_min=snakemake.resources.runtime,
+    attempt=int(snakemake.resources.attempt),
+    max_attempts=snakemake.resources.max_attempts,
 )

@@ -626,6 +626,11 @@ def check_config(cfg: dict, space) -> None:
     """Hyperparameters that only make sense with another descriptor or the two-body term."""
     settings = cfg.get("gap", {})
     names = set(space.names) | set(cfg.get("fixed") or {})
+    if "sigma_virial" in names:
+        raise ConfigError(
+            "sigma_virial: potune fits GAPs without virials (gap_fit runs with virial_parameter_name=NONE), "
+            "so sigma_virial would change nothing; remove it from space/fixed"
+        )
     kind = settings.get("descriptor", "soap")
     if kind == "soap":
         wrong = sorted(names & SOAP_TURBO_ONLY)
