@@ -67,6 +67,11 @@ def test_outputs_of_a_search(tiny_run):
     assert list(conv["best_so_far"]) == list(table["loss"].cummin())
     summary = (run_dir / "summary.md").read_text()
     assert "max_iterations (2) reached" in summary and best["trial_id"] in summary
+    # how busy the fits kept the cores (2 cores, tiny fits: far from full, but a real share)
+    import re
+
+    use = re.search(r"core use: fits kept the (\d+) core\(s\) (\d+) % busy", summary)
+    assert use and int(use.group(1)) == 2 and 0 < int(use.group(2)) <= 100, summary
     # progress lines on the console
     out = proc.stdout + proc.stderr
     assert "[potune] iteration 0 done" in out and "best loss so far" in out and "trials done 4/4" in out
