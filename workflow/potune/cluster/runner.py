@@ -188,7 +188,10 @@ def run_limited(
                 pass
     rc = proc.returncode
     wall = time.monotonic() - t0
-    peak = max(peak_kb, ru_kb) / 1024.0
+    # the sampled peak; wait4's ru_maxrss only when no sample was taken (a very short run): the
+    # child is forked (preexec_fn) before it execs, so its ru_maxrss also counts the copy of
+    # this (possibly large) Python process it started as
+    peak = (peak_kb or ru_kb) / 1024.0
     name = Path(str(cmd[0])).name
     if killed_for == "time":
         return RunResult(rc, "failed", f"time limit of {timeout_s:.3g} s exceeded", wall, peak)
