@@ -10,4 +10,5 @@ descriptors_step(
     threads=snakemake.threads,
     mem_mb=snakemake.resources.mem_mb,
     runtime_min=snakemake.resources.runtime,
+    valid_file=snakemake.input.get("valid"),
 )

@@ -21,7 +21,9 @@ def propose_step(
     """Write one ``t<k>.yaml`` per proposed trial of iteration ``iteration``, plus
     ``meta.yaml`` (when the iteration was proposed) and ``optimizer_state.yaml``.
 
-    ``search_cfg`` holds ``space``, ``fixed`` and ``optimizer``. Whether the iteration runs
+    ``search_cfg`` holds ``space``, ``fixed`` and ``optimizer``, and ``inner`` for a nested
+    SNAP search (:func:`potune.fitters.snap.nested.inner_config`): the optimiser then
+    searches the space without the inner dimensions and every proposal carries ``inner``. Whether the iteration runs
     at all is decided before (stop rules, see :func:`potune.search.should_stop`).
     ``stage1_best``: stage 1's ``best.yaml`` (strategy two_stage); its descriptor
     hyperparameters are added to ``fixed``.
@@ -36,7 +38,8 @@ def propose_step(
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     table = read_table(table_file) if table_file else None
-    space = Space.from_config(search_cfg["space"])
+    inner = search_cfg.get("inner") or None
+    space = Space.from_config(search_space(search_cfg))
     fixed = search_cfg.get("fixed") or {}
     priors = None
     if search_cfg["optimizer"].get("priors"):
@@ -59,12 +62,20 @@ def propose_step(
                 "seed": p.seed,
                 "point": p.point,
                 "fixed": fixed,
+                **({"inner": inner} if inner else {}),
             },
         )
     write_yaml(out / "optimizer_state.yaml", state)
     write_yaml(out / "meta.yaml", {"iteration": iteration, "n_trials": len(props), "started_at": time.time()})
     say(f"iteration {iteration}: proposing {len(props)} trial(s)")
     return props
+
+
+def search_space(search_cfg: dict) -> dict:
+    """The space the (outer) optimiser searches: without the inner search's dimensions when
+    ``search_cfg`` has ``inner`` (a nested SNAP search)."""
+    inner = search_cfg.get("inner") or {}
+    return {k: v for k, v in search_cfg["space"].items() if k not in (inner.get("space") or {})}
 
 
 def proposal_trials(proposals_dir: str | os.PathLike) -> list[str]:
