@@ -186,9 +186,13 @@ def landscape_step(cfg: dict, table_file, png, csv, objective_png) -> None:
     from ..trials import read_table
 
     table = read_table(table_file)
+    from .propose import search_space
+
     space = Space.from_config(cfg["space"])
     landscape_plot(table, space.names, png, csv)
-    objective_plot(table, space, cfg["optimizer"], objective_png)
+    # the surrogate of the optimiser that ran: the outer space of a nested SNAP search (the
+    # weights are the inner search's choice, and may lie outside their ranges when pinned)
+    objective_plot(table, Space.from_config(search_space(cfg)), cfg["optimizer"], objective_png)
 
 
 def dimer_step(cfg: dict, model_dir, data_files: Sequence[str], png, csv) -> None:
