@@ -50,7 +50,10 @@ RES = C["resources"]
 # What a rule's params carry decides what re-runs when the configuration changes, so rules
 # get only the parts that define their results: `stop`, `resources` and `reference` never
 # re-run a fit (raising stop.max_iterations extends a finished search).
-SEARCH = {k: C[k] for k in ("fitter", FITTER, "space", "fixed", "optimizer", "loss")}
+# the fitter's settings as jobs see them: snap.nested/snap.inner travel in the proposals of a
+# nested search, so a search that is not nested has the same params as before they existed
+FIT_SETTINGS = {k: v for k, v in C.get(FITTER, {}).items() if not (FITTER == "snap" and k in ("nested", "inner"))}
+SEARCH = {k: FIT_SETTINGS if k == FITTER else C[k] for k in ("fitter", FITTER, "space", "fixed", "optimizer", "loss")}
 # nested SNAP search (snap.nested): the inner search's space, optimiser and loss, carried by
 # every proposal to its fit job; the outer optimiser searches the rest of the space
 INNER = None

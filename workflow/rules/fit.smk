@@ -28,7 +28,7 @@ rule fit:
         max_attempts=RES["fit"]["retries"] + 2,
     params:
         fitter=FITTER,
-        settings=C.get(FITTER, {}),
+        settings=FIT_SETTINGS,
     script:
         "../../scripts/fit.py"
 
@@ -69,6 +69,6 @@ rule refit:
         attempt=lambda wc, attempt: attempt,
     params:
         fitter=FITTER,
-        settings=C.get(FITTER, {}),
+        settings=FIT_SETTINGS,
     script:
         "../../scripts/refit.py"
