@@ -53,7 +53,9 @@ def si_cache(si_folds, tmp_path_factory) -> Path:
     return out
 
 
-def _inner(evaluations=12, space=INNER_SPACE, kind="weighted", alpha=0.5, **opt):
+def _inner(evaluations=12, space=INNER_SPACE, kind="weighted", alpha=0.5, kind_=None, **opt):
+    if kind_:
+        opt = {"kind": kind_, "batch_size": 2, "n_initial": 4, **opt}
     return {
         "space": space,
         **nested.INNER_DEFAULTS,
@@ -159,6 +161,19 @@ def test_inner_search_is_deterministic_and_writes_the_best_model(si_folds, si_ca
     assert res.status == "ok" and not res.extra
     assert _lammps_metrics(plain, valid)["loss"] == pytest.approx(row["loss"], rel=1e-6)
     assert "inner search: 15 solves" in (tmp_path / "a.log").read_text()
+
+
+@pytest.mark.parametrize("kind", ["bayes", "pso"])
+def test_model_based_inner_searches_are_deterministic(si_cache, kind):
+    _, blocks = snap.load_blocks(si_cache)
+    vblocks = snap.load_valid_blocks(si_cache)
+    inner = _inner(evaluations=8, kind_=kind)
+    runs = [nested.inner_search(blocks, vblocks, BASE, inner, seed=5) for _ in range(2)]
+    assert runs[0][0] == runs[1][0]
+    strip = lambda rows: [{k: v for k, v in r.items() if k != "solve_s"} for r in rows]  # noqa: E731
+    assert strip(runs[0][1]) == strip(runs[1][1]) and len(runs[0][1]) == 8
+    other = nested.inner_search(blocks, vblocks, BASE, inner, seed=6)
+    assert strip(other[1]) != strip(runs[0][1])  # the seed matters
 
 
 def test_inner_search_computes_its_descriptors_without_a_cache(si_folds, si_cache, tmp_path):

@@ -38,7 +38,7 @@ from .params import PER_CONFIG_TYPE, SETTINGS_DEFAULTS, resolve_params, split_na
 INNER_HPS = ("eweight", "fweight", "solver", "ridge_alpha")
 
 #: defaults of ``snap.inner``
-INNER_DEFAULTS = {"evaluations": 60, "kind": "bayes", "batch_size": 5, "n_initial": 10, "initial_design": "sobol"}
+INNER_DEFAULTS = {"evaluations": 60, "kind": "sobol", "batch_size": 5, "n_initial": 10, "initial_design": "sobol"}
 
 
 def is_inner(name: str) -> bool:
