@@ -1,10 +1,8 @@
 """Figure rules (`parity`, `landscape`, `cost`, `dimer`, `errors_by_config_type`): unpack and call."""
 
-import pandas as pd
-
 from potune.console import logged
 from potune.report import plots
-from potune.steps.report import dimer_step, landscape_step, parity_step
+from potune.steps.report import config_type_errors_step, dimer_step, landscape_step, parity_step
 from potune.trials import read_table
 
 sm = snakemake  # noqa: F821 (provided by Snakemake)
@@ -18,6 +16,6 @@ with logged(sm.log[0], "w"):
     elif sm.rule == "dimer":
         dimer_step(sm.params.cfg, sm.input.model, list(sm.input.data), sm.output.png, sm.output.csv)
     elif sm.rule == "errors_by_config_type":
-        plots.config_type_errors_plot(pd.read_csv(sm.input.errors), sm.output.png)
+        config_type_errors_step(sm.input.errors, sm.output.png)
     else:
         raise ValueError(f"scripts/figures.py does not know rule {sm.rule}")

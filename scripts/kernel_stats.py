@@ -11,4 +11,6 @@ with logged(snakemake.log[0], "w"):
         snakemake.output.hist,
         snakemake.params.settings,
         snakemake.params.kernel,
+        attempt=int(snakemake.resources.attempt),
+        max_attempts=snakemake.resources.max_attempts,
     )

@@ -1,4 +1,4 @@
-"""Rule `refit`: the best hyperparameters fitted on the whole training set."""
+"""Rule `refit`: the best hyperparameters fitted on the whole training set (a failure is recorded)."""
 
 from potune.steps.fit import refit_step
 
@@ -13,4 +13,6 @@ refit_step(
     threads=snakemake.threads,
     mem_mb=snakemake.resources.mem_mb,
     runtime_min=snakemake.resources.runtime_ms / 60000.0,
+    attempt=int(snakemake.resources.attempt),
+    max_attempts=snakemake.resources.max_attempts,
 )

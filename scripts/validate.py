@@ -12,4 +12,9 @@ with logged(snakemake.log[0], "w"):
         snakemake.params.fitter,
         snakemake.params.loss,
         predictions_file=snakemake.output.predictions,
+        attempt=int(snakemake.resources.attempt),
+        max_attempts=snakemake.resources.max_attempts,
+        fold_label=snakemake.params.fold_label,
+        mem_mb=snakemake.resources.mem_mb,
+        runtime_min=snakemake.resources.runtime,
     )

@@ -17,12 +17,17 @@ rule descriptors:
         f"{R}/logs/descriptors/fold{{fold}}/{{key}}.log",
     wildcard_constraints:
         key=r"[0-9a-f]{16}",
+    # like fit: a job killed from outside is retried, and its last attempt records the
+    # failure in meta.json (every fit using this cache becomes a failed trial)
+    retries: RES["fit"]["retries"] + 1
     conda:
         "../../envs/snap.yaml"
     threads: RES["fit"]["threads"]
     resources:
         mem_mb=lambda wc, attempt: job_mem_mb("fit", None, None, attempt),
         runtime=lambda wc, attempt: runtime_min(RES["fit"], attempt),
+        attempt=lambda wc, attempt: attempt,
+        max_attempts=RES["fit"]["retries"] + 2,
     params:
         spec=descriptor_spec_for_key,
     script:

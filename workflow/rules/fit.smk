@@ -58,7 +58,8 @@ rule refit:
         model=directory(f"{R}/best/potential"),
     log:
         f"{R}/best/fit.log",
-    retries: RES["refit"]["retries"]
+    # a failed refit is recorded in fit.json (status failed), like a trial's fit; summary.md says so
+    retries: RES["refit"]["retries"] + 1
     conda:
         f"../../envs/{FITTER}.yaml"
     threads: RES["refit"]["threads"]
@@ -67,6 +68,7 @@ rule refit:
         runtime=lambda wc, attempt: runtime_min(RES["refit"], attempt),
         runtime_ms=lambda wc, attempt: runtime_ms(RES["refit"], attempt),
         attempt=lambda wc, attempt: attempt,
+        max_attempts=RES["refit"]["retries"] + 2,
     params:
         fitter=FITTER,
         settings=FIT_SETTINGS,

@@ -27,6 +27,7 @@ checkpoint propose_descriptors:
         space=C1["space"] if TWO_STAGE else {},
         fixed=C1["fixed"] if TWO_STAGE else {},
         optimizer=C1["optimizer"] if TWO_STAGE else {},
+        fitter=FITTER,
     script:
         "../../scripts/propose.py"
 
@@ -40,12 +41,16 @@ rule kernel_stats:
         hist=f"{S1}/iter{{iteration}}/{{trial}}/kernel_hist.csv",
     log:
         f"{S1}/iter{{iteration}}/{{trial}}/kernel.log",
+    # a job killed from outside is retried; its last attempt records the trial as failed
+    retries: RES["kernel"]["retries"] + 1
     conda:
         "../../envs/gap.yaml"
     threads: RES["kernel"]["threads"]
     resources:
         mem_mb=lambda wc, attempt: job_mem_mb("kernel", None, None, attempt),
         runtime=lambda wc, attempt: runtime_min(RES["kernel"], attempt),
+        attempt=lambda wc, attempt: attempt,
+        max_attempts=RES["kernel"]["retries"] + 2,
     params:
         settings=C.get("gap", {}),
         kernel=C["kernel"],

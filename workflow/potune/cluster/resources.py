@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import math
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from contextlib import contextmanager
 from pathlib import Path
 
 from ..data.stats import dataset_stats
@@ -121,3 +122,38 @@ def job_mem_mb(
     doc = read_yaml(params_file)
     hp = {**(doc.get("fixed") or {}), **(doc.get("point") or {})}
     return fit_mem_mb(res_cfg, fitter, hp, settings, train_file, attempt)
+
+
+@contextmanager
+def memory_guard(limit_mb: float | None, on_exceed: Callable[[float], None], poll_s: float = 0.1):
+    """Keep in-process work (a validation predicting with quippy or LAMMPS) within
+    ``limit_mb`` of resident memory, as :func:`potune.cluster.runner.run_limited` keeps a fit
+    program: a thread samples this process's memory every ``poll_s`` s and, once over the
+    limit, calls ``on_exceed(rss_mb)`` (which records the failure) and ends the process
+    (exit code 0: the failure is recorded, like a fit's). A peak over the limit between two
+    samples raises :class:`MemoryError` when the work ends. ``None``: no limit."""
+    import resource
+    import threading
+
+    if not limit_mb:
+        yield
+        return
+    stop = threading.Event()
+
+    def watch() -> None:
+        while not stop.wait(poll_s):
+            rss = current_rss_mb()
+            if rss > limit_mb:
+                on_exceed(rss)
+                os._exit(0)
+
+    thread = threading.Thread(target=watch, name="potune-memory-guard", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join()
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+    if peak > limit_mb:
+        raise MemoryError(f"out of memory: peak resident memory {peak:.0f} MB over the limit of {limit_mb:.0f} MB")

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..data.read import species as data_species
+from ..errors import FitterError, exception_text, is_fitter_failure
 from ..fitters import gap
 
 #: hyperparameters that shape the SOAP vectors (stage 1 of the two-stage strategy)
@@ -149,18 +150,25 @@ def soap_vectors(frames: Sequence, params: dict, settings: dict, species_z: Sequ
 
     Raises
     ------
-    RuntimeError
-        quippy could not build or evaluate the descriptor (message says which string).
+    FitterError
+        Invalid hyperparameters, or quippy could not build or evaluate the descriptor
+        (message says which string).
     """
     from quippy.descriptors import Descriptor
 
     species_z = list(species_z) if species_z is not None else data_species(frames)
+    try:
+        strings = quippy_descriptor_strings(params, settings, species_z)
+    except ValueError as exc:  # gap.check_params: hyperparameters quippy would refuse
+        raise FitterError(f"invalid hyperparameters: {exc}") from exc
     descs = []
-    for z, s in quippy_descriptor_strings(params, settings, species_z):
+    for z, s in strings:
         try:
             descs.append((z, Descriptor(s)))
         except Exception as exc:  # quippy raises RuntimeError on a bad string
-            raise RuntimeError(f"quippy could not build descriptor {s!r}: {exc}") from exc
+            if not is_fitter_failure(exc):
+                raise
+            raise FitterError(f"quippy could not build descriptor {s!r}: {exc}") from exc
     if settings.get("descriptor", "soap") == "soap_turbo":
         reset_soap_turbo_basis(int(gap.resolve_params(params)["n_max"]) * len(species_z))
     vecs, cz, st, at = [], [], [], []
@@ -171,10 +179,17 @@ def soap_vectors(frames: Sequence, params: dict, settings: dict, species_z: Sequ
             idx = np.flatnonzero(a.numbers == z)
             if len(idx) == 0:
                 continue
-            out = d.calc(a)
+            try:
+                out = d.calc(a)
+            except Exception as exc:
+                if not is_fitter_failure(exc):
+                    raise
+                raise FitterError(
+                    f"structure {i}: quippy could not evaluate the descriptor: {exception_text(exc)}"
+                ) from exc
             data = np.asarray(out.get("data", np.zeros((0, 0))), dtype=float)
             if data.ndim != 2 or len(data) != len(idx):
-                raise RuntimeError(f"structure {i}: descriptor for Z={z} gave {data.shape} rows for {len(idx)} atoms")
+                raise FitterError(f"structure {i}: descriptor for Z={z} gave {data.shape} rows for {len(idx)} atoms")
             ci = np.asarray(out.get("ci", []), dtype=int).ravel()
             # quippy's 'ci' are 1-based central atom indices (Fortran); fall back to order of atoms
             atoms_idx = ci - 1 if len(ci) == len(idx) and set(ci - 1) == set(idx) else idx
@@ -183,7 +198,7 @@ def soap_vectors(frames: Sequence, params: dict, settings: dict, species_z: Sequ
             st.append(np.full(len(idx), i))
             at.append(np.asarray(atoms_idx, dtype=int))
     if not vecs:
-        raise RuntimeError("no environments: the structures hold none of the descriptor's species")
+        raise FitterError("no environments: the structures hold none of the descriptor's species")
     X = np.vstack(vecs)
     norms = np.linalg.norm(X, axis=1, keepdims=True)
     X = np.divide(X, norms, out=np.zeros_like(X), where=norms > 0)

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from ..data.read import CT, REF_E, REF_F
+from ..errors import FitterError, exception_text, is_fitter_failure
 from ..io import atomic_output
 from .metrics import Residuals
 
@@ -23,15 +24,31 @@ def predict(calc, frames: Sequence) -> tuple[list[float], list[np.ndarray], floa
     Returns
     -------
     energies (eV), forces (eV/Å, one (N, 3) array per frame), seconds per atom
+
+    Raises
+    ------
+    FitterError
+        The calculator failed with an error of its library (see
+        :func:`potune.errors.is_fitter_failure`) or predicted a non-finite value; other
+        exceptions (bugs) pass through unchanged.
     """
     energies, forces = [], []
     n_atoms = 0
     t0 = time.perf_counter()
-    for atoms in frames:
+    for i, atoms in enumerate(frames):
         a = atoms.copy()
         a.calc = calc
-        energies.append(float(a.get_potential_energy()))
-        forces.append(np.array(a.get_forces(), dtype=float))
+        try:
+            e = float(a.get_potential_energy())
+            f = np.array(a.get_forces(), dtype=float)
+        except Exception as exc:
+            if is_fitter_failure(exc):  # the fitter's library cannot evaluate its model
+                raise FitterError(f"structure {i}: {exception_text(exc)}") from exc
+            raise
+        if not (np.isfinite(e) and np.isfinite(f).all()):
+            raise FitterError(f"structure {i}: non-finite prediction (energy {e})")
+        energies.append(e)
+        forces.append(f)
         n_atoms += len(a)
     dt = time.perf_counter() - t0
     return energies, forces, dt / max(n_atoms, 1)

@@ -231,6 +231,8 @@ def run_result(run_dir: Path) -> dict:
     table = pd.read_csv(run_dir / "trials.csv")
     best = read_yaml(run_dir / "best" / "best.yaml")
     test = read_json(run_dir / "best" / "test_metrics.json")
+    if test.get("status", "ok") != "ok":  # the refit or its test failed: the search gave no test errors
+        raise RuntimeError(f"{run_dir}: no test errors: {test.get('reason')}")
     return {
         "evaluations": len(table),
         "failed": int((table["status"] != "ok").sum()),

@@ -63,7 +63,9 @@ def convergence_plot(
     ax.set_ylabel("validation loss")
     ax.set_title(title or "convergence")
     if ok.any():
-        fig.colorbar(sc, ax=ax, label="iteration")
+        from matplotlib.ticker import MaxNLocator
+
+        fig.colorbar(sc, ax=ax, label="iteration", ticks=MaxNLocator(integer=True))  # iterations are whole numbers
     ax.legend(loc="upper right", fontsize=8)
     fig.tight_layout()
     fig.savefig(png, dpi=120)

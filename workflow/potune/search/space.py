@@ -138,6 +138,22 @@ class Space:
         """A point (list, in order) as ``{name: value}`` with plain Python types."""
         return {p.name: p.coerce(v) for p, v in zip(self.params, point)}
 
+    def clip_point(self, values: dict, fallback: Sequence) -> list:
+        """A point from ``values`` clipped into the space: reals and integers into their bounds
+        (integers rounded), a categorical value kept if it is one of the choices, else its
+        first choice; dimensions missing from ``values`` take ``fallback``'s value."""
+        point = []
+        for p, fb in zip(self.params, fallback):
+            if p.name not in values:
+                point.append(p.coerce(fb))
+            elif p.type == "categorical":
+                v = values[p.name]
+                point.append(next((c for c in p.values if c == v or str(c) == str(v)), p.values[0]))
+            else:
+                v = min(max(float(values[p.name]), float(p.low)), float(p.high))
+                point.append(p.coerce(v))
+        return point
+
     def to_point(self, values: dict) -> list:
         """``{name: value}`` (e.g. a trial table row) as a point, in order."""
         missing = [n for n in self.names if n not in values]
@@ -147,3 +163,30 @@ class Space:
 
     def contains(self, values: dict) -> bool:
         return all(p.contains(values.get(p.name)) for p in self.params)
+
+    def on_bounds(self, values: dict, rel_tol: float = 0.005) -> list[str]:
+        """The searched real and integer hyperparameters of ``values`` that sit on a bound of
+        the space, as e.g. ``"delta = 2 (upper bound)"``: the optimum may lie outside the space.
+
+        A real value counts as on a bound within ``rel_tol`` of the range (measured in log
+        space for a log-uniform prior); an integer only when equal to it. Categorical
+        parameters have no bounds."""
+        out = []
+        for p in self.params:
+            if p.type == "categorical" or values.get(p.name) is None:
+                continue
+            v = float(values[p.name])
+            if p.type == "integer":
+                tol = 0.0
+                lo, hi, x = float(p.low), float(p.high), v
+            elif p.prior == "log-uniform" and v > 0:
+                lo, hi, x = math.log(p.low), math.log(p.high), math.log(v)
+                tol = rel_tol * (hi - lo)
+            else:
+                lo, hi, x = float(p.low), float(p.high), v
+                tol = rel_tol * (hi - lo)
+            if x <= lo + tol:
+                out.append(f"{p.name} = {values[p.name]:g} (lower bound {p.low:g})")
+            elif x >= hi - tol:
+                out.append(f"{p.name} = {values[p.name]:g} (upper bound {p.high:g})")
+        return out

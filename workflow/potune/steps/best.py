@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from .. import data as D
+from .. import faults
 from ..console import say
 from ..fitters import get_fitter
 from ..io import read_yaml, write_json, write_yaml
@@ -83,12 +84,36 @@ def best_step(
         "settings": cfg.get(cfg["fitter"], {}),
         "seed": seed,  # the winning trial's: the refit draws its sparse points as the trial did
     }
+    bounds = space.on_bounds(point)
+    if bounds:
+        doc["on_bounds"] = bounds  # the optimum may lie outside the space
     write_yaml(out_file, doc)
     if predictions_out:
         folds = [Path(f).parent / "valid_predictions.npz" for f in str(best["fit_logs"]).split(";")]
         save_predictions(predictions_out, merge_predictions(folds))
-    say(f"best trial {best['trial_id']}: loss {float(best['loss']):.5g}; refitting on the whole training set")
+    say(
+        f"best trial {best['trial_id']}: loss {float(best['loss']):.5g}; refitting on the whole training set"
+        + (f"; ON A BOUND of the search space: {', '.join(bounds)}" if bounds else "")
+    )
     return doc
+
+
+def record_outcome(best_file, refit: dict | None, test: dict | None) -> dict:
+    """Add what became of the refit and its test (``refit``/``test``: ``{status, reason}``;
+    ``test`` ``status: none`` without a test set) to ``best.yaml``, keeping the file's
+    modification time: the refit depends on ``best.yaml``, and a newer file would make
+    Snakemake refit again on the next run."""
+    path = Path(best_file)
+    doc = read_yaml(path)
+    new = dict(doc)
+    for key, res in (("refit", refit), ("test", test)):
+        if res is not None:
+            new[key] = {"status": str(res.get("status", "ok")), "reason": str(res.get("reason") or "")}
+    if new != doc:
+        st = path.stat()
+        write_yaml(path, new)
+        os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns))
+    return new
 
 
 def best_succeeded(best_file: str | os.PathLike) -> bool:
@@ -97,21 +122,70 @@ def best_succeeded(best_file: str | os.PathLike) -> bool:
     return read_yaml(best_file).get("status", "ok") == "ok"
 
 
-def test_step(cfg: dict, model_dir, test_file, out_csv, out_predictions, out_json) -> dict:
-    """Errors of the refitted best potential on the held-out test set."""
-    from ..evaluate.predict import errors_table, evaluate, save_predictions
+def test_step(
+    cfg: dict,
+    model_dir,
+    test_file,
+    out_csv,
+    out_predictions,
+    out_json,
+    attempt: int = 1,
+    max_attempts: int | None = None,
+) -> dict:
+    """Errors of the refitted best potential on the held-out test set.
 
-    calc = get_fitter(cfg["fitter"]).calculator(model_dir)
-    frames = D.read_normalised(test_file)
-    metrics, _, preds = evaluate(calc, frames, cfg["loss"]["kind"], cfg["loss"]["alpha"])
+    ``out_json`` holds ``status``: ``ok``, or ``failed`` with ``reason`` (then ``out_csv``
+    has no rows and ``out_predictions`` no arrays) when the refit failed, the model cannot
+    predict (:class:`potune.errors.FitterError`) or this job was killed from outside on
+    every attempt but the last (which records it without predicting again). Other
+    exceptions are errors of potune and are raised."""
+    import pandas as pd
+
+    from ..cluster.attempts import guarded_attempt, last_attempt_reason
+    from ..errors import FitterError, exception_text, is_fitter_failure
+    from ..evaluate.predict import errors_table, evaluate, save_predictions
+    from .fit import refit_failure
+
+    fit_json = Path(model_dir).parent / "fit.json"
+    attempts = Path(out_json).parent / (Path(out_json).stem + "_attempts.jsonl")
+    killed = last_attempt_reason(attempts, attempt, max_attempts, None, None, what="validate")
+    reason = ""
+    if fit_json.exists() and refit_failure(fit_json):
+        reason = f"no test errors: the refit failed: {refit_failure(fit_json)}"
+    elif killed:
+        reason = f"test errors {killed}"
+    else:
+        with guarded_attempt(attempts, attempt):
+            faults.inject("test_errors")
+            try:
+                try:
+                    calc = get_fitter(cfg["fitter"]).calculator(model_dir)
+                except Exception as exc:
+                    if not is_fitter_failure(exc):
+                        raise
+                    raise FitterError(f"the model cannot be loaded: {exception_text(exc)}") from exc
+                frames = D.read_normalised(test_file)
+                metrics, _, preds = evaluate(calc, frames, cfg["loss"]["kind"], cfg["loss"]["alpha"])
+            except (FitterError, MemoryError) as exc:
+                reason = (
+                    f"prediction on the test set failed: {exc if isinstance(exc, FitterError) else exception_text(exc)}"
+                )
+    Path(out_csv).parent.mkdir(parents=True, exist_ok=True)
+    if reason:
+        pd.DataFrame(columns=["config_type", "energy_rmse_mev", "force_rmse"]).to_csv(out_csv, index=False)
+        save_predictions(out_predictions, {})
+        metrics = {"status": "failed", "reason": reason}
+        write_json(out_json, metrics)
+        say(f"TEST SET NOT EVALUATED: {reason[:300]}")
+        return metrics
     df = errors_table(metrics)
     ref = cfg.get("reference") or {}
     df["reference_label"] = ref.get("label", "")
     df["reference_energy_rmse_mev"] = [ref.get("energy_rmse_mev") if i == 0 else None for i in range(len(df))]
     df["reference_force_rmse"] = [ref.get("force_rmse") if i == 0 else None for i in range(len(df))]
-    Path(out_csv).parent.mkdir(parents=True, exist_ok=True)
     df.to_csv(out_csv, index=False)
     save_predictions(out_predictions, preds)
+    metrics = {"status": "ok", **metrics}
     write_json(out_json, metrics)
     txt = f"test set: E {metrics['energy_rmse_mev']:.2f} meV/atom, F {metrics['force_rmse']:.4f} eV/A"
     ref_parts = [

@@ -6,8 +6,10 @@ import os
 from pathlib import Path
 
 from .. import data as D
-from ..cluster.attempts import killed_reason, record_attempt
+from .. import faults
+from ..cluster.attempts import guarded_attempt, last_attempt_reason
 from ..cluster.resources import current_rss_mb, mem_limit_mb, time_limit_s
+from ..cluster.runner import RunResult
 from ..console import say
 from ..fitters import get_fitter
 from ..io import read_yaml, write_json, write_yaml
@@ -54,9 +56,9 @@ def fit_step(
         on them and ``fit.json`` gets ``inner`` (the best inner weights and loss).
     """
     prop = read_yaml(params_file)
-    history = record_attempt(Path(result_file).parent / "attempts.jsonl", attempt, mem_mb, runtime_min)
-    if max_attempts and max_attempts > 1 and attempt >= max_attempts:
-        reason = killed_reason(history, attempt)
+    attempts = Path(result_file).parent / "attempts.jsonl"
+    reason = last_attempt_reason(attempts, attempt, max_attempts, mem_mb, runtime_min, what="fit")
+    if reason:
         result = {
             "trial_id": prop["trial_id"],
             "status": "failed",
@@ -81,19 +83,30 @@ def fit_step(
     extra = {"descriptors": descriptors} if descriptors else {}
     if prop.get("inner"):
         extra.update(inner=prop["inner"], valid_file=valid_file)
-    res = fitter.fit(
-        hp,
-        settings,
-        train_file,
-        model_dir,
-        log_file,
-        species,
-        seed=prop.get("seed", 0),
-        timeout_s=timeout,
-        mem_limit_mb=mem_limit,
-        threads=threads,
-        **extra,
-    )
+    with guarded_attempt(attempts, attempt):
+        faults.inject("fit", prop["trial_id"])
+        try:
+            res = fitter.fit(
+                hp,
+                settings,
+                train_file,
+                model_dir,
+                log_file,
+                species,
+                seed=prop.get("seed", 0),
+                timeout_s=timeout,
+                mem_limit_mb=mem_limit,
+                threads=threads,
+                **extra,
+            )
+        except (OSError, ImportError) as exc:
+            # a fitter whose program or library cannot be started: a failed trial that says so; a
+            # crashed job would be retried as if killed for memory, and recorded as such
+            reason = f"cannot run fitter {fitter_name}: {type(exc).__name__}: {exc}"
+            Path(log_file).parent.mkdir(parents=True, exist_ok=True)
+            with open(log_file, "a") as fh:
+                fh.write(f"# potune: {reason}\n")
+            res = RunResult(None, "failed", reason, 0.0, 0.0)
     result = {
         "trial_id": prop["trial_id"],
         "status": res.status,
@@ -124,16 +137,38 @@ def descriptors_step(
     threads: int = 1,
     mem_mb: float | None = None,
     runtime_min: float | None = None,
+    attempt: int = 1,
+    max_attempts: int | None = None,
     valid_file: str | os.PathLike | None = None,
 ) -> dict:
     """Compute one descriptor cache (snap); with ``valid_file`` (nested search) its
     validation blocks too. A failing computation is recorded in
-    ``out_dir/meta.json`` (and becomes a failed trial of every fit that uses it), not raised."""
-    from ..fitters.snap import compute_descriptors
+    ``out_dir/meta.json`` (and becomes a failed trial of every fit that uses it), not raised.
 
+    A job killed from outside is retried; its last attempt (``attempt``, ``max_attempts``:
+    as in :func:`fit_step`) records the failure without computing again. The attempts are
+    noted beside the log (``<log>.attempts.jsonl``: Snakemake removes ``out_dir`` of a
+    failed job)."""
+    import json
+
+    from ..fitters.snap import compute_descriptors
+    from ..io import atomic_write_text
+
+    attempts = Path(str(log_file) + ".attempts.jsonl")
+    killed = last_attempt_reason(attempts, attempt, max_attempts, mem_mb, runtime_min, what="fit")
+    if killed:
+        meta = {"status": "failed", "reason": f"descriptors: {killed}", "spec": spec, "wall_s": 0.0, "peak_rss_mb": 0.0}
+        Path(out_dir).mkdir(parents=True, exist_ok=True)
+        atomic_write_text(Path(out_dir) / "meta.json", json.dumps(meta, indent=1))
+        say(f"descriptors {Path(out_dir).name}: FAILED ({meta['reason'][:200]})")
+        return meta
     timeout = time_limit_s(runtime_min) if runtime_min else None
     mem_limit = mem_limit_mb(mem_mb, current_rss_mb()) if mem_mb else None
-    meta = compute_descriptors(spec, train_file, out_dir, log_file, timeout, mem_limit, threads, valid_file=valid_file)
+    with guarded_attempt(attempts, attempt):
+        faults.inject("descriptors")
+        meta = compute_descriptors(
+            spec, train_file, out_dir, log_file, timeout, mem_limit, threads, valid_file=valid_file
+        )
     if meta["status"] == "ok":
         say(
             f"descriptors {Path(out_dir).name}: {meta['n_rows']} rows x {meta['n_columns']} columns "
@@ -155,8 +190,15 @@ def refit_step(
     threads=1,
     mem_mb=None,
     runtime_min=None,
+    attempt: int = 1,
+    max_attempts: int | None = None,
 ) -> dict:
-    """Refit the best hyperparameters on the whole training set. Raises if the refit fails."""
+    """Refit the best hyperparameters on the whole training set.
+
+    A failing refit (crash, over its limits, killed from outside on every attempt but the
+    last) is recorded in ``result_file`` (``status: failed``, ``reason``), not raised: the
+    run still ends with its table, its figures that do not need the refit, and a summary
+    that says the refit failed and why."""
     doc = read_yaml(best_file)
     tmp = Path(result_file).with_name("refit_params.yaml")
     write_yaml(
@@ -169,8 +211,27 @@ def refit_step(
         },
     )
     res = fit_step(
-        tmp, train_file, model_dir, result_file, log_file, fitter_name, settings, threads, mem_mb, runtime_min
+        tmp,
+        train_file,
+        model_dir,
+        result_file,
+        log_file,
+        fitter_name,
+        settings,
+        threads,
+        mem_mb,
+        runtime_min,
+        attempt=attempt,
+        max_attempts=max_attempts,
     )
     if res["status"] != "ok":
-        raise RuntimeError(f"refit of the best hyperparameters failed: {res['reason']} (log: {log_file})")
+        say(f"REFIT FAILED: the best hyperparameters could not be refitted: {res['reason'][:300]} (log: {log_file})")
     return res
+
+
+def refit_failure(result_file) -> str:
+    """Why the refit failed (from its ``fit.json``), or '' when it succeeded."""
+    from ..io import read_json
+
+    res = read_json(result_file)
+    return "" if res.get("status") == "ok" else str(res.get("reason") or "unknown")

@@ -10,7 +10,7 @@ from .. import data as D
 from ..console import say
 from ..fitters import get_fitter
 from ..io import atomic_write_text, read_json, read_yaml, write_yaml
-from ..report.summary import failure_summary
+from ..report.summary import core_use, failure_summary
 from ..search.space import Space
 
 PACKAGES = (
@@ -59,11 +59,12 @@ def record_run(cfg: dict, config_out, versions_out) -> None:
     write_yaml(versions_out, info)
 
 
-def summary_step(cfg: dict, inputs: dict, out_md) -> str:
+def summary_step(cfg: dict, inputs: dict, out_md, cores: int | None = None) -> str:
     """A short markdown summary: best trial, stop reason, budget used, test errors vs reference.
 
     When no trial succeeded it says so first, with the most common failure reasons and a fit
-    log to read for each.
+    log to read for each. ``cores``: what the driver was given (``--cores``), for the core
+    use of the search (:func:`potune.report.summary.core_use`).
     """
     from ..trials import read_table
 
@@ -71,15 +72,33 @@ def summary_step(cfg: dict, inputs: dict, out_md) -> str:
     best = read_yaml(inputs["best"])
     ok = best.get("status", "ok") == "ok"
     n_failed = int((table["status"] != "ok").sum())
+    run_dir = Path(inputs["table"]).parent
+    fit_s = float(table["fit_time_s"].sum())
+    desc_s = descriptor_time_s(run_dir)
+    kfold = cfg.get("split", {}).get("method") == "kfold"
+    has_test = bool(cfg.get("data", {}).get("test"))
     lines = [f"# potune run `{cfg['run_name']}`", ""]
     if not ok:
         lines += [f"**No trial succeeded: all {len(table)} trial(s) failed. No potential was fitted.**", ""]
     lines += [
         f"- fitter: {cfg['fitter']}; optimiser: {cfg['optimizer']['kind']} (batch {cfg['optimizer']['batch_size']}, seed {cfg['optimizer']['seed']})",
         f"- trials: {len(table)} in {table['iteration'].nunique()} iteration(s), {n_failed} failed",
-        f"- total fit time: {table['fit_time_s'].sum():.0f} s"
-        + (f"; refit of the best: {read_json(inputs['refit'])['wall_s']:.0f} s" if ok and "refit" in inputs else ""),
+        f"- total fit time: {fit_s + desc_s:.0f} s"
+        + (f" (fits {fit_s:.0f} s + SNAP descriptor jobs {desc_s:.0f} s)" if desc_s else "")
+        + (
+            f"; refit of the best: {read_json(inputs['refit'])['wall_s']:.0f} s"
+            if ok and "refit" in inputs and read_json(inputs["refit"]).get("status", "ok") == "ok"
+            else ""
+        ),
+        "- validation: "
+        + (
+            f"{cfg['split'].get('k')}-fold cross-validation; every validation number is the mean over the folds "
+            "of each fold's error (the parity plot pools the folds' predictions)"
+            if kfold
+            else f"split.method {cfg.get('split', {}).get('method', 'random')}, one validation set"
+        ),
         f"- stop reason: {read_yaml(inputs['stop'])['reason']}",
+        *core_use(fit_s + desc_s, run_dir, cores),
         f"- loss: {cfg['loss']['kind']}"
         + (f" (alpha = {cfg['loss']['alpha']})" if cfg["loss"]["kind"] == "weighted" else ""),
         "",
@@ -118,7 +137,38 @@ def summary_step(cfg: dict, inputs: dict, out_md) -> str:
             "|---|---|",
         ]
         lines += [f"| {k} | {v} |" for k, v in best["hyperparameters"].items()]
-    if ok and "test" in inputs:
+        from .propose import search_space
+
+        # the outer space of a nested SNAP search: its weights may leave their ranges when pinned
+        bounds = Space.from_config(search_space(cfg)).on_bounds(best.get("point") or {})
+        if bounds:
+            lines += [
+                "",
+                f"**The best trial sits on a bound of the search space: {', '.join(bounds)}.** The optimum may "
+                "lie outside the space; widen it there and extend the search.",
+            ]
+    if ok and not has_test:
+        lines += [
+            "",
+            "## Test set",
+            "",
+            "**No test set (`data.test` not given): the refitted potential was not evaluated on held-out data.** "
+            "The validation errors above were seen by the search and are optimistic.",
+        ]
+    refit_failed = ok and "refit" in inputs and read_json(inputs["refit"]).get("status", "ok") != "ok"
+    if refit_failed:
+        lines += [
+            "",
+            "## Refit failed",
+            "",
+            f"**The best hyperparameters could not be refitted on the whole training set: "
+            f"{read_json(inputs['refit']).get('reason')}** (log: `best/fit.log`). There is no refitted potential "
+            "and no test errors; the trial table, the best trial and the search figures above are complete.",
+        ]
+    test_failed = ok and "test" in inputs and read_json(inputs["test"]).get("status", "ok") != "ok"
+    if test_failed and not refit_failed:
+        lines += ["", "## Test set", "", f"**The test set was not evaluated: {read_json(inputs['test'])['reason']}**"]
+    if ok and "test" in inputs and not test_failed:
         m = read_json(inputs["test"])
         ref = cfg.get("reference") or {}
         lines += [
@@ -133,7 +183,7 @@ def summary_step(cfg: dict, inputs: dict, out_md) -> str:
             lines.append(
                 f"| {ref.get('label', 'reference')} | {ref.get('energy_rmse_mev')} | {ref.get('force_rmse')} |"
             )
-    if ok and "refit_comparison" in inputs:
+    if ok and "refit_comparison" in inputs and not test_failed:
         from ..report.summary import refit_comparison_lines
 
         lines += refit_comparison_lines(inputs["refit_comparison"])
@@ -160,8 +210,19 @@ def summary_step(cfg: dict, inputs: dict, out_md) -> str:
                 for r in front.itertuples()
             ]
     text = "\n".join(lines) + "\n"
+    if ok and "refit" in inputs:
+        from .best import record_outcome
+
+        no_test = {"status": "none", "reason": "no test set (data.test not given)"}
+        record_outcome(
+            inputs["best"], read_json(inputs["refit"]), read_json(inputs["test"]) if "test" in inputs else no_test
+        )
     atomic_write_text(out_md, text)
-    if ok:
+    if ok and not has_test:
+        say("no test set (data.test not given): the refitted potential was not evaluated on held-out data")
+    if refit_failed or test_failed:
+        say(f"summary written to {out_md} (the {'refit' if refit_failed else 'test'} failed: see there)")
+    elif ok:
         say(f"summary written to {out_md}")
     else:
         say(f"NO TRIAL SUCCEEDED ({len(table)} failed); no potential was fitted. Summary of the failures: {out_md}")
@@ -199,7 +260,15 @@ def dimer_step(cfg: dict, model_dir, data_files: Sequence[str], png, csv) -> Non
     """Energy of an isolated pair vs distance for the best potential, with reference pairs from
     the data where there are any."""
     from ..report.plots import dimer_data, dimer_plot, reference_dimers
+    from .fit import refit_failure
 
+    fit_json = Path(model_dir).parent / "fit.json"
+    if fit_json.exists() and refit_failure(fit_json):
+        failed_figure(png, f"no dimer curve: the refit failed\n{refit_failure(fit_json)[:200]}")
+        import pandas as pd
+
+        pd.DataFrame(columns=["distance", "energy"]).to_csv(csv, index=False)
+        return
     frames = [a for f in data_files for a in D.read_normalised(f)]
     species = D.species(frames)
     fitter = get_fitter(cfg["fitter"])
@@ -210,3 +279,43 @@ def dimer_step(cfg: dict, model_dir, data_files: Sequence[str], png, csv) -> Non
     r_min = min(1.0, float(ref["distance"].min())) if len(ref) else 1.0
     curve = dimer_data(fitter.calculator(model_dir), species, r_min, cutoff + 0.5)
     dimer_plot(curve, ref, png, csv)
+
+
+def descriptor_time_s(run_dir) -> float:
+    """Wall time of the run's SNAP descriptor jobs (``descriptors/fold*/<key>/meta.json``;
+    a fit that used the cache does not count it in its own ``fit_time_s``)."""
+    total = 0.0
+    for f in Path(run_dir).glob("descriptors/fold*/*/meta.json"):
+        try:
+            total += float(read_json(f).get("wall_s") or 0.0)
+        except (OSError, ValueError):
+            continue
+    return total
+
+
+def failed_figure(png, text: str) -> None:
+    """A figure that only says why it has no data (e.g. the refit failed)."""
+    from ..report.plots import _plt
+
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(6, 3))
+    ax.axis("off")
+    ax.text(0.5, 0.5, text, ha="center", va="center", wrap=True, fontsize=9)
+    Path(png).parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(png, dpi=100)
+    plt.close(fig)
+
+
+def config_type_errors_step(errors_csv, png) -> None:
+    """Bar charts of the test errors per config_type, or a figure saying the test failed."""
+    import pandas as pd
+
+    from ..report.plots import config_type_errors_plot
+
+    errors = pd.read_csv(errors_csv)
+    if len(errors) == 0:
+        metrics = Path(errors_csv).with_name("test_metrics.json")
+        why = read_json(metrics).get("reason", "") if metrics.exists() else ""
+        failed_figure(png, f"no test errors\n{why[:200]}")
+        return
+    config_type_errors_plot(errors, png)

@@ -14,15 +14,19 @@ import numpy as np
 import pandas as pd
 
 from .. import data as D
+from .. import faults
+from ..cluster.attempts import guarded_attempt, last_attempt_reason
 from ..console import say
 from ..descriptors.kernel import kernel_objective
 from ..descriptors.objective_check import descriptor_kernel_stats, read_environments
 from ..descriptors.soap import STAGE1_HYPERPARAMETERS, soap_dimension, soap_vectors
+from ..errors import FitterError, PotuneError, exception_text
 from ..io import read_json, read_yaml, write_json, write_yaml
 from ..report.plots import _plt
 from ..search.loop import best_trial
 from ..search.space import Space
 from ..trials import append_rows, read_table, write_table
+from .collect import same_exception
 
 STAGE1_COLUMNS = [
     "kernel_mean",
@@ -36,38 +40,60 @@ STAGE1_COLUMNS = [
 ]
 
 
-def kernel_step(params_file, train_file, out_json, out_hist, settings: dict, kernel_cfg: dict) -> dict:
+def kernel_step(
+    params_file,
+    train_file,
+    out_json,
+    out_hist,
+    settings: dict,
+    kernel_cfg: dict,
+    attempt: int = 1,
+    max_attempts: int | None = None,
+) -> dict:
     """Stage-1 trial: kernel statistics of one descriptor proposal. No GAP is fitted.
 
-    A descriptor quippy cannot build or evaluate is a failed trial (recorded, not raised).
+    A descriptor quippy cannot build or evaluate (:class:`potune.errors.FitterError`), a
+    non-finite objective, running out of memory, and a job killed from outside on every
+    attempt but the last (which records it without computing again) are failed trials,
+    recorded. Any other exception is an error of potune and is raised.
     """
     prop = read_yaml(params_file)
     params = {**(prop.get("fixed") or {}), **prop["point"]}
+    attempts = Path(out_json).parent / "kernel_attempts.jsonl"
+    killed = last_attempt_reason(attempts, attempt, max_attempts, None, None, what="kernel")
     t0 = time.perf_counter()
-    try:
-        frames = read_environments(train_file, kernel_cfg)
-        sv, st = descriptor_kernel_stats(frames, params, settings, kernel_cfg)
-        terms = kernel_objective(st, kernel_cfg.get("objective"))
-        if not math.isfinite(terms["loss"]):
-            raise ValueError(f"non-finite kernel objective {terms['loss']}")
-        out = {
-            "status": "ok",
-            "reason": "",
-            **terms,
-            "soap_dim": int(sv.vectors.shape[1]),
-            "soap_dim_formula": soap_dimension(params, settings, len(set(sv.central_z.tolist()))),
-            "n_env": st.n_env,
-            "n_pairs": st.n_pairs,
-            "n_sample": st.n_sample,
-        }
-        Path(out_hist).parent.mkdir(parents=True, exist_ok=True)
-        st.histogram_table().to_csv(out_hist, index=False)
-        say(
-            f"descriptor trial {prop['trial_id']}: loss {terms['loss']:.5g}  mean {st.mean:.4f}  std {st.std:.4f}  "
-            f"skew {st.skew:.3f}  ({st.n_env} environments, dim {sv.vectors.shape[1]})"
-        )
-    except Exception as exc:  # a descriptor that cannot be computed is a failed trial
-        out = {"status": "failed", "reason": f"{type(exc).__name__}: {exc}"[:500]}
+    if killed:
+        out = {"status": "failed", "reason": f"kernel statistics {killed}"}
+    else:
+        with guarded_attempt(attempts, attempt):
+            faults.inject("kernel", prop["trial_id"])
+            try:
+                frames = read_environments(train_file, kernel_cfg)
+                sv, st = descriptor_kernel_stats(frames, params, settings, kernel_cfg)
+                terms = kernel_objective(st, kernel_cfg.get("objective"))
+                if not math.isfinite(terms["loss"]):
+                    raise FitterError(f"non-finite kernel objective {terms['loss']}")
+                out = {
+                    "status": "ok",
+                    "reason": "",
+                    **terms,
+                    "soap_dim": int(sv.vectors.shape[1]),
+                    "soap_dim_formula": soap_dimension(params, settings, len(set(sv.central_z.tolist()))),
+                    "n_env": st.n_env,
+                    "n_pairs": st.n_pairs,
+                    "n_sample": st.n_sample,
+                }
+                Path(out_hist).parent.mkdir(parents=True, exist_ok=True)
+                st.histogram_table().to_csv(out_hist, index=False)
+                say(
+                    f"descriptor trial {prop['trial_id']}: loss {terms['loss']:.5g}  mean {st.mean:.4f}  "
+                    f"std {st.std:.4f}  skew {st.skew:.3f}  ({st.n_env} environments, dim {sv.vectors.shape[1]})"
+                )
+            except (FitterError, MemoryError) as exc:  # the descriptor cannot be computed: a failed trial
+                cause = exc.__cause__ if isinstance(exc, FitterError) and exc.__cause__ is not None else exc
+                text = exception_text(exc) if isinstance(exc, MemoryError) else str(exc)
+                out = {"status": "failed", "reason": text[:500], "exception": exception_text(cause)[:500]}
+    if out["status"] != "ok":
         pd.DataFrame(columns=["bin_low", "bin_high", "bin_centre", "count", "density"]).to_csv(out_hist, index=False)
         say(f"descriptor trial {prop['trial_id']}: FAILED ({out['reason'][:200]})")
     out["trial_id"] = prop["trial_id"]
@@ -94,6 +120,13 @@ def collect_stage1(cfg1: dict, iteration: int, previous_table, proposals_dir, ke
     """Append one stage-1 iteration to the stage-1 table (``cfg1``: :func:`stage1_config`)."""
     prev = read_table(previous_table) if previous_table else None
     rows = [stage1_row(Path(proposals_dir) / f"{t}.yaml", f) for t, f in sorted(kernel_files.items())]
+    common = same_exception([read_json(f).get("exception") for _, f in sorted(kernel_files.items())])
+    if common:
+        raise PotuneError(
+            f"stage 1: every descriptor trial of iteration {iteration} ({len(rows)}) failed with the same Python "
+            f"exception: {common}. That is not a property of the hyperparameters (check the installation and "
+            "the data); the search stops here"
+        )
     names = list(cfg1["space"]) + [k for k in (cfg1.get("fixed") or {}) if k not in cfg1["space"]]
     table = append_rows(prev, rows, names)
     head = [
@@ -247,11 +280,10 @@ def refit_comparison_step(
         rows.append(
             {
                 "fit": label,
-                "energy_rmse_mev": m["energy_rmse_mev"],
-                "force_rmse": m["force_rmse"],
-                "energy_mae_mev": m["energy_mae_mev"],
-                "force_mae": m["force_mae"],
+                **{k: m.get(k, math.nan) for k in ("energy_rmse_mev", "force_rmse", "energy_mae_mev", "force_mae")},
                 "fit_wall_s": f["wall_s"],
+                "status": m.get("status", "ok"),
+                "reason": m.get("reason", ""),
             }
         )
     df = pd.DataFrame(rows)
