@@ -10,6 +10,7 @@ descriptors_step(
     threads=snakemake.threads,
     mem_mb=snakemake.resources.mem_mb,
     runtime_min=snakemake.resources.runtime,
+    valid_file=snakemake.input.get("valid"),
     attempt=int(snakemake.resources.attempt),
     max_attempts=snakemake.resources.max_attempts,
 )

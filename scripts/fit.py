@@ -17,4 +17,5 @@ fit_step(
     attempt=attempt,
     max_attempts=snakemake.resources.max_attempts,
     descriptors=snakemake.input.get("descriptors"),
+    valid_file=snakemake.input.get("valid"),
 )

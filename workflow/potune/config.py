@@ -371,6 +371,10 @@ def resolve_config(raw: dict, check_files: bool = True, check_programs: bool = F
     from .search.optimizers import check_optimizer_config
 
     check_optimizer_config(space, cfg["optimizer"])
+    if cfg["fitter"] == "snap":  # the nested search: auto resolved here, so jobs see true/false
+        from .fitters.snap.nested import resolve_nested
+
+        cfg["snap"]["nested"] = resolve_nested(cfg, space.names, n_folds(cfg))
     if check_files:
         _check_files(cfg)
         _check_priors(cfg, space)

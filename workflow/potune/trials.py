@@ -5,7 +5,11 @@ Columns: ``iteration``, ``trial``, ``trial_id``, every hyperparameter (searched 
 meV/atom, ``force_rmse`` in eV/Å, MAEs), ``fit_time_s`` (summed over folds),
 ``peak_mem_mb``, ``predict_ms_per_atom``, ``n_folds``, per-config_type errors
 (``energy_rmse_mev[<config_type>]``, ``force_rmse[<config_type>]``), and the files each
-row comes from (``params_file``, ``fit_logs``).
+row comes from (``params_file``, ``fit_logs``). A nested SNAP trial
+(:mod:`potune.fitters.snap.nested`) shows the weights its inner search chose (the ones the
+model was fitted with) in the weight columns, its best inner validation loss in
+``inner_loss`` (``loss`` is the validate job's, on the same model: they agree), and
+``inner_evaluations``, ``inner_time_s``, ``inner_table``.
 """
 
 from __future__ import annotations
@@ -56,6 +60,13 @@ def trial_row(params_file: str | os.PathLike, fold_dirs: Sequence[str | os.PathL
             if status != "ok" and len(fold_dirs) > 1:
                 reason = f"fold {i}: {reason}"
         folds.append(val)
+        inner = fit.get("inner")
+        if inner and len(fold_dirs) == 1:  # the weights actually used, not the outer proposal
+            row.update(inner["params"])
+            row["inner_loss"] = inner["loss"]
+            row["inner_evaluations"] = inner["evaluations"]
+            row["inner_time_s"] = inner["wall_s"]
+            row["inner_table"] = inner["table"]
     row["status"] = status
     row["reason"] = reason
     if status == "ok":

@@ -81,7 +81,19 @@ RES = C["resources"]
 # What a rule's params carry decides what re-runs when the configuration changes, so rules
 # get only the parts that define their results: `stop`, `resources` and `reference` never
 # re-run a fit (raising stop.max_iterations extends a finished search).
-SEARCH = {k: C[k] for k in ("fitter", FITTER, "space", "fixed", "optimizer", "loss")}
+# the fitter's settings as jobs see them: snap.nested/snap.inner travel in the proposals of a
+# nested search, so a search that is not nested has the same params as before they existed
+FIT_SETTINGS = {k: v for k, v in C.get(FITTER, {}).items() if not (FITTER == "snap" and k in ("nested", "inner"))}
+SEARCH = {k: FIT_SETTINGS if k == FITTER else C[k] for k in ("fitter", FITTER, "space", "fixed", "optimizer", "loss")}
+# nested SNAP search (snap.nested): the inner search's space, optimiser and loss, carried by
+# every proposal to its fit job; the outer optimiser searches the rest of the space
+INNER = None
+if FITTER == "snap":
+    from potune.fitters.snap.nested import inner_config
+
+    INNER = inner_config(C)
+INNER_PARAM = {"inner": INNER} if INNER else {}
+SEARCH.update(INNER_PARAM)
 DATA = {
     "data": C["data"],
     "split": C["split"],
@@ -364,13 +376,24 @@ def _snap_proposal_key(prop_file):
 
 
 def fit_extra_inputs(wildcards):
-    """Extra inputs of the fit rule (the trial's descriptor cache; snap only)."""
+    """Extra inputs of the fit rule (snap only): the trial's descriptor cache, and the
+    fold's validation structures for a nested search."""
+    extra = {"valid": f"{R}/split/fold{wildcards.fold}/valid.xyz"} if INNER else {}
     if not _snap_cache_on():
-        return {}
+        return extra
     found = _snap_proposal_key(Path(proposals_dir(wildcards.iteration)) / f"{wildcards.trial}.yaml")
     if found is None:
-        return {}
-    return {"descriptors": f"{R}/descriptors/fold{wildcards.fold}/{found[0]}"}
+        return extra
+    return {**extra, "descriptors": f"{R}/descriptors/fold{wildcards.fold}/{found[0]}"}
+
+
+def descriptors_inputs(wildcards):
+    """The fold's training structures (and its validation structures in a nested search,
+    whose descriptor cache holds the validation blocks too)."""
+    d = {"train": f"{R}/split/fold{wildcards.fold}/train.xyz"}
+    if INNER:
+        d["valid"] = f"{R}/split/fold{wildcards.fold}/valid.xyz"
+    return d
 
 
 def descriptor_spec_for_key(wildcards):

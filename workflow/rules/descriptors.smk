@@ -2,13 +2,15 @@
 # descriptor hyperparameters (rcutfac, twojmax, rfac0, rmin0, radelem, wj, quadratic), not on
 # the group weights or the solver. Each distinct set is computed once, by rule `descriptors`,
 # in descriptors/fold<f>/<key> (key: hash of the descriptor hyperparameters and the data);
-# every trial sharing it only re-solves the weighted least squares in rule `fit`.
+# every trial sharing it only re-solves the weighted least squares in rule `fit`. In a
+# nested search (snap.nested) the cache also holds the validation fold's blocks, on which
+# each fit job's inner search measures the validation loss of its weights.
 # For other fitters (gap) `fit_extra_inputs` returns nothing and no job of this file runs.
 
 
 rule descriptors:
     input:
-        train=f"{R}/split/fold{{fold}}/train.xyz",
+        unpack(descriptors_inputs),
     output:
         cache=directory(f"{R}/descriptors/fold{{fold}}/{{key}}"),
     log:

@@ -28,7 +28,7 @@ rule fit:
         max_attempts=RES["fit"]["retries"] + 2,
     params:
         fitter=FITTER,
-        settings=C.get(FITTER, {}),
+        settings=FIT_SETTINGS,
     script:
         "../../scripts/fit.py"
 
@@ -71,6 +71,6 @@ rule refit:
         max_attempts=RES["refit"]["retries"] + 2,
     params:
         fitter=FITTER,
-        settings=C.get(FITTER, {}),
+        settings=FIT_SETTINGS,
     script:
         "../../scripts/refit.py"

@@ -16,6 +16,7 @@ checkpoint propose:
     conda:
         "../../envs/potune.yaml"
     params:
+        **INNER_PARAM,  # nested SNAP search only (a new param would re-run older searches' proposals)
         space=C["space"],
         fixed=C.get("fixed") or {},
         optimizer=C["optimizer"],

@@ -13,7 +13,7 @@ import signal
 import subprocess
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 
@@ -29,6 +29,7 @@ class RunResult:
     reason: str  # empty when ok
     wall_s: float
     peak_rss_mb: float
+    extra: dict = field(default_factory=dict)  # fitter-specific results for fit.json (snap: the inner search)
 
 
 def _abort_message(lines: list[str]) -> str:

@@ -325,7 +325,8 @@ def qsnap_zuo_config(
     """The qSNAP search of XPOT's Table II on one Zuo 2020 element: quadratic SNAP, searching
     rcutfac 3-6, rfac0 0.5-1.5, rmin0 0-0.2 and per-config_type energy weights 100-15000 and
     force weights 0.1-500 (log-uniform; one global pair when the data has no config_type),
-    loss alpha 0.75, Sobol initial design of up to 4 batches then GP."""
+    loss alpha 0.75, Sobol initial design of up to 4 batches then GP; all jointly, as XPOT
+    (``snap.nested: false``)."""
     from .. import data as D
 
     cts = sorted(D.config_type_counts(D.read_structures(train)))
@@ -347,6 +348,7 @@ def qsnap_zuo_config(
         "loss": {"kind": "weighted", "alpha": 0.75},
         "fixed": {"twojmax": twojmax, "quadratic": True, "solver": "svd"},
         "space": space,
+        "snap": {"nested": False},  # XPOT's joint search (the nested search, #16, is the default otherwise)
         "optimizer": {
             "kind": "bayes",
             "batch_size": batch,

@@ -214,7 +214,8 @@ def design_exhausted(table: pd.DataFrame | None, search: dict) -> bool:
         return False
     import warnings
 
-    space = Space.from_config(search["space"])
+    inner = search.get("inner") or {}  # a nested SNAP search: the outer space only
+    space = Space.from_config({k: v for k, v in search["space"].items() if k not in (inner.get("space") or {})})
     opt = make_optimizer(space, opt_cfg)
     if opt_cfg.get("priors"):
         with warnings.catch_warnings():  # load_priors' warnings were shown by propose

@@ -29,6 +29,7 @@ def fit_step(
     attempt: int = 1,
     max_attempts: int | None = None,
     descriptors: str | os.PathLike | None = None,
+    valid_file: str | os.PathLike | None = None,
 ) -> dict:
     """Fit one trial on one fold. A failing fit is recorded in ``result_file``, not raised.
 
@@ -49,6 +50,10 @@ def fit_step(
     descriptors
         For fitters with a descriptor cache (snap): the cache folder written by rule
         ``descriptors``.
+    valid_file
+        The fold's validation structures, for a proposal with an ``inner`` section (the
+        nested SNAP search, :mod:`potune.fitters.snap.nested`): its fit tunes the weights
+        on them and ``fit.json`` gets ``inner`` (the best inner weights and loss).
     """
     prop = read_yaml(params_file)
     attempts = Path(result_file).parent / "attempts.jsonl"
@@ -76,6 +81,8 @@ def fit_step(
     timeout = time_limit_s(runtime_min) if runtime_min else None
     mem_limit = mem_limit_mb(mem_mb, current_rss_mb()) if mem_mb else None
     extra = {"descriptors": descriptors} if descriptors else {}
+    if prop.get("inner"):
+        extra.update(inner=prop["inner"], valid_file=valid_file)
     with guarded_attempt(attempts, attempt):
         faults.inject("fit", prop["trial_id"])
         try:
@@ -110,6 +117,7 @@ def fit_step(
         "attempt": attempt,
         "mem_limit_mb": mem_limit,
         "time_limit_s": timeout,
+        **(res.extra or {}),
     }
     length = getattr(fitter, "descriptor_length", None)
     if length is not None:
@@ -131,8 +139,10 @@ def descriptors_step(
     runtime_min: float | None = None,
     attempt: int = 1,
     max_attempts: int | None = None,
+    valid_file: str | os.PathLike | None = None,
 ) -> dict:
-    """Compute one descriptor cache (snap). A failing computation is recorded in
+    """Compute one descriptor cache (snap); with ``valid_file`` (nested search) its
+    validation blocks too. A failing computation is recorded in
     ``out_dir/meta.json`` (and becomes a failed trial of every fit that uses it), not raised.
 
     A job killed from outside is retried; its last attempt (``attempt``, ``max_attempts``:
@@ -156,7 +166,9 @@ def descriptors_step(
     mem_limit = mem_limit_mb(mem_mb, current_rss_mb()) if mem_mb else None
     with guarded_attempt(attempts, attempt):
         faults.inject("descriptors")
-        meta = compute_descriptors(spec, train_file, out_dir, log_file, timeout, mem_limit, threads)
+        meta = compute_descriptors(
+            spec, train_file, out_dir, log_file, timeout, mem_limit, threads, valid_file=valid_file
+        )
     if meta["status"] == "ok":
         say(
             f"descriptors {Path(out_dir).name}: {meta['n_rows']} rows x {meta['n_columns']} columns "

@@ -24,7 +24,10 @@ def propose_step(
     ``meta.yaml`` (when the iteration was proposed) and ``optimizer_state.yaml``.
 
     ``search_cfg`` holds ``space``, ``fixed``, ``optimizer`` and ``fitter`` (whose default
-    hyperparameters may be the first trial: ``optimizer.default_first``). Whether the iteration runs
+    hyperparameters may be the first trial: ``optimizer.default_first``), and ``inner`` for a
+    nested SNAP search (:func:`potune.fitters.snap.nested.inner_config`): the optimiser then
+    searches the space without the inner dimensions and every proposal carries ``inner``.
+    Whether the iteration runs
     at all is decided before (stop rules, see :func:`potune.search.should_stop`).
     ``stage1_best``: stage 1's ``best.yaml`` (strategy two_stage); its descriptor
     hyperparameters are added to ``fixed``. ``pending_dirs``: the proposals of the
@@ -40,7 +43,8 @@ def propose_step(
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     table = read_table(table_file) if table_file else None
-    space = Space.from_config(search_cfg["space"])
+    inner = search_cfg.get("inner") or None
+    space = Space.from_config(search_space(search_cfg))
     fixed = search_cfg.get("fixed") or {}
     priors = None
     if search_cfg["optimizer"].get("priors"):
@@ -74,12 +78,24 @@ def propose_step(
                 "origin": p.origin,
                 "point": p.point,
                 "fixed": fixed,
+                **({"inner": inner} if inner else {}),
             },
         )
     write_yaml(out / "optimizer_state.yaml", state)
     write_yaml(out / "meta.yaml", {"iteration": iteration, "n_trials": len(props), "started_at": time.time()})
     say(f"iteration {iteration}: proposing {len(props)} trial(s)")
     return props
+
+
+def search_space(search_cfg: dict) -> dict:
+    """The space the (outer) optimiser searches: without the inner search's dimensions when
+    ``search_cfg`` has ``inner`` or is a resolved configuration with ``snap.nested: true``."""
+    inner = search_cfg.get("inner") or {}
+    if not inner and search_cfg.get("fitter") == "snap" and (search_cfg.get("snap") or {}).get("nested") is True:
+        from ..fitters.snap.nested import outer_space  # the whole resolved configuration
+
+        return outer_space(search_cfg["space"], True)
+    return {k: v for k, v in search_cfg["space"].items() if k not in (inner.get("space") or {})}
 
 
 def proposal_trials(proposals_dir: str | os.PathLike) -> list[str]:

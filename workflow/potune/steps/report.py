@@ -137,7 +137,10 @@ def summary_step(cfg: dict, inputs: dict, out_md, cores: int | None = None) -> s
             "|---|---|",
         ]
         lines += [f"| {k} | {v} |" for k, v in best["hyperparameters"].items()]
-        bounds = Space.from_config(cfg["space"]).on_bounds(best.get("point") or {})
+        from .propose import search_space
+
+        # the outer space of a nested SNAP search: its weights may leave their ranges when pinned
+        bounds = Space.from_config(search_space(cfg)).on_bounds(best.get("point") or {})
         if bounds:
             lines += [
                 "",
@@ -244,9 +247,13 @@ def landscape_step(cfg: dict, table_file, png, csv, objective_png) -> None:
     from ..trials import read_table
 
     table = read_table(table_file)
+    from .propose import search_space
+
     space = Space.from_config(cfg["space"])
     landscape_plot(table, space.names, png, csv)
-    objective_plot(table, space, cfg["optimizer"], objective_png)
+    # the surrogate of the optimiser that ran: the outer space of a nested SNAP search (the
+    # weights are the inner search's choice, and may lie outside their ranges when pinned)
+    objective_plot(table, Space.from_config(search_space(cfg)), cfg["optimizer"], objective_png)
 
 
 def dimer_step(cfg: dict, model_dir, data_files: Sequence[str], png, csv) -> None:

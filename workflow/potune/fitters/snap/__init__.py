@@ -32,16 +32,24 @@ small ``(blocks * n) x n`` problem. The cache (``blocks.npz`` + ``meta.json``) i
 by :func:`.descriptors.compute_descriptors`, which runs FitSNAP and LAMMPS in a subprocess
 (:mod:`.descriptors`): a LAMMPS error or abort becomes a failed trial.
 
+Nested search
+-------------
+With weights (or solver settings) and descriptor hyperparameters in the space,
+``snap.nested`` (default ``auto``) makes the outer optimiser propose only the descriptor
+hyperparameters; each fit job tunes the weights on the cached blocks by the validation loss
+computed from the validation fold's compressed blocks (:mod:`.nested`).
+
 Modules: :mod:`.params` (names, checks, the descriptor specification and cache keys),
 :mod:`.descriptors` (the descriptor cache: FitSNAP + LAMMPS in a subprocess),
 :mod:`.solve` (the weighted least squares), :mod:`.export` (LAMMPS model files),
-:mod:`.calculator` (predictions) and :mod:`.fit` (one trial). This package is the fitter
+:mod:`.calculator` (predictions), :mod:`.nested` (the inner weight search) and
+:mod:`.fit` (one trial). This package is the fitter
 module of :mod:`potune.fitters` (``HYPERPARAMETERS``, ``fit``, ``calculator``,
 ``check_config``, ``descriptor_length``).
 """
 
 from .calculator import calculator, linear_predict
-from .descriptors import check_cache, compute_descriptors, load_blocks
+from .descriptors import check_cache, compute_descriptors, load_blocks, load_valid_blocks
 from .export import read_model, write_model
 from .fit import fit
 from .params import (
@@ -78,6 +86,7 @@ __all__ = [
     "fit",
     "linear_predict",
     "load_blocks",
+    "load_valid_blocks",
     "n_bispectrum",
     "read_model",
     "resolve_params",

@@ -5,11 +5,17 @@ compressed per block.
 Run as a subprocess by :func:`compute_descriptors`, so that a LAMMPS error or
 abort ends only this process::
 
-    python -m potune.fitters.snap.descriptors SPEC.json TRAIN.xyz OUT_DIR
+    python -m potune.fitters.snap.descriptors SPEC.json TRAIN.xyz OUT_DIR [VALID.xyz]
 
 writes ``OUT_DIR/blocks.npz`` (one compressed ``[A|b]`` block per config_type and row
 kind) and, last, ``OUT_DIR/meta.json`` (``status`` ok/failed, ``reason``, the spec, the
-training file's sha256, block descriptions, timings).
+training file's sha256, block descriptions, timings). With ``VALID.xyz`` (the nested
+search, :mod:`.nested`) also ``OUT_DIR/valid_blocks.npz``: the validation structures'
+blocks per config_type, compressed the same way, with kinds ``energy`` (rows of energy
+per atom), ``energy_sqrtn`` (the same rows times sqrt(N), whose residuals are dE/sqrt(N))
+and ``force``. The R factor of ``[A | b]`` keeps the part of ``b`` outside the range of
+``A`` in its last row, so ``|A x - b|^2 == |R[:, :n] x - R[:, n]|^2`` exactly: the
+validation RMSEs of any coefficients follow from these small blocks.
 
 Conventions (FitSNAP's): an energy row is the sum of the atoms' descriptors divided by the
 number of atoms, its target the energy per atom; force rows are the descriptor gradients,
@@ -44,8 +50,10 @@ def compute_descriptors(
     timeout_s: float | None = None,
     mem_limit_mb: float | None = None,
     threads: int = 1,
+    valid_file: str | os.PathLike | None = None,
 ) -> dict:
-    """Compute and compress the descriptor matrix of ``train_file`` into ``out_dir``.
+    """Compute and compress the descriptor matrix of ``train_file`` into ``out_dir``
+    (and of ``valid_file``, when given, into ``out_dir/valid_blocks.npz``).
 
     Runs :func:`main` of this module (FitSNAP + LAMMPS) in a subprocess with the time
     and memory limits. Always leaves ``out_dir/meta.json``; returns its content, whose
@@ -67,6 +75,8 @@ def compute_descriptors(
         str(Path(train_file).resolve()),
         str(out.resolve()),
     ]
+    if valid_file is not None:
+        cmd.append(str(Path(valid_file).resolve()))
     env = {**os.environ, "OMP_NUM_THREADS": str(threads), "OPENBLAS_NUM_THREADS": str(threads)}
     res = run_limited(cmd, log_file, timeout_s=timeout_s, mem_limit_mb=mem_limit_mb, cwd=out, env=env)
     meta = json.loads(meta_file.read_text()) if meta_file.exists() else None
@@ -80,6 +90,7 @@ def compute_descriptors(
             "peak_rss_mb": res.peak_rss_mb,
         }
         (out / "blocks.npz").unlink(missing_ok=True)
+        (out / "valid_blocks.npz").unlink(missing_ok=True)
         atomic_write_text(meta_file, json.dumps(meta, indent=1))
     else:
         meta["peak_rss_mb"] = res.peak_rss_mb
@@ -88,9 +99,14 @@ def compute_descriptors(
     return meta
 
 
-def check_cache(cache_dir: str | os.PathLike, spec: dict, train_file: str | os.PathLike) -> str:
-    """Empty string if ``cache_dir`` holds the descriptors of ``spec`` on ``train_file``,
-    else why not."""
+def check_cache(
+    cache_dir: str | os.PathLike,
+    spec: dict,
+    train_file: str | os.PathLike,
+    valid_file: str | os.PathLike | None = None,
+) -> str:
+    """Empty string if ``cache_dir`` holds the descriptors of ``spec`` on ``train_file``
+    (and on ``valid_file``, when given), else why not."""
     meta_file = Path(cache_dir) / "meta.json"
     if not meta_file.exists():
         return f"{meta_file} missing"
@@ -99,6 +115,8 @@ def check_cache(cache_dir: str | os.PathLike, spec: dict, train_file: str | os.P
         return "descriptor hyperparameters differ"
     if meta.get("status") == "ok" and meta.get("train_sha256") != file_sha256(train_file):
         return "training data differ"
+    if valid_file is not None and meta.get("status") == "ok" and meta.get("valid_sha256") != file_sha256(valid_file):
+        return "no validation blocks of this validation data"
     return ""
 
 
@@ -110,6 +128,17 @@ def load_blocks(cache_dir: str | os.PathLike) -> tuple[dict, list[dict]]:
     with np.load(cache / "blocks.npz") as z:
         blocks = [{**b, "R": z[f"R{i}"]} for i, b in enumerate(meta["blocks"])]
     return meta, blocks
+
+
+def load_valid_blocks(cache_dir: str | os.PathLike) -> list[dict]:
+    """The validation blocks (``config_type``, ``kind`` energy/energy_sqrtn/force,
+    ``n_rows``, ``R``) written with a validation file."""
+    cache = Path(cache_dir)
+    meta = json.loads((cache / "meta.json").read_text())
+    if not meta.get("valid_blocks"):
+        raise FileNotFoundError(f"{cache}: no validation blocks")
+    with np.load(cache / "valid_blocks.npz") as z:
+        return [{**b, "R": z[f"V{i}"]} for i, b in enumerate(meta["valid_blocks"])]
 
 
 # ----------------------------------------------------------------------------- the subprocess's side
@@ -252,8 +281,9 @@ def compress(A: np.ndarray, b: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(R[: min(M.shape)])  # scipy's mode "r" pads R with zero rows to M's shape
 
 
-def compute(spec: dict, train_file: str | Path, out_dir: str | Path) -> dict:
-    """Descriptors of ``train_file`` compressed per (config_type, kind) into ``out_dir``."""
+def compute(spec: dict, train_file: str | Path, out_dir: str | Path, valid_file: str | Path | None = None) -> dict:
+    """Descriptors of ``train_file`` compressed per (config_type, kind) into ``out_dir``
+    (and of ``valid_file`` into ``valid_blocks.npz``)."""
     from ase.data import chemical_symbols
 
     from ...data.read import CT, read_normalised, species
@@ -284,6 +314,20 @@ def compute(spec: dict, train_file: str | Path, out_dir: str | Path) -> dict:
     t_qr = time.monotonic() - t1
     with atomic_output(out / "blocks.npz", suffix=".npz") as tmp:
         np.savez(tmp, **arrays)
+    valid = {}
+    if valid_file is not None:
+        t2 = time.monotonic()
+        vframes = read_normalised(valid_file)
+        vrows = descriptor_rows(spec, symbols, vframes, out)
+        vblocks, varrays = compress_validation(vrows, vframes)
+        with atomic_output(out / "valid_blocks.npz", suffix=".npz") as tmp:
+            np.savez(tmp, **varrays)
+        valid = {
+            "valid_file": str(valid_file),
+            "valid_sha256": file_sha256(valid_file),
+            "valid_blocks": vblocks,
+            "valid_descriptor_s": time.monotonic() - t2,
+        }
     return {
         "status": "ok",
         "reason": "",
@@ -299,19 +343,44 @@ def compute(spec: dict, train_file: str | Path, out_dir: str | Path) -> dict:
         "blocks": blocks,
         "descriptor_s": t_desc,
         "compress_s": t_qr,
+        **valid,
     }
 
 
+def compress_validation(rows: dict, frames: Sequence) -> tuple[list[dict], dict]:
+    """Validation blocks per config_type: ``energy`` (per-atom rows, residual dE/N),
+    ``energy_sqrtn`` (rows times sqrt(N), residual dE/sqrt(N): the weighted loss's energy
+    term) and ``force`` (one row per component). Returns (descriptions, arrays ``V<i>``)."""
+    from ...data.read import CT
+
+    cts = np.array([str(frames[i].info.get(CT, "default")) for i in rows["frame"]])
+    n_atoms = np.array([len(frames[i]) for i in rows["frame"]], dtype=float)
+    blocks, arrays = [], {}
+    for ct in sorted(set(cts)):
+        for k, name, scale in ((0, "energy", None), (0, "energy_sqrtn", np.sqrt), (1, "force", None)):
+            sel = (cts == ct) & (rows["kind"] == k)
+            if not sel.any():
+                continue
+            A, b = rows["A"][sel], rows["b"][sel]
+            if scale is not None:
+                s = scale(n_atoms[sel])
+                A, b = A * s[:, None], b * s
+            arrays[f"V{len(blocks)}"] = compress(A, b)
+            blocks.append({"config_type": ct, "kind": name, "n_rows": int(sel.sum())})
+    return blocks, arrays
+
+
 def main(argv: Sequence[str]) -> int:
-    if len(argv) != 3:
+    if len(argv) not in (3, 4):
         print(__doc__, file=sys.stderr)
         return 2
-    spec_file, train_file, out_dir = argv
+    spec_file, train_file, out_dir = argv[:3]
+    valid_file = argv[3] if len(argv) == 4 else None
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     spec = json.loads(Path(spec_file).read_text())
     try:
-        meta = compute(spec, train_file, out)
+        meta = compute(spec, train_file, out, valid_file)
         rc = 0
     except Exception as exc:  # LAMMPS raises plain Exception with its ERROR line
         traceback.print_exc()

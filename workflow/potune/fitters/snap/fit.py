@@ -14,7 +14,7 @@ import numpy as np
 
 from ...cluster.runner import RunResult
 from ...errors import ConfigError
-from .descriptors import check_cache, compute_descriptors, load_blocks
+from .descriptors import check_cache, compute_descriptors, load_blocks, load_valid_blocks
 from .export import MODEL_PREFIX, write_model
 from .params import PER_ELEMENT, descriptor_spec, resolve_params, settings_with_defaults
 from .solve import solve
@@ -32,6 +32,8 @@ def fit(
     mem_limit_mb: float | None = None,
     threads: int = 1,
     descriptors: str | os.PathLike | None = None,
+    valid_file: str | os.PathLike | None = None,
+    inner: dict | None = None,
 ) -> RunResult:
     """Fit one SNAP/qSNAP model into ``model_dir`` (see :func:`write_model`).
 
@@ -42,6 +44,12 @@ def fit(
         ``descriptors``). When it matches this trial's descriptor hyperparameters and
         training file, only the weighted least squares is solved; otherwise (or when
         ``None``) the descriptors are computed here first, in a subprocess.
+    valid_file, inner
+        The nested search (:mod:`.nested`): ``inner`` (the proposal's ``inner`` section:
+        space, optimiser, loss) and the validation fold ``valid_file``. The weights and
+        solver settings of ``inner["space"]`` are tuned on the cached blocks by the
+        validation loss (every solve in ``model_dir/inner.csv``), and the model written is
+        the one with the best inner weights; the result's ``extra["inner"]`` holds them.
 
     Never raises for a failing fit: the outcome is in the returned status/reason.
     """
@@ -75,8 +83,12 @@ def fit(
     cache_hit = False
     cache: Path | None = None
     desc_wall, desc_peak = 0.0, 0.0
+    nested = inner is not None
+    if nested and valid_file is None:
+        return failed("nested search without a validation file", 0.0)
+    vfile = valid_file if nested else None
     if descriptors is not None:
-        why = check_cache(descriptors, spec, train_file)
+        why = check_cache(descriptors, spec, train_file, vfile)
         if why:
             with open(log, "a") as fh:
                 fh.write(f"descriptor cache {descriptors} not usable ({why}); computing the descriptors here\n")
@@ -84,7 +96,9 @@ def fit(
             cache, cache_hit = Path(descriptors), True
     work = model_dir / "_work"
     if cache is None:
-        meta = compute_descriptors(spec, train_file, work, work / "descriptors.log", timeout_s, mem_limit_mb, threads)
+        meta = compute_descriptors(
+            spec, train_file, work, work / "descriptors.log", timeout_s, mem_limit_mb, threads, valid_file=vfile
+        )
         with open(log, "a") as fh:
             fh.write((work / "descriptors.log").read_text(errors="replace"))
         desc_wall, desc_peak = float(meta.get("wall_s") or 0.0), float(meta.get("peak_rss_mb") or 0.0)
@@ -99,12 +113,16 @@ def fit(
     try:
         from threadpoolctl import threadpool_limits
 
-        t1 = time.monotonic()
         meta, blocks = load_blocks(cache)
+        extra: dict = {}
         # BLAS threads beyond the job's share make LAPACK's SVD many times slower on a busy node
         with threadpool_limits(limits=max(1, int(threads))):
+            if nested:
+                extra["inner"] = _inner(blocks, load_valid_blocks(cache), params, inner, seed, settings, model_dir, log)
+                p = resolve_params({**params, **extra["inner"]["params"]})
+            t2 = time.monotonic()
             coef, errors = solve(blocks, p, float(settings["svd_rcond"]))
-        solve_s = time.monotonic() - t1
+        solve_s = time.monotonic() - t2
         write_model(
             model_dir,
             spec,
@@ -119,6 +137,7 @@ def fit(
                 "train_errors": errors,
                 "hyperparameters": {k: p[k] for k in sorted(p)},
                 "n_rows": int(sum(b["n_rows"] for b in blocks)),
+                **extra,
             },
         )
     except (ValueError, np.linalg.LinAlgError, MemoryError, OSError, KeyError) as exc:
@@ -133,4 +152,34 @@ def fit(
             f"F {errors['force_rmse'] or 0:.4f} eV/A\n"
         )
     peak = max(desc_peak, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0)
-    return RunResult(0, "ok", "", time.monotonic() - t0, peak)
+    return RunResult(0, "ok", "", time.monotonic() - t0, peak, extra)
+
+
+def _inner(blocks, vblocks, params: dict, inner: dict, seed: int, settings: dict, model_dir: Path, log: Path) -> dict:
+    """Run the inner search, write ``model_dir/inner.csv``, log it; the best as a dict."""
+    import pandas as pd
+
+    from ...io import atomic_write_text
+    from .nested import inner_search
+
+    t0 = time.monotonic()
+    best, rows = inner_search(blocks, vblocks, params, inner, seed, float(settings["svd_rcond"]))
+    wall = time.monotonic() - t0
+    table = model_dir / "inner.csv"
+    atomic_write_text(table, pd.DataFrame(rows).to_csv(index=False))
+    solve_s = [r["solve_s"] for r in rows]
+    with open(log, "a") as fh:
+        fh.write(
+            f"inner search: {len(rows)} solves in {wall:.2f} s (solves {sum(solve_s):.2f} s, "
+            f"median {1000 * float(np.median(solve_s)):.1f} ms); best inner trial {best['index']}: "
+            f"loss {best['loss']:.6g} with {json.dumps(best['params'])}"
+            + (f" (pinned, svd: {json.dumps(best['pinned'])})" if best["pinned"] else "")
+            + "\n"
+        )
+    return {
+        **best,
+        "evaluations": len(rows),
+        "wall_s": wall,
+        "solve_s": float(sum(solve_s)),
+        "table": str(table),
+    }

@@ -1,0 +1,301 @@
+"""Nested SNAP search (#16): an inner weight search inside each fit job, on the cached
+descriptor blocks of the training and validation folds. Real FitSNAP and LAMMPS, a few Si
+structures."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from potune import data as D
+from potune.config import resolve_config
+from potune.errors import ConfigError
+from potune.evaluate.predict import evaluate
+from potune.fitters import snap
+from potune.fitters.snap import nested
+
+REPO = Path(__file__).resolve().parents[1]
+SI_TRAIN = REPO / "tests" / "data" / "si_tiny_train.xyz"
+BASE = {"twojmax": 4, "rcutfac": 4.5}
+INNER_SPACE = {
+    "eweight": {"type": "real", "low": 10.0, "high": 3000.0, "prior": "log-uniform"},
+    "fweight": {"type": "real", "low": 0.1, "high": 10.0, "prior": "log-uniform"},
+    "eweight[dia]": {"type": "real", "low": 1.0, "high": 1000.0, "prior": "log-uniform"},
+}
+
+
+@pytest.fixture(scope="module")
+def si_folds(tmp_path_factory) -> tuple[Path, Path]:
+    """Training (12 structures: isolated atom, liquid, dia, bt) and validation (8) files."""
+    frames = D.read_structures(SI_TRAIN)
+    cts = [a.info[D.CT] for a in frames]
+    by = {c: [i for i, x in enumerate(cts) if x == c] for c in ("dia", "bt", "liq")}
+    train = [cts.index("isolated_atom"), by["liq"][0], *by["dia"][:5], *by["bt"][:5]]
+    valid = [*by["dia"][5:8], *by["bt"][5:8], *by["liq"][1:3]]
+    d = tmp_path_factory.mktemp("si")
+    D.write_structures(d / "train.xyz", [frames[i] for i in train])
+    D.write_structures(d / "valid.xyz", [frames[i] for i in valid])
+    return d / "train.xyz", d / "valid.xyz"
+
+
+@pytest.fixture(scope="module")
+def si_cache(si_folds, tmp_path_factory) -> Path:
+    train, valid = si_folds
+    out = tmp_path_factory.mktemp("cache") / "desc"
+    meta = snap.compute_descriptors(snap.descriptor_spec(BASE, {}), train, out, out.parent / "d.log", valid_file=valid)
+    assert meta["status"] == "ok", meta
+    return out
+
+
+def _inner(evaluations=12, space=INNER_SPACE, kind="weighted", alpha=0.5, kind_=None, **opt):
+    if kind_:
+        opt = {"kind": kind_, "batch_size": 2, "n_initial": 4, **opt}
+    return {
+        "space": space,
+        **nested.INNER_DEFAULTS,
+        "evaluations": evaluations,
+        **opt,
+        "loss": {"kind": kind, "alpha": alpha},
+    }
+
+
+def _lammps_metrics(model_dir, valid, kind="weighted", alpha=0.5) -> dict:
+    metrics, _, _ = evaluate(snap.calculator(model_dir), D.read_normalised(valid), kind, alpha)
+    return metrics
+
+
+def test_cache_key_changes_with_twojmax():
+    k = lambda p: snap.spec_key(snap.descriptor_spec(p, {}), "data")  # noqa: E731
+    assert len({k({**BASE, "twojmax": j}) for j in (2, 4, 6, 8)}) == 4
+    assert k({"twojmax": 6}) == k({"twojmax": 6.0})  # the same band limit written as a float
+
+
+def test_validation_blocks_give_the_validate_loss(si_folds, si_cache, tmp_path):
+    """The loss from the compressed validation blocks equals LAMMPS's validation loss of the
+    same model (both losses, several weights): the R factor keeps the residual norm."""
+    train, valid = si_folds
+    check = snap.check_cache(si_cache, snap.descriptor_spec(BASE, {}), train, valid)
+    assert check == ""
+    assert "validation" in snap.check_cache(si_cache, snap.descriptor_spec(BASE, {}), train, train)
+    vblocks = snap.load_valid_blocks(si_cache)
+    assert {b["kind"] for b in vblocks} == {"energy", "energy_sqrtn", "force"}
+    for i, w in enumerate([{"eweight": 100.0, "fweight": 1.0}, {"eweight": 5.0, "fweight[bt]": 20.0}]):
+        d = tmp_path / f"m{i}"
+        res = snap.fit({**BASE, **w}, {}, train, d, tmp_path / f"f{i}.log", [14], descriptors=si_cache)
+        assert res.status == "ok", res.reason
+        coef = np.array(snap.read_model(d)["coefficients"])
+        for kind, alpha in (("weighted", 0.5), ("weighted", 0.9), ("gamma", 0.5)):
+            ref = _lammps_metrics(d, valid, kind, alpha)
+            got = nested.validation_errors(coef, vblocks, kind, alpha)
+            for key in ("loss", "energy_rmse_mev", "force_rmse"):
+                assert got[key] == pytest.approx(ref[key], rel=1e-6), (kind, alpha, key)
+
+
+def test_pinned_weight_under_svd():
+    groups = [("bt", "energy"), ("bt", "force"), ("dia", "energy"), ("dia", "force")]
+    space, pinned = nested.pinned_space(INNER_SPACE, {"solver": "svd"}, groups)
+    assert pinned == {"eweight": pytest.approx(np.sqrt(10.0 * 3000.0))}
+    a0 = pinned["eweight"]
+    assert space["fweight"]["low"] == pytest.approx(0.1 * a0 / 3000.0)
+    assert space["fweight"]["high"] == pytest.approx(10.0 * a0 / 10.0)
+    assert "eweight" not in space and "eweight[dia]" in space
+    # ridge: the scale matters, nothing pinned; a fixed group weight sets the scale
+    assert nested.pinned_space(INNER_SPACE, {"solver": "ridge"}, groups)[1] == {}
+    only_dia = {k: v for k, v in INNER_SPACE.items() if k != "eweight"}
+    assert nested.pinned_space(only_dia, {"solver": "svd"}, groups)[1] == {}
+
+
+def test_scaling_every_weight_changes_nothing_under_svd(si_folds, si_cache):
+    _, blocks = snap.load_blocks(si_cache)
+    p = snap.resolve_params({**BASE, "eweight": 50.0, "fweight": 2.0, "eweight[dia]": 7.0})
+    c1, _ = snap.solve(blocks, p)
+    c2, _ = snap.solve(blocks, {**p, "eweight": 500.0, "fweight": 20.0, "eweight[dia]": 70.0})
+    np.testing.assert_allclose(c1, c2, rtol=1e-6, atol=1e-9 * np.abs(c1).max())
+
+
+def test_inner_search_is_deterministic_and_writes_the_best_model(si_folds, si_cache, tmp_path):
+    """Two runs give the same inner table and model; the model is the best inner trial's,
+    its LAMMPS validation loss is the inner loss, and any inner trial's loss is what a plain
+    fit at its weights validates to."""
+    train, valid = si_folds
+    inner = _inner(evaluations=15)
+    runs = []
+    for name in ("a", "b"):
+        d = tmp_path / name
+        res = snap.fit(
+            BASE,
+            {},
+            train,
+            d,
+            tmp_path / f"{name}.log",
+            [14],
+            seed=11,
+            descriptors=si_cache,
+            valid_file=valid,
+            inner=inner,
+        )
+        assert res.status == "ok", res.reason
+        runs.append((d, res.extra["inner"], pd.read_csv(d / "inner.csv")))
+    (d, best, table), (d2, best2, table2) = runs
+    pd.testing.assert_frame_equal(table.drop(columns="solve_s"), table2.drop(columns="solve_s"))
+    assert best["params"] == best2["params"] and best["loss"] == best2["loss"]
+    assert len(table) == 15 and (table["status"] == "ok").all()
+    assert table["eweight"].nunique() == 1  # pinned (svd, every group's weight searched)
+    assert best["loss"] == table["loss"].min() and best["evaluations"] == 15
+    model = snap.read_model(d)
+    assert model["inner"]["params"] == best["params"]
+    for k, v in best["params"].items():  # the model was fitted with the best inner weights
+        assert model["hyperparameters"][k] == pytest.approx(v)
+    assert _lammps_metrics(d, valid)["loss"] == pytest.approx(best["loss"], rel=1e-6)
+    # the same weights fitted plainly (no inner search) validate to the inner table's loss
+    row = table.iloc[3]
+    w = {k: float(row[k]) for k in INNER_SPACE}
+    plain = tmp_path / "plain"
+    res = snap.fit({**BASE, **w}, {}, train, plain, tmp_path / "p.log", [14], descriptors=si_cache)
+    assert res.status == "ok" and not res.extra
+    assert _lammps_metrics(plain, valid)["loss"] == pytest.approx(row["loss"], rel=1e-6)
+    assert "inner search: 15 solves" in (tmp_path / "a.log").read_text()
+
+
+@pytest.mark.parametrize("kind", ["bayes", "pso"])
+def test_model_based_inner_searches_are_deterministic(si_cache, kind):
+    _, blocks = snap.load_blocks(si_cache)
+    vblocks = snap.load_valid_blocks(si_cache)
+    inner = _inner(evaluations=8, kind_=kind)
+    runs = [nested.inner_search(blocks, vblocks, BASE, inner, seed=5) for _ in range(2)]
+    assert runs[0][0] == runs[1][0]
+    strip = lambda rows: [{k: v for k, v in r.items() if k != "solve_s"} for r in rows]  # noqa: E731
+    assert strip(runs[0][1]) == strip(runs[1][1]) and len(runs[0][1]) == 8
+    other = nested.inner_search(blocks, vblocks, BASE, inner, seed=6)
+    assert strip(other[1]) != strip(runs[0][1])  # the seed matters
+
+
+def test_inner_search_computes_its_descriptors_without_a_cache(si_folds, si_cache, tmp_path):
+    train, valid = si_folds
+    inner = _inner(evaluations=6, kind="gamma")
+    res = snap.fit(BASE, {}, train, tmp_path / "m", tmp_path / "f.log", [14], seed=3, valid_file=valid, inner=inner)
+    assert res.status == "ok", res.reason
+    assert snap.read_model(tmp_path / "m")["cache_hit"] is False
+    cached = snap.fit(
+        BASE,
+        {},
+        train,
+        tmp_path / "c",
+        tmp_path / "c.log",
+        [14],
+        seed=3,
+        descriptors=si_cache,
+        valid_file=valid,
+        inner=inner,
+    )
+    assert cached.extra["inner"]["params"] == pytest.approx(res.extra["inner"]["params"], rel=1e-9)
+    assert cached.extra["inner"]["loss"] == pytest.approx(res.extra["inner"]["loss"], rel=1e-6)
+
+
+def _cfg(**over):
+    raw = {
+        "fitter": "snap",
+        "data": {"train": str(SI_TRAIN)},
+        "space": {"rcutfac": {"type": "real", "low": 3.0, "high": 5.0}, **INNER_SPACE},
+        "results_dir": "/tmp/potune-snap-nested-cfg-test",
+    }
+    raw.update(over)
+    return raw
+
+
+def test_nested_is_the_default_with_weights_and_descriptors_in_the_space():
+    cfg = resolve_config(_cfg(), check_files=False)
+    assert cfg["snap"]["nested"] is True
+    inner = nested.inner_config(cfg)
+    assert set(inner["space"]) == set(INNER_SPACE) and inner["evaluations"] == 60
+    assert inner["loss"] == {"kind": "weighted", "alpha": 0.5}
+    from potune.steps.propose import search_space
+
+    assert list(search_space({"space": cfg["space"], "inner": inner})) == ["rcutfac"]
+    weights_only = resolve_config(_cfg(space=INNER_SPACE), check_files=False)
+    assert weights_only["snap"]["nested"] is False
+    off = resolve_config(_cfg(snap={"nested": False}), check_files=False)
+    assert off["snap"]["nested"] is False and nested.inner_config(off) is None
+    kfold = resolve_config(_cfg(split={"method": "kfold", "k": 3}), check_files=False)
+    assert kfold["snap"]["nested"] is False
+
+
+@pytest.mark.parametrize(
+    "over, word",
+    [
+        ({"snap": {"nested": True}, "split": {"method": "kfold", "k": 3}}, "kfold"),
+        ({"snap": {"nested": True}, "space": INNER_SPACE}, "no descriptor"),
+        ({"snap": {"inner": {"evaluation": 3}}}, "snap.inner"),
+    ],
+)
+def test_nested_config_errors(over, word):
+    with pytest.raises(ConfigError, match=word):
+        resolve_config(_cfg(**over), check_files=False)
+
+
+def test_trial_row_carries_the_inner_best(tmp_path):
+    from potune.io import write_json, write_yaml
+    from potune.trials import trial_row
+
+    prop = tmp_path / "t00.yaml"
+    write_yaml(
+        prop, {"iteration": 0, "trial": "t00", "trial_id": "0-00", "seed": 1, "point": {"rcutfac": 4.2}, "fixed": {}}
+    )
+    fold = tmp_path / "fold0"
+    inner = {"params": {"eweight": 31.6, "fweight": 0.7}, "loss": 0.123, "evaluations": 60, "wall_s": 2.0, "table": "x"}
+    write_json(fold / "fit.json", {"status": "ok", "reason": "", "wall_s": 3.0, "peak_rss_mb": 1.0, "inner": inner})
+    m = {"loss": 0.123, "energy_rmse_mev": 1.0, "force_rmse": 0.1, "energy_mae_mev": 1.0, "force_mae": 0.1}
+    write_json(fold / "valid.json", {"status": "ok", "reason": "", **m, "predict_ms_per_atom": 0.1})
+    row = trial_row(prop, [fold])
+    assert row["eweight"] == 31.6 and row["fweight"] == 0.7 and row["rcutfac"] == 4.2
+    assert row["inner_loss"] == 0.123 and row["inner_evaluations"] == 60
+
+
+@pytest.mark.slow
+def test_snakemake_nested_snap_search_end_to_end(tmp_path):
+    """2 iterations x 2 trials; the outer search proposes rcutfac only, each fit job tunes
+    eweight and fweight[bt] (20 solves); validate reproduces the inner loss."""
+    import yaml
+
+    cfg = yaml.safe_load((REPO / "tests" / "configs" / "tiny-snap.yaml").read_text())
+    cfg["snap"]["inner"] = {"evaluations": 20}
+    cfg["results_dir"] = str(tmp_path)
+    (tmp_path / "cfg.yaml").write_text(yaml.safe_dump(cfg, sort_keys=False))
+    proc = subprocess.run(
+        [sys.executable, "-m", "snakemake", "--cores", "2", "--configfile", str(tmp_path / "cfg.yaml")],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    run = tmp_path / "tiny-snap"
+    table = pd.read_csv(run / "trials.csv")
+    assert len(table) == 4 and (table["status"] == "ok").all(), table[["status", "reason"]]
+    np.testing.assert_allclose(table["inner_loss"], table["loss"], rtol=1e-6)
+    assert (table["inner_evaluations"] == 20).all()
+    for r in table.itertuples():
+        prop = yaml_load(run / f"iter{r.iteration}" / "proposals" / f"{r.trial}.yaml")
+        assert set(prop["point"]) == {"rcutfac"} and set(prop["inner"]["space"]) == {"eweight", "fweight[bt]"}
+        fold = run / f"iter{r.iteration}" / r.trial / "fold0"
+        model = snap.read_model(fold / "model")
+        assert model["hyperparameters"]["eweight"] == pytest.approx(r.eweight)
+        assert model["hyperparameters"]["fweight[bt]"] == pytest.approx(table.loc[r.Index, "fweight[bt]"])
+        assert len(pd.read_csv(fold / "model" / "inner.csv")) == 20
+        assert json.loads((fold / "fit.json").read_text())["inner"]["loss"] == pytest.approx(r.loss, rel=1e-6)
+    best = yaml_load(run / "best" / "best.yaml")
+    assert {"rcutfac", "eweight", "fweight[bt]"} <= set(best["hyperparameters"])
+    assert (run / "best" / "potential" / "snap.snapcoeff").exists()
+    assert not (run / "best" / "potential" / "inner.csv").exists()  # the refit is a plain fit
+
+
+def yaml_load(path):
+    import yaml
+
+    return yaml.safe_load(Path(path).read_text())

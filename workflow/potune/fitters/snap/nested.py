@@ -1,0 +1,234 @@
+"""The nested SNAP search (issue #16): the outer search proposes the descriptor
+hyperparameters; inside each fit job an inner ask/tell search tunes the weights and solver
+settings of the space on the cached descriptor blocks, by the validation loss.
+
+Why it is cheap: the descriptors of a trial (7-30 s) depend only on the descriptor
+hyperparameters, and a weighted least squares on the compressed blocks takes well under a
+second. The validation loss of any coefficients ``x`` follows from the validation fold's
+blocks, compressed like the training blocks (:func:`.descriptors.compress_validation`):
+``|A x - b|^2 == |R[:, :n] x - R[:, n]|^2`` exactly (the last row of the R factor of
+``[A | b]`` holds the part of ``b`` outside the range of ``A``; nothing is discarded). The
+losses are those of :mod:`potune.evaluate.metrics`:
+
+- ``weighted``: ``alpha * RMSE(dE/sqrt(N)) + (1 - alpha) * RMSE(dF)`` from the
+  ``energy_sqrtn`` blocks (energy rows times sqrt(N)) and the ``force`` blocks;
+- ``gamma``: ``1000 RMSE(dE/N) + 1000 RMSE(dF) / 30`` from the ``energy`` blocks.
+
+Redundant weights: with the unregularised solver ``svd`` only the ratios of the group
+weights matter (all weights times c give the same coefficients). When every group's weight
+is searched, the inner search pins one (the global ``eweight`` if it is used, else the
+global ``fweight``, else the first used weight of the space) at the geometric mean of its
+range (midpoint for a uniform prior) and widens the ranges of the other used weights so
+that every ratio of the original box stays reachable: ``[low * a0 / a_high, high * a0 /
+a_low]``. With ``ridge`` (or ``solver`` searched) nothing is pinned.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Sequence
+
+import numpy as np
+
+from ...errors import ConfigError
+from .params import PER_CONFIG_TYPE, SETTINGS_DEFAULTS, resolve_params, split_name
+
+#: plain names of the hyperparameters the inner search tunes (plus eweight[<ct>], fweight[<ct>])
+INNER_HPS = ("eweight", "fweight", "solver", "ridge_alpha")
+
+#: defaults of ``snap.inner``
+INNER_DEFAULTS = {"evaluations": 60, "kind": "sobol", "batch_size": 5, "n_initial": 10, "initial_design": "sobol"}
+
+
+def is_inner(name: str) -> bool:
+    """Whether hyperparameter ``name`` is tuned by the inner search (weights, solver settings)."""
+    base, _ = split_name(name)
+    return base in PER_CONFIG_TYPE or name in ("solver", "ridge_alpha")
+
+
+def resolve_nested(cfg: dict, space_names: Sequence[str], n_folds: int) -> bool:
+    """``snap.nested`` (auto, true, false) as a boolean; raises :class:`ConfigError` for
+    ``true`` where a nested search is impossible. ``auto``: nested when the space has both
+    weight/solver and descriptor dimensions and there is one validation fold."""
+    setting = (cfg.get("snap") or {}).get("nested", "auto")
+    inner = [n for n in space_names if is_inner(n)]
+    outer = [n for n in space_names if not is_inner(n)]
+    if setting is False or setting == "false":
+        return False
+    why = ""
+    if not inner:
+        why = "no weight or solver hyperparameter (eweight, fweight, eweight[<ct>], solver, ridge_alpha) in space"
+    elif not outer:
+        why = "no descriptor hyperparameter in space (a weight-only search needs no nesting)"
+    elif n_folds != 1:
+        why = "split.method kfold: the inner search needs one validation fold"
+    if setting == "auto" or setting is None:
+        return not why
+    if why:
+        raise ConfigError(f"snap.nested: true is impossible here: {why}")
+    return True
+
+
+def inner_config(cfg: dict) -> dict | None:
+    """What every proposal of a nested search carries for its fit job (``None`` when the
+    search is not nested): the inner ``space``, the inner optimiser settings and the
+    ``loss``."""
+    s = cfg.get("snap") or {}
+    if not s.get("nested"):
+        return None
+    space = {k: v for k, v in cfg["space"].items() if is_inner(k)}
+    return {
+        "space": space,
+        **{**INNER_DEFAULTS, **(s.get("inner") or {})},
+        "loss": {"kind": cfg["loss"]["kind"], "alpha": float(cfg["loss"].get("alpha", 0.5))},
+    }
+
+
+def outer_space(space_cfg: dict, nested: bool) -> dict:
+    """The space the outer optimiser searches: without the inner dimensions when nested."""
+    return {k: v for k, v in space_cfg.items() if not (nested and is_inner(k))}
+
+
+# ----------------------------------------------------------------------------- losses
+def block_sq(R: np.ndarray, coef: np.ndarray) -> float:
+    """``|A x - b|^2`` of a block from its ``[A|b]`` R factor."""
+    n = R.shape[1] - 1
+    r = R[:, :n] @ coef - R[:, n]
+    return float(r @ r)
+
+
+def validation_errors(coef: np.ndarray, vblocks: Sequence[dict], loss_kind: str, alpha: float) -> dict:
+    """``loss``, ``energy_rmse_mev`` (meV/atom) and ``force_rmse`` (eV/Å) of coefficients
+    ``coef`` on the validation blocks, as :meth:`potune.evaluate.metrics.Residuals.loss`."""
+    sums = {"energy": [0.0, 0], "energy_sqrtn": [0.0, 0], "force": [0.0, 0]}
+    for b in vblocks:
+        s = sums[b["kind"]]
+        s[0] += block_sq(b["R"], coef)
+        s[1] += int(b["n_rows"])
+    rm = {k: math.sqrt(v[0] / v[1]) if v[1] else math.nan for k, v in sums.items()}
+    if loss_kind == "weighted":
+        e = rm["energy_sqrtn"] if alpha > 0 else 0.0
+        f = rm["force"] if alpha < 1 else 0.0
+        loss = alpha * e + (1.0 - alpha) * f
+    elif loss_kind == "gamma":
+        loss = 1000.0 * rm["energy"] + 1000.0 * rm["force"] / 30.0
+    else:
+        raise ValueError(f"unknown loss kind {loss_kind!r}")
+    return {"loss": float(loss), "energy_rmse_mev": 1000.0 * rm["energy"], "force_rmse": rm["force"]}
+
+
+# ----------------------------------------------------------------------------- the inner space
+def _used_weight_names(groups: Sequence[tuple[str, str]], names: set[str]) -> list[str]:
+    """The weight name that sets each (config_type, kind) group's weight: its override when
+    it is fixed or searched (``names``), else the global one."""
+    out = []
+    for ct, kind in groups:
+        base = "eweight" if kind == "energy" else "fweight"
+        q = f"{base}[{ct}]"
+        out.append(q if q in names else base)
+    return out
+
+
+def pinned_space(space_cfg: dict, hp: dict, groups: Sequence[tuple[str, str]]) -> tuple[dict, dict]:
+    """``(space, pinned)``: the inner space with one redundant weight pinned (see the module
+    docstring) and ``{name: value}`` of the pinned weight (empty when none is)."""
+    solver = hp.get("solver", "svd")
+    if "solver" in space_cfg or solver != "svd":
+        return dict(space_cfg), {}
+    used = _used_weight_names(groups, set(space_cfg) | set(hp))
+    if not used or any(n not in space_cfg for n in used):
+        return dict(space_cfg), {}  # some group's weight is fixed: the scale is set
+    cands = [n for n in ("eweight", "fweight") if n in used] + [n for n in space_cfg if n in used]
+    cands = [n for n in cands if space_cfg[n].get("type") == "real" and float(space_cfg[n]["low"]) > 0]
+    if not cands:
+        return dict(space_cfg), {}
+    anchor = cands[0]
+    a = space_cfg[anchor]
+    lo, hi = float(a["low"]), float(a["high"])
+    a0 = math.sqrt(lo * hi) if a.get("prior") == "log-uniform" else 0.5 * (lo + hi)
+    out = {}
+    for name, spec in space_cfg.items():
+        if name == anchor:
+            continue
+        if name in used and spec.get("type") == "real":
+            spec = {**spec, "low": float(spec["low"]) * a0 / hi, "high": float(spec["high"]) * a0 / lo}
+        out[name] = spec
+    return out, {anchor: a0}
+
+
+# ----------------------------------------------------------------------------- the inner search
+def inner_search(
+    blocks: Sequence[dict],
+    vblocks: Sequence[dict],
+    hp: dict,
+    inner: dict,
+    seed: int,
+    rcond: float = SETTINGS_DEFAULTS["svd_rcond"],
+) -> tuple[dict, list[dict]]:
+    """Tune the weights/solver settings of ``inner["space"]`` on the training ``blocks`` by
+    the validation loss on ``vblocks``; ``hp`` holds every other hyperparameter.
+
+    Deterministic given ``seed``: the optimiser is potune's ask/tell optimiser
+    (``inner["kind"]``) seeded with it; ``inner["evaluations"]`` solves in all.
+
+    Returns ``(best, rows)``: ``best`` has ``params`` (the inner hyperparameters used, the
+    pinned one included), ``loss``, ``energy_rmse_mev``, ``force_rmse``, ``index``; ``rows``
+    is the inner trial table (one dict per solve).
+    """
+    from ...search.loop import failure_penalty
+    from ...search.optimizers import make_optimizer
+    from ...search.space import Space
+    from .solve import solve
+
+    groups = sorted({(b["config_type"], b["kind"]) for b in blocks})
+    base = {k: v for k, v in hp.items() if k not in inner["space"]}
+    space_cfg, pinned = pinned_space(inner["space"], base, groups)
+    loss_cfg = inner["loss"]
+    rows: list[dict] = []
+    if not space_cfg:  # only a pinned weight: one solve
+        space = None
+    else:
+        space = Space.from_config(space_cfg)
+        opt_cfg = {k: v for k, v in inner.items() if k not in ("space", "loss", "evaluations")}
+        opt = make_optimizer(space, {**opt_cfg, "seed": int(seed)})
+    total = int(inner["evaluations"]) if space is not None else 1
+    batch = max(1, int(inner.get("batch_size", 5)))
+    while len(rows) < total:
+        points = opt.ask(min(batch, total - len(rows))) if space is not None else [[]]
+        if not points:
+            break
+        losses, failed = [], []
+        for pt in points:
+            point = {**(space.to_dict(pt) if space is not None else {}), **pinned}
+            row = {"inner_trial": len(rows), **point}
+            t0 = time.perf_counter()
+            try:
+                p = resolve_params({**base, **point})
+                coef, _ = solve(blocks, p, rcond)
+                err = validation_errors(coef, vblocks, loss_cfg["kind"], float(loss_cfg["alpha"]))
+                if not math.isfinite(err["loss"]):
+                    raise ValueError(f"non-finite loss {err['loss']}")
+                row.update(status="ok", reason="", **err)
+            except (ValueError, np.linalg.LinAlgError) as exc:
+                row.update(status="failed", reason=f"{type(exc).__name__}: {exc}"[:300], loss=math.nan)
+            row["solve_s"] = time.perf_counter() - t0
+            rows.append(row)
+            losses.append(row["loss"])
+            failed.append(row["status"] != "ok")
+        if space is not None:
+            pen = failure_penalty([r["loss"] for r in rows if r["status"] == "ok"])
+            opt.tell(points, [pen if f else v for v, f in zip(losses, failed)], failed=failed)
+    ok = [r for r in rows if r["status"] == "ok"]
+    if not ok:
+        raise ValueError(f"every inner solve failed (first: {rows[0]['reason'] if rows else 'none run'})")
+    best = min(ok, key=lambda r: (r["loss"], r["inner_trial"]))
+    names = [*(space.names if space is not None else []), *pinned]
+    return {
+        "params": {n: best[n] for n in names},
+        "loss": best["loss"],
+        "energy_rmse_mev": best["energy_rmse_mev"],
+        "force_rmse": best["force_rmse"],
+        "index": best["inner_trial"],
+        "pinned": pinned,
+    }, rows
