@@ -744,3 +744,15 @@ def test_lookahead_refused_for_pso_and_resolved_by_default():
     opt = make_optimizer(MIXED, {"kind": "pso", "batch_size": 3})
     with pytest.raises(ConfigError, match="lookahead"):
         opt.ask(3, pending=[[4.0, 0.1, 3, "random"]])
+
+
+def test_default_point_is_not_proposed_twice():
+    """A one-dimensional categorical space: the optimiser's batch may hold the default value
+    too; the default then takes its place and the optimiser's first point the other slot."""
+    space = Space.from_config({"sparse_method": {"type": "categorical", "values": ["random", "cur_points", "uniform"]}})
+    for seed in range(6):
+        props, _ = propose(
+            None, space, {"kind": "bayes", "batch_size": 3, "seed": seed}, 0, defaults={"sparse_method": "cur_points"}
+        )
+        values = [p.point["sparse_method"] for p in props]
+        assert values[0] == "cur_points" and len(set(values)) == 3, values

@@ -131,7 +131,10 @@ def propose(
     if iteration == 0 and points and defaults and use_default:
         known = {k: v for k, v in defaults.items() if k in space.names}
         if known:
-            points[0], origins[0] = space.clip_point(known, points[0]), "default"
+            default = space.clip_point(known, points[0])
+            # the optimiser's own first point takes the place of a copy of the default
+            rest = [points[0] if _num_points_equal(p, default) else p for p in points[1:]]
+            points, origins[0] = [default, *rest], "default"
     seed = int(opt_cfg.get("seed", 0))
     props = [
         Proposal(iteration, k, space.to_dict(p), trial_seed(seed, iteration, k), origins[k])
@@ -260,6 +263,10 @@ def load_priors(path: str, space: Space, fixed: dict) -> pd.DataFrame:
     out = pd.DataFrame(keep, columns=df.columns)
     out["trial"] = [f"p{i:04d}" for i in range(len(out))]
     return out
+
+
+def _num_points_equal(a: Sequence, b: Sequence) -> bool:
+    return all(_num_equal(x, y) or x == y for x, y in zip(a, b))
 
 
 def _num_equal(a, b) -> bool:
