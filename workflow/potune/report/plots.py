@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 from pathlib import Path
 
@@ -86,8 +87,14 @@ def _colour_map(labels) -> dict:
     import matplotlib
 
     uniq = sorted(set(str(x) for x in labels))
-    cmap = matplotlib.colormaps["tab10"]
-    return {u: cmap(i % 10) for i, u in enumerate(uniq)}
+    if len(uniq) <= 10:
+        cmap = matplotlib.colormaps["tab10"]
+        return {u: cmap(i) for i, u in enumerate(uniq)}
+    if len(uniq) <= 20:
+        cmap = matplotlib.colormaps["tab20"]
+        return {u: cmap(i) for i, u in enumerate(uniq)}
+    cmap = matplotlib.colormaps["turbo"]  # distinct colours however many config_types
+    return {u: cmap(i / (len(uniq) - 1)) for i, u in enumerate(uniq)}
 
 
 def parity_data(preds: dict, dataset: str) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -120,7 +127,7 @@ def parity_plot(sets: dict[str, dict], png, csv_energy, csv_force) -> tuple[pd.D
     e.to_csv(csv_energy, index=False)
     f.to_csv(csv_force, index=False)
     colours = _colour_map(list(e["config_type"]) + list(f["config_type"]))
-    fig, axes = plt.subplots(len(sets), 2, figsize=(9, 4.2 * len(sets)), squeeze=False)
+    fig, axes = plt.subplots(len(sets), 2, figsize=(10, 4.6 * len(sets)), squeeze=False)
     for row, name in enumerate(sets):
         for col, (df, x, y, unit, label) in enumerate(
             [
@@ -137,19 +144,28 @@ def parity_plot(sets: dict[str, dict], png, csv_energy, csv_force) -> tuple[pd.D
                 ax.plot([lo, hi], [lo, hi], color="k", lw=0.8)
                 rmse = float(np.sqrt(np.mean((d[y] - d[x]) ** 2)))
                 scale, u = (1000.0, "meV/atom") if col == 0 else (1.0, unit)
-                ax.set_title(f"{name}: {label}, RMSE {scale * rmse:.3g} {u}", fontsize=10)
+                ax.set_title(f"{name}: {label}\nRMSE {scale * rmse:.3g} {u}", fontsize=9)
             ax.set_xlabel(f"reference {label} ({unit})")
             ax.set_ylabel(f"predicted {label} ({unit})")
+            # large absolute energies (e.g. -852 eV/atom): offset notation, few ticks, no overlap
+            ax.ticklabel_format(useOffset=True, style="plain")
+            ax.xaxis.set_major_locator(plt.MaxNLocator(5))
+            ax.yaxis.set_major_locator(plt.MaxNLocator(6))
             if col == 0:
-                ax.legend(fontsize=7, markerscale=1.5)
+                ax.legend(
+                    fontsize=6 if d["config_type"].nunique() > 10 else 7,
+                    markerscale=1.5,
+                    ncol=2 if d["config_type"].nunique() > 10 else 1,
+                )
     fig.tight_layout()
     fig.savefig(png, dpi=110)
     plt.close(fig)
     return e, f
 
 
-def config_type_errors_plot(errors: pd.DataFrame, png) -> None:
-    """Bar charts of energy and force RMSE per config_type (rows of a test_errors table)."""
+def config_type_errors_plot(errors: pd.DataFrame, png, dataset: str = "test set (the refitted best potential)") -> None:
+    """Bar charts of energy and force RMSE per config_type (rows of a test_errors table);
+    ``dataset`` names the data they were computed on (in the figure's title)."""
     plt = _plt()
     d = errors[errors["config_type"] != "all"]
     fig, axes = plt.subplots(1, 2, figsize=(9, 3.6))
@@ -160,13 +176,24 @@ def config_type_errors_plot(errors: pd.DataFrame, png) -> None:
     for ax in axes:
         ax.set_xlabel("config_type")
         ax.tick_params(axis="x", rotation=30)
+    fig.suptitle(f"errors per config_type on the {dataset}", fontsize=10)
     fig.tight_layout()
     fig.savefig(png, dpi=110)
     plt.close(fig)
 
 
-def landscape_plot(table: pd.DataFrame, names: list[str], png, csv) -> pd.DataFrame:
-    """Each searched hyperparameter vs the validation loss (successful trials)."""
+def log_scale_wanted(values, log_prior: bool = False) -> bool:
+    """A log axis for a log-uniform parameter, or for positive values spread over more than a
+    factor of 20 (losses, where the good trials would be squashed at the bottom)."""
+    v = pd.to_numeric(pd.Series(values), errors="coerce").dropna()
+    if not len(v) or (v <= 0).any():
+        return False
+    return bool(log_prior or v.max() / v.min() > 20)
+
+
+def landscape_plot(table: pd.DataFrame, names: list[str], png, csv, log_names=()) -> pd.DataFrame:
+    """Each searched hyperparameter vs the validation loss (successful trials); log axes for
+    the names in ``log_names`` (log-uniform priors) and for a loss spread over decades."""
     plt = _plt()
     ok = table[ok_mask(table)]
     d = ok[["iteration", "trial_id", *names, "loss"]].copy()
@@ -183,6 +210,10 @@ def landscape_plot(table: pd.DataFrame, names: list[str], png, csv) -> pd.DataFr
             x = x.astype(str).map({c: j for j, c in enumerate(cats)})
             ax.set_xticks(range(len(cats)), cats, rotation=30)
         ax.scatter(x, d["loss"], c=d["iteration"], cmap="viridis", s=18)
+        if pd.api.types.is_numeric_dtype(d[name]) and log_scale_wanted(d[name], name in log_names):
+            ax.set_xscale("log")
+        if log_scale_wanted(d["loss"]):
+            ax.set_yscale("log")
         ax.set_xlabel(name)
         ax.set_ylabel("validation loss")
     for j in range(n, nrow * ncol):
@@ -191,6 +222,25 @@ def landscape_plot(table: pd.DataFrame, names: list[str], png, csv) -> pd.DataFr
     fig.savefig(png, dpi=110)
     plt.close(fig)
     return d
+
+
+def important_dimensions(ok: pd.DataFrame, names: list[str], most: int = 6) -> list[str]:
+    """The ``most`` dimensions whose values go with the loss the most (|Spearman rho| over the
+    successful trials; categorical ones by their codes), in the space's order; all of them
+    when there are at most ``most``. A grid of more panels is unreadable."""
+    if len(names) <= most:
+        return list(names)
+    from scipy.stats import spearmanr
+
+    score = {}
+    for n in names:
+        x = ok[n]
+        if not pd.api.types.is_numeric_dtype(x):
+            x = x.astype(str).astype("category").cat.codes
+        rho = spearmanr(x, ok["loss"]).statistic if x.nunique() > 1 else 0.0
+        score[n] = 0.0 if not np.isfinite(rho) else abs(float(rho))
+    keep = set(sorted(names, key=lambda n: -score[n])[:most])
+    return [n for n in names if n in keep]
 
 
 def objective_plot(table: pd.DataFrame, space, opt_cfg: dict, png) -> bool:
@@ -213,7 +263,8 @@ def objective_plot(table: pd.DataFrame, space, opt_cfg: dict, png) -> bool:
             replay(opt, ok, space)
             opt.ask(1)  # fits the surrogate on every told point
             res = opt.opt.get_result()
-            axes = plot_objective(res, dimensions=space.names)
+            dims = important_dimensions(ok, space.names)
+            axes = plot_objective(res, dimensions=space.names, plot_dims=[space.names.index(n) for n in dims])
             fig = np.atleast_1d(axes).ravel()[0].figure
             fig.savefig(png, dpi=100)
             plt.close(fig)
@@ -276,11 +327,25 @@ def cost_plot(table: pd.DataFrame, png, csv) -> pd.DataFrame:
     return d
 
 
+def isolated_atom_energies(calc, species: list[int], box: float = 20.0) -> dict[int, float]:
+    """Energy of one atom of each species alone in a box, from ``calc``."""
+    from ase import Atoms
+
+    out = {}
+    for z in species:
+        a = Atoms(numbers=[z], positions=[[box / 2] * 3], cell=[box] * 3, pbc=False)
+        a.calc = calc
+        out[int(z)] = float(a.get_potential_energy())
+    return out
+
+
 def dimer_data(calc, species: list[int], r_min: float, r_max: float, n: int = 60, box: float = 20.0) -> pd.DataFrame:
-    """Energy of an isolated pair vs distance for every pair of species."""
+    """Energy of an isolated pair vs distance for every pair of species: ``energy`` (eV) and
+    ``binding`` = energy − the two isolated atoms' energies (both from ``calc``)."""
     from ase import Atoms
     from ase.data import chemical_symbols
 
+    e_atom = isolated_atom_energies(calc, species, box)
     rows = []
     for i, zi in enumerate(species):
         for zj in species[i:]:
@@ -288,23 +353,29 @@ def dimer_data(calc, species: list[int], r_min: float, r_max: float, n: int = 60
                 a = Atoms(numbers=[zi, zj], positions=[[0, 0, 0], [r, 0, 0]], cell=[box] * 3, pbc=False)
                 a.center()
                 a.calc = calc
+                e = float(a.get_potential_energy())
                 rows.append(
                     {
                         "pair": f"{chemical_symbols[zi]}-{chemical_symbols[zj]}",
                         "distance": r,
-                        "energy": float(a.get_potential_energy()),
+                        "energy": e,
+                        "binding": e - e_atom[int(zi)] - e_atom[int(zj)],
                         "source": "potential",
                     }
                 )
     return pd.DataFrame(rows)
 
 
-def reference_dimers(frames) -> pd.DataFrame:
-    """Isolated pairs in reference data (two atoms, separation well inside the cell)."""
+def reference_dimers(frames, atom_energies: dict[int, float] | None = None) -> pd.DataFrame:
+    """Isolated pairs in reference data (two atoms, separation well inside the cell), with
+    ``binding`` = energy − the isolated atoms' reference energies (one-atom structures of the
+    data), or − ``atom_energies`` (the potential's) for a species the data has no isolated
+    atom of; ``relative_to`` says which."""
     from ase.data import chemical_symbols
 
     from ..data.read import REF_E
 
+    ref_atoms = {int(a.numbers[0]): float(a.info[REF_E]) for a in frames if len(a) == 1 and REF_E in a.info}
     rows = []
     for a in frames:
         if len(a) != 2:
@@ -313,33 +384,57 @@ def reference_dimers(frames) -> pd.DataFrame:
         if a.cell.rank == 3 and r > 0.4 * min(a.cell.lengths()):
             continue  # a periodic crystal with two atoms per cell, not an isolated pair
         zi, zj = sorted(int(z) for z in a.numbers)
+        e = float(a.info[REF_E])
+        if zi in ref_atoms and zj in ref_atoms:
+            binding, rel = e - ref_atoms[zi] - ref_atoms[zj], "reference isolated atoms"
+        elif atom_energies and zi in atom_energies and zj in atom_energies:
+            binding, rel = e - atom_energies[zi] - atom_energies[zj], "the potential's isolated atoms"
+        else:
+            binding, rel = math.nan, ""
         rows.append(
             {
                 "pair": f"{chemical_symbols[zi]}-{chemical_symbols[zj]}",
                 "distance": r,
-                "energy": float(a.info[REF_E]),
+                "energy": e,
+                "binding": binding,
+                "relative_to": rel,
                 "source": "reference",
             }
         )
-    return pd.DataFrame(rows, columns=["pair", "distance", "energy", "source"])
+    return pd.DataFrame(rows, columns=["pair", "distance", "energy", "binding", "relative_to", "source"])
+
+
+def dimer_limits(curve: pd.DataFrame, ref: pd.DataFrame) -> tuple[float, float] | None:
+    """y-limits that show every curve's well and its tail: from the lowest point of any curve
+    or reference pair to above the highest value at the curves' largest distance."""
+    values = pd.concat([curve["binding"], ref["binding"] if len(ref) else pd.Series(dtype=float)]).dropna()
+    values = values[np.isfinite(values)]
+    if not len(values):
+        return None
+    lo = float(values.min())
+    tails = curve.sort_values("distance").groupby("pair")["binding"].last()
+    hi = max(float(tails.max()) if len(tails) else lo, 0.0)
+    span = max(hi - lo, 1e-3)
+    return lo - 0.15 * span, hi + 0.6 * span
 
 
 def dimer_plot(curve: pd.DataFrame, ref: pd.DataFrame, png, csv) -> pd.DataFrame:
+    """Binding energy of isolated pairs vs distance (relative to the isolated atoms), the
+    potential's curves and the reference pairs, with limits set from every curve."""
     plt = _plt()
     d = pd.concat([curve, ref], ignore_index=True)
     d.to_csv(csv, index=False)
     fig, ax = plt.subplots(figsize=(6, 4))
     for pair, g in curve.groupby("pair"):
-        ax.plot(g["distance"], g["energy"], label=f"{pair} potential")
-        lo = g["energy"].min()
-        hi = g["energy"].iloc[-1]
+        ax.plot(g["distance"], g["binding"], label=f"{pair} potential")
     for pair, g in ref.groupby("pair"):
-        ax.scatter(g["distance"], g["energy"], s=16, label=f"{pair} reference", zorder=3)
-    if len(curve):
-        span = max(hi - lo, 1e-3)
-        ax.set_ylim(lo - 0.3 * span, hi + 1.5 * span)
+        ax.scatter(g["distance"], g["binding"], s=16, label=f"{pair} reference", zorder=3)
+    lim = dimer_limits(curve, ref)
+    if lim:
+        ax.set_ylim(*lim)
+    ax.axhline(0.0, color="0.7", lw=0.8, zorder=0)
     ax.set_xlabel("distance (Å)")
-    ax.set_ylabel("energy (eV)")
+    ax.set_ylabel("energy − isolated atoms (eV)")
     ax.set_title("isolated pair")
     ax.legend(fontsize=8)
     fig.tight_layout()

@@ -250,16 +250,17 @@ def landscape_step(cfg: dict, table_file, png, csv, objective_png) -> None:
     from .propose import search_space
 
     space = Space.from_config(cfg["space"])
-    landscape_plot(table, space.names, png, csv)
+    log_names = [p.name for p in space.params if getattr(p, "prior", None) == "log-uniform"]
+    landscape_plot(table, space.names, png, csv, log_names=log_names)
     # the surrogate of the optimiser that ran: the outer space of a nested SNAP search (the
     # weights are the inner search's choice, and may lie outside their ranges when pinned)
     objective_plot(table, Space.from_config(search_space(cfg)), cfg["optimizer"], objective_png)
 
 
 def dimer_step(cfg: dict, model_dir, data_files: Sequence[str], png, csv) -> None:
-    """Energy of an isolated pair vs distance for the best potential, with reference pairs from
-    the data where there are any."""
-    from ..report.plots import dimer_data, dimer_plot, reference_dimers
+    """Energy of an isolated pair vs distance for the best potential, relative to its isolated
+    atoms, with reference pairs from the data where there are any."""
+    from ..report.plots import dimer_data, dimer_plot, isolated_atom_energies, reference_dimers
     from .fit import refit_failure
 
     fit_json = Path(model_dir).parent / "fit.json"
@@ -275,9 +276,10 @@ def dimer_step(cfg: dict, model_dir, data_files: Sequence[str], png, csv) -> Non
     best = read_yaml(Path(model_dir).parent / "best.yaml")
     hp = best.get("hyperparameters", {})
     cutoff = float(hp.get("cutoff", hp.get("rcutfac", 5.0)) or 5.0)
-    ref = reference_dimers(frames)
+    calc = fitter.calculator(model_dir)
+    ref = reference_dimers(frames, isolated_atom_energies(calc, species))
     r_min = min(1.0, float(ref["distance"].min())) if len(ref) else 1.0
-    curve = dimer_data(fitter.calculator(model_dir), species, r_min, cutoff + 0.5)
+    curve = dimer_data(calc, species, r_min, cutoff + 0.5)
     dimer_plot(curve, ref, png, csv)
 
 
