@@ -1,12 +1,12 @@
 """Optimisers on analytic functions: what does batching cost?
 
 Question: at an equal number of evaluations, how much worse is a Bayesian search that
-proposes batches of 8 (run side by side) than a strictly sequential one (batch 1, XPOT-style),
-and how many fewer rounds (iterations of the workflow, i.e. waits for the slowest fit) does
+proposes batches of 4 or 8 (run side by side) than a strictly sequential one (XPOT-style),
+which pending-point strategy loses least, and how many fewer rounds (iterations of the workflow) does
 it need? PSO (PPSO-style, swarm of 8), a Sobol sequence and random search are the baselines.
 
-Every optimiser is driven exactly as the workflow drives it: each round calls
-``potune.search.loop.propose`` with the trial table so far (the optimiser is rebuilt and the
+Every ``bayes``, ``pso`` and design optimiser is driven exactly as the workflow drives it: each round calls
+``potune.search.propose`` with the trial table so far (the optimiser is rebuilt and the
 table replayed, one ``tell`` per round), evaluates the proposals and appends them to the table.
 
 Functions (minimised; regret = best-so-far − known minimum):
@@ -15,10 +15,19 @@ Functions (minimised; regret = best-so-far − known minimum):
 - Hartmann-6 (6-D, [0, 1]^6, minimum -3.32237),
 - Rastrigin-4 (4-D, [-5.12, 5.12]^4, minimum 0; many local minima).
 
-Optimisers (equal budget of evaluations each): ``bayes`` with batch 1, 4 and 8 (GP,
-gp_hedge, constant liar cl_min, 8-point Sobol initial design for all three so that only the
-batching differs), ``pso`` (swarm 8, C1 = 1, C2 = 2, w = 0, redraw), ``sobol`` and
-``random`` (batch 8).
+Optimisers (equal budget of evaluations each, 8-point Sobol initial design for every
+Bayesian one so that only the batching differs):
+
+- ``skopt-seq``: one persistent skopt ``Optimizer`` (GP, gp_hedge), ask/tell one point at a
+  time, never rebuilt: what XPOT does, the sequential reference;
+- ``bayes-b1``: ours (GP, gp_hedge) through ``propose``, batch 1;
+- ``bayes-b<q>-<liar>`` for q = 4, 8 and pending-point strategy ``kb`` (Kriging believer),
+  ``lp`` (local penalisation) and ``cl_min`` (skopt's constant liar);
+- ``pso`` (swarm 8, C1 = 1, C2 = 2, w = 0, redraw), ``sobol`` and ``random`` (batch 8);
+- ``optuna-tpe-b<q>`` (q = 1, 4, 8): Optuna's TPE with ``constant_liar=True``, q trials asked
+  before their results are told; optuna is not a dependency of potune, so these are not run
+  by default (run them with ``--optimisers optuna-tpe-b1 ...`` from an environment that has
+  optuna, numpy and pandas).
 
 Writes ``<out>/optimisers.csv`` (function, optimiser, batch, seed, evaluation, round,
 best_so_far, regret, propose_s) and ``<out>/optimisers.png`` (median regret over seeds with
@@ -27,6 +36,7 @@ the inter-quartile band, against evaluations and against rounds), and prints a s
 Usage::
 
     .venv/bin/python benchmarks/optimisers.py            # the full run (see benchmarks/README.md)
+    other-venv/bin/python benchmarks/optimisers.py --optimisers optuna-tpe-b1 optuna-tpe-b4 optuna-tpe-b8
     .venv/bin/python benchmarks/optimisers.py --quick    # Branin, 2 seeds, 16 evaluations (< 2 min)
     # one function per process, then one report:
     .venv/bin/python benchmarks/optimisers.py --functions branin --out benchmarks/results/branin
@@ -95,56 +105,125 @@ FUNCTIONS: dict[str, tuple[Callable[[np.ndarray], float], list[tuple[float, floa
     "rastrigin4": (rastrigin, [(-5.12, 5.12)] * 4, 0.0),
 }
 
-#: label -> optimizer config (seed and batch_size filled in per run)
+#: label -> optimizer config (seed filled in per run). ``bayes-b<q>-<liar>``: ours through
+#: propose (rebuilt + replayed every round), batch q, pending-point strategy ``liar``;
+#: ``skopt-seq``: one persistent skopt Optimizer, ask/tell one point at a time (what XPOT
+#: does); ``optuna-tpe-b<q>``: Optuna's TPE with constant_liar=True, q trials asked before
+#: the q results are told (needs optuna, not a dependency of potune).
 OPTIMISERS: dict[str, dict] = {
+    "skopt-seq": {"kind": "skopt-seq", "batch_size": 1, "n_initial": 8},
     "bayes-b1": {"kind": "bayes", "batch_size": 1, "n_initial": 8},
-    "bayes-b4": {"kind": "bayes", "batch_size": 4, "n_initial": 8},
-    "bayes-b8": {"kind": "bayes", "batch_size": 8, "n_initial": 8},
+    **{
+        f"bayes-b{q}-{liar}": {"kind": "bayes", "batch_size": q, "n_initial": 8, "liar": liar}
+        for q in (8, 4)
+        for liar in ("kb", "lp", "cl_min")
+    },
     "pso": {"kind": "pso", "batch_size": 8},
     "sobol": {"kind": "sobol", "batch_size": 8},
     "random": {"kind": "random", "batch_size": 8},
+    **{f"optuna-tpe-b{q}": {"kind": "optuna-tpe", "batch_size": q, "n_initial": 8} for q in (1, 4, 8)},
 }
+#: run by default (the Optuna anchor needs its own environment: --optimisers optuna-tpe-b1 ...)
+DEFAULT_OPTIMISERS = [k for k in OPTIMISERS if not k.startswith("optuna")]
 
 
 def space_for(bounds: list[tuple[float, float]]) -> Space:
     return Space.from_config({f"x{i}": {"type": "real", "low": lo, "high": hi} for i, (lo, hi) in enumerate(bounds)})
 
 
-def run_one(fname: str, label: str, seed: int, budget: int) -> list[dict]:
-    """One search through the workflow's propose/replay path; one row per evaluation."""
-    fn, bounds, fmin = FUNCTIONS[fname]
-    space = space_for(bounds)
-    cfg = {**OPTIMISERS[label], "seed": seed}
-    batch = int(cfg["batch_size"])
+def _skopt_seq(space: Space, cfg: dict, fn, budget: int):
+    """A persistent skopt Optimizer asked and told one point at a time (XPOT's loop)."""
+    import warnings
+
+    from skopt import Optimizer
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        opt = Optimizer(
+            space.to_skopt().dimensions,
+            base_estimator="GP",
+            n_initial_points=int(cfg["n_initial"]),
+            initial_point_generator="sobol",
+            acq_func="gp_hedge",
+            random_state=int(cfg["seed"]),
+        )
+        t0 = time.perf_counter()
+        for _ in range(budget):
+            x = opt.ask()
+            dt = time.perf_counter() - t0  # the previous tell (skopt fits there) and this ask
+            y = fn(np.array(x, dtype=float))
+            yield [x], [y], dt
+            t0 = time.perf_counter()
+            opt.tell(x, y)
+
+
+def _optuna_tpe(space: Space, cfg: dict, fn, budget: int):
+    """Optuna TPE, constant_liar=True, ``batch_size`` trials asked before their results are told."""
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    sampler = optuna.samplers.TPESampler(
+        seed=int(cfg["seed"]), constant_liar=True, n_startup_trials=int(cfg["n_initial"])
+    )
+    study = optuna.create_study(sampler=sampler, direction="minimize")
+    dists = {p.name: optuna.distributions.FloatDistribution(p.low, p.high) for p in space.params}
+    q, done = int(cfg["batch_size"]), 0
+    while done < budget:
+        t0 = time.perf_counter()
+        trials = [study.ask(dists) for _ in range(min(q, budget - done))]
+        dt = time.perf_counter() - t0
+        xs = [[t.params[n] for n in space.names] for t in trials]
+        ys = [fn(np.array(x, dtype=float)) for x in xs]
+        for t, y in zip(trials, ys):
+            study.tell(t, y)
+        done += len(trials)
+        yield xs, ys, dt
+
+
+def _workflow(space: Space, cfg: dict, fn, budget: int):
+    """Ours: each round calls propose on the table so far (optimiser rebuilt, table replayed)."""
     table: list[dict] = []
-    out: list[dict] = []
-    best = math.inf
     rnd = 0
     while len(table) < budget:
         t0 = time.perf_counter()
         props, _ = propose(pd.DataFrame(table) if table else None, space, cfg, rnd)
         dt = time.perf_counter() - t0
-        for p in props[: budget - len(table)]:
-            x = np.array([p.point[n] for n in space.names])
-            y = fn(x)
-            best = min(best, y)
+        props = props[: budget - len(table)]
+        xs = [[p.point[n] for n in space.names] for p in props]
+        ys = [fn(np.array(x, dtype=float)) for x in xs]
+        for p, y in zip(props, ys):
             table.append(
                 {"iteration": rnd, "trial": p.trial, "trial_id": p.trial_id, **p.point, "status": "ok", "loss": y}
             )
+        rnd += 1
+        yield xs, ys, dt
+
+
+def run_one(fname: str, label: str, seed: int, budget: int) -> list[dict]:
+    """One search; one row per evaluation."""
+    fn, bounds, fmin = FUNCTIONS[fname]
+    space = space_for(bounds)
+    cfg = {**OPTIMISERS[label], "seed": seed}
+    batch = int(cfg["batch_size"])
+    driver = {"skopt-seq": _skopt_seq, "optuna-tpe": _optuna_tpe}.get(cfg["kind"], _workflow)
+    out: list[dict] = []
+    best = math.inf
+    for rnd, (xs, ys, dt) in enumerate(driver(space, cfg, fn, budget)):
+        for y in ys:
+            best = min(best, y)
             out.append(
                 {
                     "function": fname,
                     "optimiser": label,
                     "batch": batch,
                     "seed": seed,
-                    "evaluation": len(table),
+                    "evaluation": len(out) + 1,
                     "round": rnd + 1,
                     "best_so_far": best,
                     "regret": best - fmin,
                     "propose_s": dt,
                 }
             )
-        rnd += 1
     return out
 
 
@@ -169,35 +248,47 @@ def summarise(df: pd.DataFrame, budget: int) -> pd.DataFrame:
     return out.reset_index()
 
 
-def batch_cost(df: pd.DataFrame, budget: int) -> pd.DataFrame:
-    """bayes-b4/b8 against bayes-b1 at equal evaluations: regret ratio (median over seeds of
-    the paired ratio) and how many evaluations b8 needs to reach b1's median final regret."""
+def batch_cost(df: pd.DataFrame, budget: int, ref: str = "skopt-seq") -> pd.DataFrame:
+    """Every optimiser against ``ref`` (sequential skopt) at equal evaluations: ratio of the
+    median final regrets, median of the paired ratio per seed, and how many evaluations it
+    needs to reach ``ref``'s median final regret."""
     rows = []
     for fname, d in df.groupby("function", sort=False):
         final = d[d["evaluation"] == budget].set_index(["optimiser", "seed"])["regret"]
-        if "bayes-b1" not in final.index.get_level_values(0):
+        if ref not in final.index.get_level_values(0):
             continue
-        b1 = final.loc["bayes-b1"]
-        b1_med = float(b1.median())
-        for lab in ("bayes-b4", "bayes-b8"):
-            if lab not in final.index.get_level_values(0):
+        r = final.loc[ref]
+        r_med = float(r.median())
+        for lab in dict.fromkeys(d["optimiser"]):
+            if lab == ref:
                 continue
             other = final.loc[lab]
             curve = d[d["optimiser"] == lab].groupby("evaluation")["regret"].median()
-            reach = curve[curve <= b1_med]
+            reach = curve[curve <= r_med]
             rows.append(
                 {
                     "function": fname,
                     "optimiser": lab,
-                    "median_regret_b1": b1_med,
+                    f"median_{ref}": r_med,
                     "median_regret": float(other.median()),
-                    "median_paired_ratio": float(np.median((other + 1e-12) / (b1 + 1e-12))),
-                    "evals_to_reach_b1_median": int(reach.index.min()) if len(reach) else None,
+                    "ratio_of_medians": float(other.median() / max(r_med, 1e-12)),
+                    "median_paired_ratio": float(np.median((other + 1e-12) / (r.reindex(other.index) + 1e-12))),
+                    f"evals_to_reach_{ref}_median": int(reach.index.min()) if len(reach) else None,
                     "rounds": int(d[d["optimiser"] == lab]["round"].max()),
-                    "rounds_b1": int(d[d["optimiser"] == "bayes-b1"]["round"].max()),
                 }
             )
     return pd.DataFrame(rows)
+
+
+def table_by_q(df: pd.DataFrame, budget: int) -> pd.DataFrame:
+    """Median final regret: one row per function and method, one column per batch size."""
+    final = df[df["evaluation"] == budget].copy()
+    final["method"] = [
+        lab.replace(f"-b{b}", "") if f"-b{b}" in lab else lab for lab, b in zip(final["optimiser"], final["batch"])
+    ]
+    return final.pivot_table(
+        index=["function", "method"], columns="batch", values="regret", aggfunc="median", sort=False
+    )
 
 
 def plot(df: pd.DataFrame, path: Path) -> None:
@@ -233,9 +324,9 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--quick", action="store_true", help="Branin only, 2 seeds, 16 evaluations (< 2 min)")
     ap.add_argument("--functions", nargs="+", choices=list(FUNCTIONS), default=list(FUNCTIONS))
-    ap.add_argument("--optimisers", nargs="+", choices=list(OPTIMISERS), default=list(OPTIMISERS))
+    ap.add_argument("--optimisers", nargs="+", choices=list(OPTIMISERS), default=DEFAULT_OPTIMISERS)
     ap.add_argument("--seeds", type=int, default=5, help="seeds 0..N-1 (default 5)")
-    ap.add_argument("--budget", type=int, default=40, help="evaluations per search (default 40)")
+    ap.add_argument("--budget", type=int, default=32, help="evaluations per search (default 32)")
     ap.add_argument("--out", type=Path, default=Path(__file__).resolve().parent / "results")
     ap.add_argument(
         "--report",
@@ -261,6 +352,7 @@ def main(argv: list[str] | None = None) -> int:
                 t0 = time.perf_counter()
                 for seed in range(args.seeds):
                     rows += run_one(fname, lab, seed, args.budget)
+                pd.DataFrame(rows).to_csv(args.out / "optimisers.partial.csv", index=False)
                 print(
                     f"{fname:11s} {lab:9s} {args.seeds} seeds x {args.budget} evaluations: "
                     f"{time.perf_counter() - t0:6.1f} s",
@@ -274,9 +366,11 @@ def main(argv: list[str] | None = None) -> int:
     pd.set_option("display.width", 200)
     print(f"\nfinal regret after {args.budget} evaluations (median, quartiles over {args.seeds} seeds):")
     print(summarise(df, args.budget).to_string(index=False, float_format=lambda v: f"{v:.4g}"))
+    print(f"\nmedian final regret by batch size (columns), {args.seeds} seeds:")
+    print(table_by_q(df, args.budget).to_string(float_format=lambda v: f"{v:.4g}"))
     bc = batch_cost(df, args.budget)
     if len(bc):
-        print("\nbatching cost for bayes (vs batch 1 at equal evaluations):")
+        print("\nagainst sequential skopt (persistent Optimizer, XPOT-style) at equal evaluations:")
         print(bc.to_string(index=False, float_format=lambda v: f"{v:.4g}"))
     print(f"\nwrote {csv} and {png}; total {time.perf_counter() - t_all:.0f} s")
     return 0

@@ -12,4 +12,5 @@ with logged(snakemake.log[0], "w"):
         snakemake.input.table[0] if snakemake.input.table else None,
         snakemake.output.proposals,
         stage1_best=stage1,
+        pending_dirs=list(getattr(snakemake.input, "pending", []) or []),
     )

@@ -7,6 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 import yaml
 
@@ -59,3 +60,40 @@ def run_tiny(tmp_path: Path, cfg: dict, cores: int = 2, extra: list[str] | None 
             cfg["data"][key] = str((ROOT / cfg["data"][key]).resolve())
     cfg_file = write_config(tmp_path / "config.yaml", cfg)
     return snakemake(["--cores", str(cores), "--configfile", str(cfg_file), *(extra or [])], cwd=ROOT)
+
+
+@pytest.fixture(scope="session")
+def binary_train(tmp_path_factory) -> Path:
+    """Cu-Au structures labelled with ase's EMT (cubic and sheared cells; 16 atoms, Au fraction
+    varying from structure to structure), normalised."""
+    from ase.build import bulk
+    from ase.calculators.emt import EMT
+
+    from potune import data as D
+
+    rng = np.random.default_rng(3)
+    frames = []
+    for i in range(10):
+        a = bulk("Cu", "fcc", a=3.7, cubic=True).repeat((2, 2, 1))
+        sym = np.array(a.get_chemical_symbols())
+        sym[rng.random(len(a)) < 0.4] = "Au"
+        a.set_chemical_symbols(list(sym))
+        if i % 3 == 2:
+            cell = np.array(a.cell)
+            cell[1] += 0.3 * cell[0] / np.linalg.norm(cell[0])
+            a.set_cell(cell, scale_atoms=True)
+        a.set_cell(np.array(a.cell) * (1 + 0.02 * rng.standard_normal()), scale_atoms=True)
+        a.positions += 0.08 * rng.standard_normal(a.positions.shape)
+        a.calc = EMT()
+        a.info["energy"] = a.get_potential_energy()
+        a.arrays["forces"] = a.get_forces()
+        a.info["config_type"] = "sheared" if i % 3 == 2 else "cubic"
+        a.calc = None
+        frames.append(a)
+    raw = tmp_path_factory.mktemp("cuau") / "raw.xyz"
+    import ase.io
+
+    ase.io.write(raw, frames, format="extxyz")
+    path = raw.with_name("train.xyz")
+    D.write_structures(path, D.read_structures(raw))
+    return path

@@ -17,6 +17,7 @@ from potune.io import read_yaml
 from potune.search.designs import DesignOptimizer
 from potune.search.loop import failure_penalty, load_priors, propose, replay, should_stop, told_losses
 from potune.search.optimizers import REGISTRY, make_optimizer
+from potune.search.protocol import _same
 from potune.search.pso import Box, PSOOptimizer
 from potune.search.space import Space
 from potune.steps.propose import propose_step
@@ -343,6 +344,83 @@ def test_bayes_estimators_and_acquisitions(estimator, acq, design, liar):
     assert state["best_loss"] == pytest.approx(table["loss"].min())
 
 
+def test_gp_hedge_gains_evolve_across_iterations_through_propose(tmp_path):
+    """The workflow rebuilds the optimiser every iteration; the gains must still learn (they
+    were reset to zero at every iteration before: a uniform draw among EI, LCB, PI)."""
+    cfg = {"kind": "bayes", "batch_size": 2, "seed": 3, "n_initial": 2, "acq_func": "gp_hedge", "liar": "cl_min"}
+    objective = lambda p: (p["a"] - 3) ** 2 + 4 * p["b"] ** 2  # noqa: E731
+    rows: list[dict] = []
+    hedges = []
+    for it in range(5):
+        props, state = propose(pd.DataFrame(rows) if rows else None, REAL2, cfg, it)
+        hedges.append(state.get("hedge"))
+        for p in props:
+            rows.append(
+                {
+                    "iteration": it,
+                    "trial": p.trial,
+                    "trial_id": p.trial_id,
+                    **p.point,
+                    "status": "ok",
+                    "loss": objective(p.point),
+                }
+            )
+    assert hedges[0] is None  # initial design: no model, no portfolio
+    assert hedges[1]["iterations_counted"] == 0 and set(hedges[1]["gains"].values()) == {0.0}
+    counted = [h["iterations_counted"] for h in hedges[1:]]
+    assert counted == [0, 1, 2, 3]  # one more model iteration rewarded at each propose
+    gains = [np.array(list(h["gains"].values())) for h in hedges[2:]]
+    assert all(np.any(g != 0.0) for g in gains)
+    assert not np.allclose(gains[0], gains[1]) and not np.allclose(gains[1], gains[2])
+    assert np.ptp(gains[-1]) > 0 and max(hedges[-1]["probabilities"].values()) > 1 / 3 + 1e-3
+    # the real propose job writes the gains beside the proposals, and they are reproducible
+    table = pd.DataFrame(rows)
+    write_table(tmp_path / "table.csv", table)
+    search = {
+        "space": {"a": {"type": "real", "low": 0.0, "high": 10.0}, "b": {"type": "real", "low": -1.0, "high": 1.0}},
+        "fixed": {},
+        "optimizer": cfg,
+    }
+    propose_step(search, 5, tmp_path / "table.csv", tmp_path / "p")
+    written = read_yaml(tmp_path / "p" / "optimizer_state.yaml")["hedge"]
+    again = propose(table, REAL2, cfg, 5)[1]["hedge"]
+    assert written["gains"] == pytest.approx(again["gains"], rel=1e-12)
+    assert written["iterations_counted"] == 4
+
+
+@pytest.mark.parametrize("liar", ["kb", "lp"])
+def test_kriging_believer_and_local_penalisation_batches(liar):
+    cfg = {"kind": "bayes", "batch_size": 4, "seed": 5, "n_initial": 3, "liar": liar}
+    table = run_search(MIXED, cfg, 3, fail={"1-02"})
+    assert len(table) == 12 and not table.duplicated(MIXED.names).any()
+    assert all(MIXED.contains(r) for r in table[MIXED.names].to_dict("records"))
+    props1, state1 = propose(table, MIXED, cfg, 3)
+    props2, state2 = propose(table, MIXED, cfg, 3)
+    assert [p.point for p in props1] == [p.point for p in props2] and state1 == state2
+    assert state1["liar"] == liar and len(state1["hedge"]["picked"]) == 4
+    # the first point of the batch is the sequential choice (same fit, same pick)
+    seq = propose(table, MIXED, {**cfg, "batch_size": 1}, 3)[0]
+    assert props1[0].point == seq[0].point
+    # the batch spreads: kb/lp points are farther apart than a batch of identical lies would be
+    pts = np.array([[p.point["cutoff"], np.log10(p.point["delta"])] for p in props1])
+    assert np.min([np.linalg.norm(a - b) for i, a in enumerate(pts) for b in pts[i + 1 :]]) > 0
+    with pytest.raises(ConfigError, match="needs base_estimator GP"):
+        make_optimizer(MIXED, {**cfg, "base_estimator": "RF"})
+    # liar unset (null in the defaults): kb with a GP, cl_min with a tree ensemble
+    assert make_optimizer(MIXED, {"kind": "bayes"}).liar == "kb"
+    assert make_optimizer(MIXED, {"kind": "bayes", "base_estimator": "RF"}).liar == "cl_min"
+
+
+def test_batch_with_initial_points_left_mixes_design_and_model():
+    """Priors used part of the design: the batch ends it, then the model fills the rest."""
+    cfg = {"kind": "bayes", "batch_size": 4, "seed": 0, "n_initial": 4, "liar": "kb"}
+    opt = make_optimizer(REAL2, cfg)
+    opt.tell([[1.0, 0.5], [7.0, -0.5]], [3.0, 8.0], prior=True)
+    pts = opt.ask(4)
+    assert len(pts) == 4 and opt.state()["initial_points_left"] == 2
+    assert not any(_same(p, q) for i, p in enumerate(pts) for q in pts[i + 1 :])
+
+
 # ----------------------------------------------------------------------------- failures
 def test_failure_penalty_rules():
     assert failure_penalty([1.0, 5.0, math.nan, math.inf]) == 5.0  # worst finite loss
@@ -570,3 +648,99 @@ def test_config_checks_optimizer_section_before_any_job():
     for over, msg in bad:
         with pytest.raises(ConfigError, match=msg):
             resolve_config(deep_merge(raw, {"optimizer": over}), check_files=False)
+
+
+@pytest.mark.parametrize("kind", ["bayes", "pso", "sobol"])
+def test_fitter_defaults_are_the_first_trial_clipped_into_the_space(kind, tmp_path):
+    """Iteration 0's first trial is gap's default point clipped into the space (n_sparse 1000
+    -> 200, n_max 8 -> 6, delta 1.0 kept, sparse_method cur_points kept), marked origin
+    default; the other trials and later iterations are the optimiser's."""
+    from potune.trials import trial_row
+
+    spec = {
+        "cutoff": {"type": "real", "low": 3.0, "high": 4.5},
+        "delta": {"type": "real", "low": 0.05, "high": 2.0, "prior": "log-uniform"},
+        "n_max": {"type": "integer", "low": 2, "high": 6},
+        "n_sparse": {"type": "integer", "low": 50, "high": 200},
+        "sparse_method": {"type": "categorical", "values": ["random", "cur_points"]},
+    }
+    cfg = {"space": spec, "fixed": {}, "fitter": "gap", "optimizer": {"kind": kind, "batch_size": 3, "seed": 0}}
+    props = propose_step(cfg, 0, None, tmp_path / "p0")
+    first = read_yaml(tmp_path / "p0" / "t00.yaml")
+    assert first["origin"] == "default" and props[0].origin == "default"
+    assert first["point"] == {"cutoff": 4.5, "delta": 1.0, "n_max": 6, "n_sparse": 200, "sparse_method": "cur_points"}
+    assert [p.origin for p in props[1:]] == ["optimizer", "optimizer"]
+    # switched off: the optimiser's own point, no origin default
+    off = propose_step({**cfg, "optimizer": {**cfg["optimizer"], "default_first": False}}, 0, None, tmp_path / "off")
+    assert [p.origin for p in off] == ["optimizer"] * 3 and off[0].point != first["point"]
+    # the trial table carries the origin
+    for k, p in enumerate(props):
+        d = tmp_path / "p0" / p.trial / "fold0"
+        d.mkdir(parents=True)
+        (d / "fit.json").write_text('{"status": "ok", "reason": "", "wall_s": 1.0, "peak_rss_mb": 1.0}')
+        (d / "valid.json").write_text(
+            '{"status": "ok", "reason": "", "loss": %s, "energy_rmse_mev": 1, "force_rmse": 0.1, '
+            '"energy_mae_mev": 1, "force_mae": 0.1, "predict_ms_per_atom": 1}' % (1.0 + k)
+        )
+    rows = [trial_row(tmp_path / "p0" / f"{p.trial}.yaml", [tmp_path / "p0" / p.trial / "fold0"]) for p in props]
+    assert [r["origin"] for r in rows] == ["default", "optimizer", "optimizer"]
+    # later iterations: no default point
+    table = pd.DataFrame([{**r, "iteration": 0} for r in rows])
+    write_table(tmp_path / "table.csv", table)
+    later = propose_step(cfg, 1, tmp_path / "table.csv", tmp_path / "p1")
+    assert all(p.origin == "optimizer" for p in later)
+
+
+def test_snap_defaults_cover_per_config_type_weights():
+    from potune.fitters import default_values, get_fitter
+
+    d = default_values(get_fitter("snap"), ["rcutfac", "eweight[AIMD-NVT]", "fweight", "twojmax"])
+    assert d == {"rcutfac": 4.67637, "eweight[AIMD-NVT]": 100.0, "fweight": 1.0, "twojmax": 6}
+    assert default_values(get_fitter("gap"), ["rcut_soft", "delta"]) == {"delta": 1.0}
+
+
+@pytest.mark.parametrize(
+    "cfg",
+    [
+        {"kind": "bayes", "liar": "kb"},
+        {"kind": "bayes", "liar": "lp"},
+        {"kind": "bayes", "liar": "cl_min"},
+        {"kind": "sobol"},
+        {"kind": "random"},
+    ],
+    ids=["kb", "lp", "cl_min", "sobol", "random"],
+)
+def test_lookahead_pending_points_are_taken_and_proposals_deterministic(cfg):
+    """optimizer.lookahead: iteration n is proposed from the iterations before n - 1 with
+    n - 1's proposals pending. The pending points are never proposed again, and the
+    proposals depend only on (table, pending), not on when or in which order fits end."""
+    cfg = {**cfg, "batch_size": 3, "seed": 5, "n_initial": 3}
+    table = run_search(MIXED, cfg, 2)  # iterations 0 and 1 told
+    pend, _ = propose(table[table.iteration == 0], MIXED, cfg, 1)
+    pending = [p.point for p in pend]
+    a, state = propose(table, MIXED, cfg, 2, pending=pending)
+    b, _ = propose(
+        table.sample(frac=1.0, random_state=3).sort_values("iteration", kind="stable"), MIXED, cfg, 2, pending=pending
+    )
+    assert [p.point for p in a] == [p.point for p in b]
+    keys = {tuple(str(v) for v in p.values()) for p in pending}
+    assert all(tuple(str(v) for v in p.point.values()) not in keys for p in a)
+    # before any loss is known (iteration 1 proposed while iteration 0 runs)
+    first, _ = propose(None, MIXED, cfg, 0)
+    ahead, _ = propose(None, MIXED, cfg, 1, pending=[p.point for p in first])
+    assert len(ahead) == 3 and not {tuple(map(str, p.point.values())) for p in ahead} & {
+        tuple(map(str, p.point.values())) for p in first
+    }
+
+
+def test_lookahead_refused_for_pso_and_resolved_by_default():
+    from potune.search.loop import lookahead
+    from potune.search.optimizers import check_optimizer_config
+
+    assert lookahead({"kind": "bayes"}) == 1 and lookahead({"kind": "pso"}) == 0
+    assert lookahead({"kind": "bayes", "lookahead": 0}) == 0
+    with pytest.raises(ConfigError, match="lookahead"):
+        check_optimizer_config(MIXED, {"kind": "pso", "batch_size": 3, "lookahead": 1})
+    opt = make_optimizer(MIXED, {"kind": "pso", "batch_size": 3})
+    with pytest.raises(ConfigError, match="lookahead"):
+        opt.ask(3, pending=[[4.0, 0.1, 3, "random"]])

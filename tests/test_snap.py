@@ -149,40 +149,6 @@ def test_exported_files_load_in_lammps(si_train, si_cache, tmp_path):
     assert pe == pytest.approx(atoms.get_potential_energy() / len(atoms), rel=1e-8)
 
 
-@pytest.fixture(scope="module")
-def binary_train(tmp_path_factory) -> Path:
-    """Cu-Au structures labelled with ase's EMT (cubic and sheared cells)."""
-    from ase.build import bulk
-    from ase.calculators.emt import EMT
-
-    rng = np.random.default_rng(3)
-    frames = []
-    for i in range(10):
-        a = bulk("Cu", "fcc", a=3.7, cubic=True).repeat((2, 2, 1))
-        sym = np.array(a.get_chemical_symbols())
-        sym[rng.random(len(a)) < 0.4] = "Au"
-        a.set_chemical_symbols(list(sym))
-        if i % 3 == 2:
-            cell = np.array(a.cell)
-            cell[1] += 0.3 * cell[0] / np.linalg.norm(cell[0])
-            a.set_cell(cell, scale_atoms=True)
-        a.set_cell(np.array(a.cell) * (1 + 0.02 * rng.standard_normal()), scale_atoms=True)
-        a.positions += 0.08 * rng.standard_normal(a.positions.shape)
-        a.calc = EMT()
-        a.info["energy"] = a.get_potential_energy()
-        a.arrays["forces"] = a.get_forces()
-        a.info["config_type"] = "sheared" if i % 3 == 2 else "cubic"
-        a.calc = None
-        frames.append(a)
-    raw = tmp_path_factory.mktemp("cuau") / "raw.xyz"
-    import ase.io
-
-    ase.io.write(raw, frames, format="extxyz")
-    path = raw.with_name("train.xyz")
-    D.write_structures(path, D.read_structures(raw))
-    return path
-
-
 def test_multi_element_fit(binary_train, tmp_path):
     params = {"twojmax": 4, "rcutfac": 4.0, "radelem[Au]": 0.55, "wj[Au]": 0.9, "eweight[sheared]": 300.0}
     res, d = _fit(params, binary_train, tmp_path, "cuau", species=(29, 79))
@@ -266,6 +232,7 @@ def _cfg(**over):
         ({"fixed": {"eweigth": 10.0}}, "did you mean 'eweight'"),
         ({"fixed": {"ridge_alpha": 1e-3}}, "ridge_alpha"),
         ({"snap": {"bzeroflag": "yes"}}, "snap.bzeroflag"),
+        ({"snap": {"chemflag": True}, "fixed": {"quadratic": True}}, "snap.chemflag"),
     ],
 )
 def test_config_errors(over, key):
@@ -329,3 +296,27 @@ def test_snakemake_snap_search_end_to_end(tmp_path):
     assert (run / "best" / "test_errors.csv").exists()
     # the total fit time counts the descriptor jobs, which the cache-hit fits do not (#17)
     assert "SNAP descriptor jobs" in (run / "summary.md").read_text()
+
+
+def test_chemflag_lammps_agrees_with_linear_model(binary_train, tmp_path):
+    """Explicit multi-element SNAP (snap.chemflag: true, as the published InP SNAP): FitSNAP's
+    descriptors have one bispectrum per (element, element, element) triple, the exported
+    snapparam says ``chemflag 1``, and LAMMPS's predictions equal descriptors x coefficients."""
+    params = {"twojmax": 4, "rcutfac": 4.0, "radelem[Au]": 0.55}
+    d = tmp_path / "chem"
+    res = snap.fit(params, {"chemflag": True}, binary_train, d / "model", d / "fit.log", [29, 79])
+    assert res.status == "ok", res.reason
+    model = d / "model"
+    assert "chemflag 1" in (model / "snap.snapparam").read_text().splitlines()
+    assert "2 113" in (model / "snap.snapcoeff").read_text().splitlines()  # 1 + 14 x 2^3 per element
+    assert snap.descriptor_length(params, {"chemflag": True}, [29, 79]) == 14 * 8
+    frames = D.read_normalised(binary_train)[:3]
+    e_lmp, f_lmp, _ = predict(snap.calculator(model), frames)
+    e_lin, f_lin = snap.linear_predict(model, frames)
+    np.testing.assert_allclose(e_lmp, e_lin, rtol=1e-6)
+    for a, b in zip(f_lmp, f_lin):
+        assert np.abs(a - b).max() <= 1e-6 * np.abs(b).max()
+    errors = snap.read_model(model)["train_errors"]
+    assert errors["energy_rmse"] < 0.05 and errors["force_rmse"] < 0.5
+    # off by default: the descriptor specification (and so the cache key) is unchanged
+    assert "chemflag" not in snap.descriptor_spec(params, {})

@@ -67,6 +67,11 @@ def test_outputs_of_a_search(tiny_run):
     assert list(conv["best_so_far"]) == list(table["loss"].cummin())
     summary = (run_dir / "summary.md").read_text()
     assert "max_iterations (2) reached" in summary and best["trial_id"] in summary
+    # how busy the fits kept the cores (2 cores, tiny fits: far from full, but a real share)
+    import re
+
+    use = re.search(r"core use: fits kept the (\d+) core\(s\) (\d+) % busy", summary)
+    assert use and int(use.group(1)) == 2 and 0 < int(use.group(2)) <= 100, summary
     # progress lines on the console
     out = proc.stdout + proc.stderr
     assert "[potune] iteration 0 done" in out and "best loss so far" in out and "trials done 4/4" in out
@@ -209,3 +214,26 @@ def test_raising_max_iterations_extends_the_search_without_refitting(tiny_run):
     assert len(table) == 6 and sorted(table["iteration"].unique()) == [0, 1, 2]
     assert fit0.stat().st_mtime_ns == before  # no earlier trial was refitted
     assert "max_iterations (3) reached" in (run_dir / "summary.md").read_text()
+
+
+def test_lookahead_search_does_not_depend_on_completion_order(tmp_path):
+    """optimizer.lookahead 1 (the default for bayes): iteration n is proposed while n - 1
+    runs, from the iterations before n - 1. One core or two (fits ending in another order,
+    proposals written at other times) give the same trials, and iteration 1 had iteration 0's
+    trials as pending points."""
+    from wfrun import snakemake as run_snakemake
+    from wfrun import tiny_config
+    from wfrun import trials as read_trials
+
+    over = {"stop": {"max_iterations": 3}, "optimizer": {"lookahead": 1}}
+    tables = []
+    for cores in (1, 2):
+        cfg, run = tiny_config(tmp_path / f"c{cores}", "la", **over)
+        run_snakemake(cfg, "--cores", str(cores), timeout=900)
+        tables.append(read_trials(run))
+        state = yaml.safe_load((run / "iter1" / "proposals" / "optimizer_state.yaml").read_text())
+        assert state["pending_trials"] == 2
+    a, b = tables
+    assert len(a) == 6
+    names = ["cutoff", "n_max", "delta", "sigma_energy"]
+    pd.testing.assert_frame_equal(a[["trial_id", *names]], b[["trial_id", *names]])

@@ -9,6 +9,7 @@ import copy
 import difflib
 import functools
 import os
+import re
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -28,16 +29,105 @@ DEFAULTS_PATH = PACKAGE_DIR / "defaults.yaml"
 #: libyaml's loader when PyYAML was built with it (10-20x faster than the pure-Python one)
 _SafeLoader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
+#: a configuration file larger than this is refused unread (bytes)
+MAX_YAML_BYTES = 4 * 1024 * 1024
+#: a YAML document whose aliases expand to more nodes than this is refused (a "billion
+#: laughs" file of 1 kB expands to 10^9 nodes; a real configuration has a few hundred)
+MAX_YAML_NODES = 100_000
+
+
+class YAMLInputError(ValueError):
+    """A YAML document potune refuses: duplicate key, alias expansion too large."""
+
+
+class _StrictLoader(_SafeLoader):
+    """The safe loader, refusing a key given twice in one mapping (YAML would keep the last
+    and silently drop the first, e.g. a whole second ``optimizer:`` section)."""
+
+    def construct_mapping(self, node, deep=False):
+        if isinstance(node, yaml.MappingNode):
+            seen: dict = {}
+            for key_node, _ in node.value:
+                if key_node.tag == "tag:yaml.org,2002:merge":
+                    continue  # '<<: *base' then overriding a key is meant
+                key = self.construct_object(key_node, deep=True)
+                line = key_node.start_mark.line + 1
+                try:
+                    first = seen.get(key)
+                    seen.setdefault(key, line)
+                except TypeError:
+                    continue  # unhashable key: the base constructor says so
+                if first is not None:
+                    raise YAMLInputError(
+                        f"line {line}: key {key!r} given twice in one mapping (first on line {first}); "
+                        "YAML would silently keep only the second"
+                    )
+        return super().construct_mapping(node, deep=deep)
+
+
+def _expanded_nodes(node, memo: dict, limit: int) -> int:
+    """How many nodes ``node`` becomes once every alias is expanded (stops past ``limit``)."""
+    key = id(node)
+    if key in memo:
+        return memo[key]
+    memo[key] = 1  # a recursive structure counts once per visit
+    n = 1
+    if isinstance(node, yaml.SequenceNode):
+        for child in node.value:
+            n += _expanded_nodes(child, memo, limit)
+            if n > limit:
+                break
+    elif isinstance(node, yaml.MappingNode):
+        for k, v in node.value:
+            n += _expanded_nodes(k, memo, limit) + _expanded_nodes(v, memo, limit)
+            if n > limit:
+                break
+    memo[key] = n
+    return n
+
+
+def load_yaml_text(text: str) -> Any:
+    """Parse one YAML document strictly: no duplicate key, no alias expansion past
+    :data:`MAX_YAML_NODES` nodes (raises :class:`YAMLInputError` or ``yaml.YAMLError``)."""
+    loader = _StrictLoader(text)
+    try:
+        node = loader.get_single_node()
+        if node is None:
+            return None
+        n = _expanded_nodes(node, {}, MAX_YAML_NODES)
+        if n > MAX_YAML_NODES:
+            raise YAMLInputError(
+                f"its aliases (*name) expand to more than {MAX_YAML_NODES} values; "
+                "a configuration has a few hundred (an alias bomb?)"
+            )
+        return loader.construct_document(node)
+    finally:
+        loader.dispose()
+
 
 def load_yaml_file(path: str | os.PathLike) -> dict:
+    """A configuration file as a mapping; refuses, naming the file (and line): a file over
+    :data:`MAX_YAML_BYTES`, invalid YAML, a key given twice in one mapping, aliases that
+    expand past :data:`MAX_YAML_NODES` values, a top level that is not a mapping."""
     path = Path(path)
     if not path.exists():
         raise ConfigError(f"{path}: config file not found")
     try:
-        with open(path) as fh:
-            data = yaml.load(fh, Loader=_SafeLoader)
+        size = path.stat().st_size
+        if size > MAX_YAML_BYTES:
+            raise ConfigError(
+                f"{path}: {size / 1024**2:.1f} MB; a configuration file may be at most "
+                f"{MAX_YAML_BYTES // 1024**2} MB (is this the right file?)"
+            )
+        with open(path, encoding="utf-8") as fh:
+            text = fh.read(MAX_YAML_BYTES + 1)
+        data = load_yaml_text(text)
+    except YAMLInputError as exc:
+        raise ConfigError(f"{path}: {exc}") from None
     except yaml.YAMLError as exc:
         raise ConfigError(f"{path}: not valid YAML: {exc}") from exc
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path}: cannot be read: {exc}") from exc
     if data is None:
         return {}
     if not isinstance(data, dict):
@@ -127,6 +217,39 @@ def _kind(value: Any) -> str:
     return type(value).__name__
 
 
+def integer_hyperparameters(fitter) -> set[str]:
+    """Names of a fitter's integer hyperparameters: its ``INTEGER_HYPERPARAMETERS`` when it
+    declares them, else those whose default is an integer."""
+    declared = getattr(fitter, "INTEGER_HYPERPARAMETERS", None)
+    if declared is not None:
+        return set(declared)
+    return {n for n, d in fitter.HYPERPARAMETERS.items() if isinstance(d, int) and not isinstance(d, bool)}
+
+
+def _is_integral(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) or isinstance(value, float) and value.is_integer()
+
+
+def _check_integers(fixed: dict, space: Space, names: set[str], prefix: str = "") -> None:
+    """An integer hyperparameter given a non-integer would be fitted rounded but recorded as
+    written (``l_max: 3.7`` fitted as 3): refused, fixed or searched."""
+    for name, value in fixed.items():
+        if name in names and value is not None and _kind(value) == "number" and not _is_integral(value):
+            raise ConfigError(f"{prefix}fixed.{name}: must be an integer, got {value!r}")
+    for p in space.params:
+        if p.name not in names:
+            continue
+        if p.type == "real":
+            raise ConfigError(
+                f"{prefix}space.{p.name}: an integer hyperparameter; search it as "
+                f"{{type: integer, low: {int(p.low)}, high: {int(p.high)}}}, not type real"
+            )
+        if p.type == "categorical":
+            bad = [v for v in p.values if _kind(v) == "number" and not _is_integral(v)]
+            if bad:
+                raise ConfigError(f"{prefix}space.{p.name}.values: must be integers, got {bad[0]!r}")
+
+
 def _check_values(cfg: dict, space: Space, fitter) -> None:
     """Values every trial would reject, caught before any job: a fixed value of the wrong
     type or out of range, a search-space bound out of range.
@@ -145,6 +268,7 @@ def _check_values(cfg: dict, space: Space, fitter) -> None:
             raise ConfigError(
                 f"fixed.{name}: expected a {_kind(default)} (like the default {default!r}), got {value!r}"
             )
+    _check_integers(fixed, space, integer_hyperparameters(fitter))
     resolve = getattr(fitter, "resolve_params", None)
     check = getattr(fitter, "check_params", None)
     if resolve is None or check is None:
@@ -211,7 +335,7 @@ def check_writable(directory: str | os.PathLike, key: str = "results_dir") -> No
         raise ConfigError(f"{key}: cannot write results to {d}: {exc.strerror or exc}") from exc
 
 
-def resolve_config(raw: dict, check_files: bool = True) -> dict:
+def resolve_config(raw: dict, check_files: bool = True, check_programs: bool = False) -> dict:
     """Validate a user's configuration and return it with every default filled in.
 
     Parameters
@@ -219,7 +343,11 @@ def resolve_config(raw: dict, check_files: bool = True) -> dict:
     raw
         The user's configuration (as loaded from YAML / given to Snakemake).
     check_files
-        Also check that data files exist and the results directory is writable.
+        Also check that data files exist, that ``optimizer.priors`` is a trial table and that
+        the results directory is writable.
+    check_programs
+        Also check that the fitter's programs can be started (its ``check_programs``; the
+        driver does, unless each fitter runs in its own conda environment).
 
     Raises
     ------
@@ -231,6 +359,7 @@ def resolve_config(raw: dict, check_files: bool = True) -> dict:
         raise ConfigError("config: expected a mapping")
     _check_unknown_keys(raw, schema, root=schema)
     cfg = deep_merge(load_defaults(), raw)
+    check_run_name(cfg.get("run_name"))
     _validate_schema(cfg, schema)
     if not cfg["data"].get("train"):
         raise ConfigError("data.train: no training data given")
@@ -244,8 +373,61 @@ def resolve_config(raw: dict, check_files: bool = True) -> dict:
     check_optimizer_config(space, cfg["optimizer"])
     if check_files:
         _check_files(cfg)
+        _check_priors(cfg, space)
         check_writable(Path(cfg["results_dir"]) / cfg["run_name"])
+    if check_programs:
+        from .fitters import get_fitter
+
+        programs = getattr(get_fitter(cfg["fitter"]), "check_programs", None)
+        if programs is not None:
+            programs(cfg)
     return canonical_order(cfg)
+
+
+#: a run name: one folder name of safe characters, not starting with '.' or '-'
+RUN_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._-]{0,127}")
+
+
+def check_run_name(name: Any) -> None:
+    """Refuse a run name that is not one safe folder name (``..``, ``a/b``, ``/abs`` would
+    put results outside ``results_dir``)."""
+    if not isinstance(name, str) or not RUN_NAME.fullmatch(name):
+        raise ConfigError(
+            f"run_name: {name!r} is not a safe run name; results go to <results_dir>/<run_name>/, so it "
+            "must be one folder name of letters, digits, '.', '_' and '-' (at most 128, not starting "
+            "with '.' or '-')"
+        )
+
+
+def _check_priors(cfg: dict, space: Space) -> None:
+    """``optimizer.priors`` (and ``stage1.optimizer.priors``) must be the trial table of an
+    earlier search with its space's columns: read now, not in the first propose job."""
+    import warnings
+
+    from .search.loop import load_priors
+    from .search.twostage import is_two_stage, stage1_config
+
+    checks = [("optimizer.priors", cfg["optimizer"].get("priors"), space, cfg.get("fixed") or {})]
+    if is_two_stage(cfg):
+        s1 = stage1_config(cfg)
+        checks.append(
+            ("stage1.optimizer.priors", s1["optimizer"].get("priors"), Space.from_config(s1["space"]), s1["fixed"])
+        )
+    for key, path, sp, fixed in checks:
+        if not path:
+            continue
+        if not Path(path).is_file():
+            raise ConfigError(f"{key}: file not found: {path}")
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                load_priors(path, sp, fixed)
+        except ConfigError as exc:
+            raise ConfigError(str(exc).replace("optimizer.priors:", f"{key}:", 1)) from None
+        except Exception as exc:  # pandas raises many types for a file that is not a table
+            raise ConfigError(
+                f"{key}: {path} is not a trial table (the trials.csv of an earlier search): {type(exc).__name__}: {exc}"
+            ) from None
 
 
 #: mappings whose key order means something: the order of a search space's dimensions
@@ -277,3 +459,84 @@ def export_library_path(lib_dir: str | os.PathLike) -> None:
     current = os.environ.get("PYTHONPATH", "")
     if lib not in current.split(os.pathsep):
         os.environ["PYTHONPATH"] = os.pathsep.join(p for p in (lib, current) if p)
+
+
+#: parts of the resolved configuration that define a search's trials: a finished run may
+#: be continued with other values of everything else (stop rules, resources, reference,
+#: figures), but not of these (``None``: the whole section)
+SEARCH_DEFINING: dict[str, tuple | None] = {
+    "fitter": None,
+    "data": None,
+    "split": None,
+    "loss": None,
+    "space": None,
+    "fixed": None,
+    "optimizer": None,
+    "strategy": None,
+    "stage1": ("space", "optimizer"),
+    "kernel": ("n_sample", "seed", "bins", "max_structures", "objective"),
+}
+
+
+def search_definition(cfg: dict) -> dict:
+    """The search-defining part of a resolved configuration (see :data:`SEARCH_DEFINING`),
+    the fitter's own settings (``cfg[cfg["fitter"]]``) included."""
+    out = {}
+    two_stage = cfg.get("strategy") == "two_stage"
+    for key, sub in SEARCH_DEFINING.items():
+        if key not in cfg or (key in ("stage1", "kernel") and not two_stage):  # kernel: figures only
+            continue
+        value = cfg[key]
+        out[key] = {k: value[k] for k in sub if k in value} if sub and isinstance(value, dict) else value
+    fitter = cfg.get("fitter")
+    if isinstance(fitter, str) and fitter in cfg:
+        out[fitter] = cfg[fitter]
+    return out
+
+
+def _flatten(obj: Any, prefix: str = "") -> dict[str, Any]:
+    if isinstance(obj, dict) and obj:
+        out = {}
+        for k, v in obj.items():
+            out.update(_flatten(v, f"{prefix}{k}."))
+        return out
+    return {prefix.rstrip("."): obj}
+
+
+def search_differences(old: dict, new: dict) -> list[str]:
+    """Dotted keys whose search-defining values differ between two resolved configurations,
+    each as ``key: old -> new`` (``space`` compared in order: it is the optimiser's)."""
+    a, b = _flatten(search_definition(old)), _flatten(search_definition(new))
+    out = []
+    for key in sorted(set(a) | set(b)):
+        va, vb = a.get(key, "(absent)"), b.get(key, "(absent)")
+        if va != vb:
+            out.append(f"{key}: {va!r} -> {vb!r}")
+    if not out and list(old.get("space") or {}) != list(new.get("space") or {}):
+        out.append(f"space (order): {list(old['space'])} -> {list(new['space'])}")
+    return out
+
+
+def check_same_search(cfg: dict, recorded_file: str | os.PathLike, override: str) -> None:
+    """Refuse to run ``cfg`` into a run folder whose recorded configuration
+    (``run/config.yaml``) defines another search: Snakemake would refit every trial and
+    replace the finished results. ``override`` names how to do it anyway."""
+    recorded_file = Path(recorded_file)
+    if not recorded_file.is_file():
+        return
+    try:
+        with open(recorded_file) as fh:
+            old = yaml.load(fh, Loader=_SafeLoader)
+    except (OSError, yaml.YAMLError):
+        return
+    if not isinstance(old, dict):
+        return
+    diff = search_differences(old, cfg)
+    if diff:
+        shown = "; ".join(diff[:8]) + (f"; and {len(diff) - 8} more" if len(diff) > 8 else "")
+        raise ConfigError(
+            f"run '{cfg['run_name']}' in {recorded_file.parent.parent} was a different search "
+            f"(see {recorded_file}): {shown}. Running it would refit every trial and replace its "
+            f"results; choose a new run_name, or {override} to replace them. (stop.*, resources "
+            "and reference may change without this: they extend or re-report the same search)"
+        )

@@ -32,6 +32,7 @@ def trial_row(params_file: str | os.PathLike, fold_dirs: Sequence[str | os.PathL
         "iteration": int(prop["iteration"]),
         "trial": prop["trial"],
         "trial_id": prop["trial_id"],
+        "origin": prop.get("origin", "optimizer"),
     }
     row.update(prop["point"])
     for k, v in (prop.get("fixed") or {}).items():

@@ -1,5 +1,6 @@
 # Configuration (defaults deep-merged, schema-validated, checked for meaning), data checks
 # before any job, paths, and the input functions that walk the search-loop checkpoint.
+import atexit
 import os
 import sys
 import warnings
@@ -7,13 +8,27 @@ from pathlib import Path
 
 from snakemake.exceptions import IncompleteCheckpointException, WorkflowError
 
-from potune.config import deep_merge, export_library_path, load_yaml_file, n_folds, resolve_config
+from potune.config import (
+    check_same_search,
+    deep_merge,
+    export_library_path,
+    load_yaml_file,
+    n_folds,
+    resolve_config,
+)
 from potune.errors import PotuneError
 from potune.io import read_yaml
-from potune.search.loop import should_stop
+from potune.search.loop import lookahead, should_stop
 from potune.cluster import resources as _resources
 from potune.cluster.resources import runtime_min, runtime_ms
-from potune.cluster.resume import runs_jobs, wait_for_previous_jobs
+from potune.cluster.resume import (
+    DriverLockError,
+    acquire_driver_lock,
+    release_driver_lock,
+    runs_jobs,
+    uses_conda,
+    wait_for_previous_jobs,
+)
 from potune.data.check import check_inputs
 from potune.trials import read_table
 
@@ -23,15 +38,24 @@ export_library_path(Path(workflow.basedir) / "workflow")
 DEFAULT_CONFIG = Path(workflow.basedir) / "config" / "config.yaml"
 
 try:
+    # Config files are read again strictly (Snakemake's loader keeps the last of a key given
+    # twice, and expands aliases): a duplicate key, an alias bomb or a huge file is refused.
+    for _f in workflow.configfiles:
+        load_yaml_file(_f)
+    # --config overwrite=true: replace a finished run of another search (see check_same_search)
+    _overwrite = str(config.pop("overwrite", False)).lower() in ("true", "1", "yes")
     # Without --configfile the documented default config runs; --config overrides merge into it.
     _raw = dict(config) if "data" in config else deep_merge(load_yaml_file(DEFAULT_CONFIG), dict(config))
-    C = resolve_config(_raw)
+    C = resolve_config(_raw, check_programs=workflow.is_main_process and not uses_conda(workflow))
+    R = f"{C['results_dir']}/{C['run_name']}"
     if workflow.is_main_process:
         with warnings.catch_warnings(record=True) as _warned:
             warnings.simplefilter("always")
             check_inputs(C)
         for _w in (w for w in _warned if issubclass(w.category, UserWarning)):  # suspicious but usable data
             print(f"potune: WARNING: {_w.message}", file=sys.stderr)
+        if not _overwrite:
+            check_same_search(C, f"{R}/run/config.yaml", override="add `--config overwrite=true`")
 except PotuneError as exc:
     raise WorkflowError(f"potune: {exc}") from None
 
@@ -39,9 +63,16 @@ except PotuneError as exc:
 config.clear()
 config.update(C)
 
-R = f"{C['results_dir']}/{C['run_name']}"
-
+if workflow.is_main_process and any(a == "--unlock" for a in sys.argv):
+    release_driver_lock(R, force=True)  # a driver killed on another host left its lock
 if workflow.is_main_process and runs_jobs(sys.argv):
+    # a second driver on this results folder (from another working directory: Snakemake's
+    # own lock is per working directory) would run the same jobs into the same files
+    try:
+        acquire_driver_lock(R)
+    except DriverLockError as exc:
+        raise WorkflowError(f"potune: {exc}") from None
+    atexit.register(release_driver_lock, R)
     # after a driver was killed: its SLURM jobs still queued or running must not be submitted twice
     wait_for_previous_jobs(os.getcwd(), R, say=lambda msg: print(f"[potune] {msg}", file=sys.stderr))
 NF = n_folds(C)
@@ -94,6 +125,23 @@ def previous_table(wildcards):
     return [] if it == 0 else [f"{R}/iter{it - 1}/table.csv"]
 
 
+# optimizer.lookahead: iteration n is proposed from the table of the iterations before
+# n - LOOKAHEAD, the proposals of the iterations in between being pending points; so the
+# next iteration's fits start while the slowest fits of this one still run, and the
+# proposals do not depend on the order in which fits finish.
+LOOKAHEAD = lookahead(C["optimizer"])
+
+
+def propose_table(wildcards):
+    m = int(wildcards.iteration) - 1 - LOOKAHEAD
+    return [] if m < 0 else [f"{R}/iter{m}/table.csv"]
+
+
+def pending_proposals(wildcards):
+    n = int(wildcards.iteration)
+    return [f"{R}/iter{m}/proposals" for m in range(max(0, n - LOOKAHEAD), n)]
+
+
 def iteration_trials(iteration):
     from potune.steps.propose import proposal_trials
 
@@ -121,9 +169,15 @@ def _table(path):
     return _TABLES[key]
 
 
-def walk_loop(propose_checkpoint, collect_checkpoint, prefix, stop_cfg, search):
-    """(last iteration, stop reason) of a search loop: walk its `propose` and `collect`
-    checkpoints until a stop rule holds.
+def walk_loop(propose_checkpoint, collect_checkpoint, prefix, stop_cfg, search, ahead=0, results=None):
+    """(last iteration, stop reason, files ahead) of a search loop: walk its `propose` and
+    `collect` checkpoints until a stop rule holds.
+
+    With ``ahead`` = 1 (optimizer.lookahead), while iteration n runs the walk also asks for
+    iteration n + 1 (when stop.max_iterations allows it): its proposals first, then, once they
+    exist, its trials' result files (``results(n + 1)``), so that its fits start before
+    iteration n has finished. These are the third element; they are fits the stop rules may
+    not need in the end (target_loss, patience, wall time), kept for an extended search.
 
     Each iteration's `propose` is asked for before its `collect`, so that the job walking the
     loop depends on both directly: on a resumed run whose proposals already exist, Snakemake
@@ -143,13 +197,16 @@ def walk_loop(propose_checkpoint, collect_checkpoint, prefix, stop_cfg, search):
     iteration. A checkpoint whose output exists (a resumed run) is still waited for."""
     n = 0
     started = None
+    max_it = stop_cfg.get("max_iterations")
     while True:
         try:
             propose_checkpoint.get(iteration=n)
             table_file = collect_checkpoint.get(iteration=n).output.table
         except IncompleteCheckpointException as exc:
             if not os.path.exists(exc.targetfile):
-                return n, None
+                if ahead and (max_it is None or n + 1 < int(max_it)):
+                    return n, None, _ahead_files(propose_checkpoint, prefix, n + 1, results)
+                return n, None, []
             raise
         if started is None:
             started = float(read_yaml(f"{prefix}/iter0/proposals/meta.yaml")["started_at"])
@@ -157,14 +214,33 @@ def walk_loop(propose_checkpoint, collect_checkpoint, prefix, stop_cfg, search):
             _table(table_file), stop_cfg, n + 1, started_at=started, now=os.path.getmtime(table_file), search=search
         )
         if stop:
-            return n, reason
+            return n, reason, []
         n += 1
 
 
+def _ahead_files(propose_checkpoint, prefix, n, results):
+    """Iteration n's proposals while they do not exist (a plain input: this job is looked at
+    again when they are written); then its trials' result files."""
+    proposals = f"{prefix}/iter{n}/proposals"
+    if not os.path.exists(proposals):
+        return [proposals]
+    propose_checkpoint.get(iteration=n)  # a finished checkpoint whose output exists is waited for
+    return results(n)
+
+
 def loop_end():
-    """(last iteration, stop reason) of the search (stage 2 of a two-stage run); the reason
-    is None while the search runs."""
-    return walk_loop(checkpoints.propose, checkpoints.collect, R, C["stop"], SEARCH)
+    """(last iteration, stop reason, files ahead) of the search (stage 2 of a two-stage run);
+    the reason is None while the search runs."""
+    return walk_loop(checkpoints.propose, checkpoints.collect, R, C["stop"], SEARCH, LOOKAHEAD, _iteration_result_files)
+
+
+def _iteration_result_files(iteration):
+    return iteration_results(type("Wildcards", (), {"iteration": str(iteration)})())
+
+
+def lookahead_inputs(wildcards):
+    """The next iteration's proposals or trials while this one runs (optimizer.lookahead)."""
+    return loop_end()[2]
 
 
 def final_table(wildcards):
@@ -173,7 +249,7 @@ def final_table(wildcards):
 
 
 def stop_info(wildcards):
-    last, reason = loop_end()
+    last, reason, _ = loop_end()
     return {"iterations": last + 1, "reason": reason}
 
 

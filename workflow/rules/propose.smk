@@ -6,7 +6,8 @@
 
 checkpoint propose:
     input:
-        table=previous_table,
+        table=propose_table,
+        pending=pending_proposals,
         stage1=stage1_best_input,
     output:
         proposals=directory(f"{R}/iter{{iteration}}/proposals"),
@@ -18,6 +19,7 @@ checkpoint propose:
         space=C["space"],
         fixed=C.get("fixed") or {},
         optimizer=C["optimizer"],
+        fitter=FITTER,
     script:
         "../../scripts/propose.py"
 
@@ -43,6 +45,7 @@ checkpoint collect:
 rule trials_table:
     input:
         final_table,
+        ahead=lookahead_inputs,
     output:
         table=report(f"{R}/trials.csv", caption="../report/trials.rst", category="Search"),
         stop=f"{R}/stop.yaml",

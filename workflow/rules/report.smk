@@ -105,5 +105,6 @@ rule summary:
         "../../envs/potune.yaml"
     params:
         cfg=C,
+        cores=workflow.cores,
     script:
         "../../scripts/summary.py"

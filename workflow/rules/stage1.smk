@@ -27,6 +27,7 @@ checkpoint propose_descriptors:
         space=C1["space"] if TWO_STAGE else {},
         fixed=C1["fixed"] if TWO_STAGE else {},
         optimizer=C1["optimizer"] if TWO_STAGE else {},
+        fitter=FITTER,
     script:
         "../../scripts/propose.py"
 

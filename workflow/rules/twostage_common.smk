@@ -38,7 +38,7 @@ def s1_final_table(wildcards):
 
 
 def s1_stop_info(wildcards):
-    last, reason = s1_loop_end()
+    last, reason, _ = s1_loop_end()
     return {"iterations": last + 1, "reason": reason}
 
 

@@ -61,6 +61,14 @@ def runs_jobs(argv: Sequence[str]) -> bool:
     return True
 
 
+def uses_conda(workflow) -> bool:
+    """Whether a Snakemake workflow runs its jobs in conda environments (``--sdm conda``):
+    then the driver's environment need not hold the fitters' programs."""
+    settings = getattr(workflow, "deployment_settings", None)
+    methods = getattr(settings, "deployment_method", None) or ()
+    return any("conda" in str(m).lower() for m in methods)
+
+
 def incomplete_outputs(workdir: str | os.PathLike) -> dict[str, str | None]:
     """``{output path: external job id or None}`` of Snakemake's incomplete markers."""
     base = Path(workdir) / ".snakemake" / "incomplete"
@@ -166,3 +174,71 @@ def wait_for_previous_jobs(
     time.sleep(min(poll_s, 2.0))
     say("the earlier driver's SLURM jobs have ended")
     return waited
+
+
+#: the file a driver holds in its run folder while it runs (pid, host, working directory)
+DRIVER_LOCK = ".potune-driver.lock"
+
+
+class DriverLockError(RuntimeError):
+    """Another driver holds the run folder."""
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def acquire_driver_lock(run_dir: str | os.PathLike, workdir: str | os.PathLike | None = None) -> Path:
+    """Hold ``run_dir/.potune-driver.lock`` for this process, or raise :class:`DriverLockError`
+    naming the driver that holds it.
+
+    Snakemake locks its working directory, so a second driver started from *another*
+    directory on the same results folder is not stopped by Snakemake and would run the same
+    jobs into the same files. The lock names the holder's pid, host and working directory;
+    one left by a driver that died on this host (kill -9) is taken over; one from another
+    host is removed by ``snakemake --unlock`` (:func:`release_driver_lock`, ``force=True``).
+    The caller releases it at exit (:func:`release_driver_lock`)."""
+    import socket
+
+    run_dir = Path(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    lock = run_dir / DRIVER_LOCK
+    me = {"pid": os.getpid(), "host": socket.gethostname(), "cwd": str(Path(workdir or os.getcwd()).resolve())}
+    for _ in range(3):
+        try:
+            fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+        except FileExistsError:
+            try:
+                holder = json.loads(lock.read_text() or "{}")
+            except (OSError, ValueError):
+                holder = {}
+            pid, host = holder.get("pid"), holder.get("host")
+            if isinstance(pid, int) and host == me["host"] and (pid == me["pid"] or not _alive(pid)):
+                lock.unlink(missing_ok=True)  # ours, or its driver died (kill -9): take it over
+                continue
+            raise DriverLockError(
+                f"another driver is running this search: {run_dir} is held by pid {pid} on host "
+                f"{host}, started in {holder.get('cwd')} ({lock}). Wait for it to end; if no driver "
+                f"runs, run `snakemake --unlock` with the same config (or delete {lock})"
+            ) from None
+        with os.fdopen(fd, "w") as fh:
+            json.dump({**me, "started": time.time()}, fh)
+        return lock
+    raise DriverLockError(f"{lock}: could not be created")
+
+
+def release_driver_lock(run_dir: str | os.PathLike, force: bool = False) -> None:
+    """Remove the driver lock of ``run_dir`` if this process holds it (or ``force``)."""
+    lock = Path(run_dir) / DRIVER_LOCK
+    try:
+        holder = json.loads(lock.read_text() or "{}")
+    except (OSError, ValueError):
+        holder = {}
+    if force or holder.get("pid") == os.getpid():
+        lock.unlink(missing_ok=True)

@@ -150,8 +150,10 @@ def run_limited(
                 preexec_fn=_limits,
                 start_new_session=True,
             )
-        except OSError as exc:
-            return RunResult(None, "failed", f"could not start {cmd[0]}: {exc}", 0.0, 0.0)
+        except OSError as exc:  # not found, not executable: never retried as if killed for memory
+            why = {FileNotFoundError: "not found", PermissionError: "not executable"}.get(type(exc), "cannot start")
+            log.write(f"# potune: could not start {cmd[0]} ({why}): {exc}\n")
+            return RunResult(None, "failed", f"could not start {cmd[0]} ({why}): {exc}", 0.0, 0.0)
         try:
             while True:
                 pid, status, ru = os.wait4(proc.pid, os.WNOHANG)

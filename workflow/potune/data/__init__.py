@@ -6,7 +6,7 @@ The public names of :mod:`.read`, :mod:`.check` and :mod:`.split` are re-exporte
 (``from potune import data as D``).
 """
 
-from .check import check_dataset, check_inputs, check_species, energy_scale_warning
+from .check import check_dataset, check_fold_species, check_inputs, check_species, energy_scale_warning
 from .read import (
     ALWAYS_TRAIN,
     CT,
@@ -27,6 +27,7 @@ __all__ = [
     "REF_E",
     "REF_F",
     "check_dataset",
+    "check_fold_species",
     "check_inputs",
     "check_species",
     "config_type_counts",

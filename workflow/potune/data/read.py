@@ -112,6 +112,137 @@ def xyz_layout_error(path: str | os.PathLike, starts: list | None = None) -> str
     return None
 
 
+_DELIMS = {"'": "'", '"': '"', "{": "}", "[": "]"}
+
+
+def split_comment(line: str) -> list[tuple[str, str | None]]:
+    """Key/value pairs of an extxyz comment line, read as ase reads them (quotes and
+    brackets delimit values, a backslash escapes the next character; but ``key=`` before a
+    space is an empty value, as ase writes one); raw string values, None for a bare key."""
+    pairs: list[list[list[str]]] = [[[]]]
+    cur = None
+    escaped = False
+    for ch in line.strip():
+        if escaped:
+            pairs[-1][-1].append(ch)
+            escaped = False
+        elif ch == "\\":
+            escaped = True
+        elif cur:
+            if ch == cur:
+                cur = None
+                pairs[-1][-1].append("")  # an empty quoted value ends at the next space
+            else:
+                pairs[-1][-1].append(ch)
+        elif ch in _DELIMS:
+            cur = _DELIMS[ch]
+        elif ch.isspace():
+            if pairs[-1] == [[]]:
+                continue
+            if pairs[-1][-1] == []:
+                pairs[-1][-1].append("")  # "key= ": ase writes an empty string so
+            pairs.append([[]])
+        elif ch == "=":
+            if pairs[-1] == [[]]:
+                del pairs[-1]
+            pairs[-1].append([])
+        else:
+            pairs[-1][-1].append(ch)
+    out = []
+    for kv in pairs:
+        if not kv or kv == [[]]:
+            continue
+        key = "".join(kv[0])
+        out.append((key, "=".join("".join(v) for v in kv[1:]) if len(kv) > 1 else None))
+    return out
+
+
+def comment_lines(path: str | os.PathLike) -> list[tuple[int, str]]:
+    """(line number, text) of the comment line of each frame of an XYZ file whose layout is
+    sound (1-based line numbers), read as text without parsing the frames."""
+    out = []
+    lineno = 0
+    with _open_text(path) as fh:
+        while True:
+            head = fh.readline()
+            lineno += 1
+            if not head.strip():
+                return out
+            n = int(head.split()[0])
+            out.append((lineno + 1, fh.readline()))
+            for _ in range(n):
+                fh.readline()
+            lineno += 1 + n
+
+
+def duplicate_comment_key(comment: str) -> tuple[str, list[str | None]] | None:
+    """(key, its values) of the first key an extxyz comment line gives more than once
+    (ase keeps the last value silently), or None."""
+    values: dict[str, list[str | None]] = {}
+    for key, value in split_comment(comment):
+        values.setdefault(key, []).append(value)
+    for key, vals in values.items():
+        if len(vals) > 1:
+            return key, vals
+    return None
+
+
+def _property_kind(comment: str, name: str) -> str | None:
+    """The declared type (R, I, L or S) of per-atom property ``name`` in an extxyz comment
+    line's ``Properties=``, or None."""
+    for key, value in split_comment(comment):
+        if key.lower() == "properties" and value:
+            f = value.split(":")
+            for prop, kind, _count in zip(f[0::3], f[1::3], f[2::3]):
+                if prop == name:
+                    return kind.upper()
+    return None
+
+
+#: two atoms closer than this (Å) are refused: no reference data set has them, and a fit
+#: or a descriptor fails on them with a misleading reason (out of memory, NaN)
+MIN_DISTANCE = 0.1
+
+
+def closest_pair(atoms, cutoff: float = MIN_DISTANCE) -> tuple[int, int, float] | None:
+    """(i, j, distance) of the closest pair of atoms (periodic images included) nearer than
+    ``cutoff``, or None."""
+    n = len(atoms)
+    pos = atoms.positions
+    pbc = atoms.pbc
+    cell = atoms.cell.array
+    if n < 2 and not pbc.any():
+        return None
+    direct = n <= 400 and (not pbc.any() or (pbc.all() and abs(np.linalg.det(cell)) > 1e-9))
+    if direct and pbc.all():
+        # heights of the cell: a lattice vector is never shorter than the smallest one
+        heights = abs(np.linalg.det(cell)) / np.linalg.norm(np.cross(cell[[1, 2, 0]], cell[[2, 0, 1]]), axis=1)
+        direct = heights.min() > 2 * cutoff
+    if direct:
+        # every pair, by its minimum image: exact for distances under half the smallest height
+        diff = pos[None, :, :] - pos[:, None, :]
+        if pbc.all():
+            frac = diff @ np.linalg.inv(cell)
+            diff = (frac - np.round(frac)) @ cell
+        dist = np.linalg.norm(diff, axis=-1)
+        dist[np.diag_indices(n)] = np.inf
+        k = int(np.argmin(dist))
+        i, j = divmod(k, n)
+        return (i, j, float(dist[i, j])) if dist[i, j] < cutoff else None
+    from ase.neighborlist import neighbor_list
+
+    i, j, d = neighbor_list("ijd", atoms, cutoff, self_interaction=False)
+    if len(d) == 0:
+        return None
+    k = int(np.argmin(d))
+    return int(i[k]), int(j[k]), float(d[k])
+
+
+def _is_number(value) -> bool:
+    """A real number (a bool or a string is not, though Python would convert them)."""
+    return isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, (bool, np.bool_))
+
+
 def _read_frames(path: Path) -> list:
     """Read every frame of an extxyz file, naming the frame that fails to parse."""
     import ase.io
@@ -180,9 +311,23 @@ def read_structures(
     frames = _read_frames(path)
     if not frames:
         raise DataError(f"{path}: contains no structures")
+    try:
+        comments = comment_lines(path)
+    except (OSError, ValueError, IndexError, UnicodeDecodeError):
+        comments = []
     out = []
     for i, atoms in enumerate(frames):
         where = f"{path}: frame {i} (0-based)"
+        where_line = f"{path}: frame {i} (0-based, comment line {comments[i][0]})" if i < len(comments) else where
+        if i < len(comments):
+            dup = duplicate_comment_key(comments[i][1])
+            if dup:
+                key, vals = dup
+                shown = " and ".join(repr(v) if v is not None else "(no value)" for v in vals)
+                raise DataError(
+                    f"{where_line}: key '{key}' is given {len(vals)} times in the comment line ({shown}); "
+                    "ase would keep only the last; keep one"
+                )
         if len(atoms) == 0:
             raise DataError(f"{where}: has no atoms")
         energy = _get_energy(atoms, energy_key)
@@ -191,10 +336,12 @@ def read_structures(
                 f"{where}: no energy under key '{energy_key}' (keys present: {_available_keys(atoms)}); "
                 "set data.energy_key to the right name"
             )
-        try:
-            energy = float(energy)
-        except (TypeError, ValueError) as exc:
-            raise DataError(f"{where}: energy '{energy_key}' = {energy!r} is not a number") from exc
+        if isinstance(energy, np.ndarray) and energy.shape in ((), (1,)):
+            energy = energy.reshape(())[()]
+        if not _is_number(energy):
+            kind = "a boolean (T/F)" if isinstance(energy, (bool, np.bool_)) else type(energy).__name__
+            raise DataError(f"{where_line}: energy '{energy_key}' = {energy!r} is {kind}, not a number")
+        energy = float(energy)
         if not np.isfinite(energy):
             raise DataError(f"{where}: energy '{energy_key}' is {energy}")
         forces = _get_forces(atoms, forces_key)
@@ -205,14 +352,37 @@ def read_structures(
                     "set data.forces_key to the right name"
                 )
         else:
-            forces = np.asarray(forces, dtype=float)
+            raw = np.asarray(forces)
+            declared = _property_kind(comments[i][1], forces_key) if i < len(comments) else None
+            if declared in ("L", "S"):  # ase's calculator turns T/F forces into 1.0/0.0
+                raw = np.asarray(raw, dtype=bool if declared == "L" else object)
+            if raw.dtype.kind not in "iuf":
+                kind = "booleans (T/F)" if raw.dtype.kind == "b" else f"of type {raw.dtype}"
+                raise DataError(f"{where_line}: forces '{forces_key}' are {kind}, not numbers")
+            forces = raw.astype(float)
             if forces.shape != (len(atoms), 3):
                 raise DataError(f"{where}: forces '{forces_key}' have shape {forces.shape}, expected ({len(atoms)}, 3)")
             if not np.all(np.isfinite(forces)):
                 bad = int(np.argwhere(~np.isfinite(forces))[0][0])
                 raise DataError(f"{where}: forces '{forces_key}' contain NaN/inf (atom {bad})")
         if not np.all(np.isfinite(atoms.positions)):
-            raise DataError(f"{where}: positions contain NaN/inf")
+            bad = int(np.argwhere(~np.isfinite(atoms.positions))[0][0])
+            raise DataError(f"{where_line}: positions contain NaN/inf (atom {bad})")
+        if not np.all(np.isfinite(atoms.cell.array)):
+            raise DataError(f"{where_line}: the cell (Lattice) contains NaN/inf")
+        vecs = atoms.cell.array[atoms.pbc]
+        if atoms.pbc.any() and np.linalg.det(vecs @ vecs.T) < 1e-6:
+            raise DataError(
+                f"{where_line}: periodic (pbc {''.join('T' if p else 'F' for p in atoms.pbc)}) "
+                "but its cell (Lattice) has no extent along a periodic direction"
+            )
+        pair = closest_pair(atoms)
+        if pair:
+            a, b, d = pair
+            raise DataError(
+                f"{where_line}: atoms {a} and {b} are {d:.3g} Å apart (closer than {MIN_DISTANCE} Å: "
+                "overlapping atoms, or coordinates in the wrong unit?)"
+            )
         new = Atoms(
             numbers=atoms.numbers.copy(),
             positions=atoms.positions.copy(),

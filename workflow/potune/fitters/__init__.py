@@ -52,6 +52,19 @@ class Fitter(Protocol):
     def descriptor_length(self, params: dict, settings: dict, species_z) -> int | None: ...
 
 
+def default_values(fitter: Fitter, names) -> dict:
+    """The fitter's default value of each hyperparameter in ``names`` that has one (a fitter
+    may define ``default_of(name)`` for names beyond its table, e.g. snap's ``eweight[<ct>]``;
+    derived defaults, ``None`` in the table, are left out)."""
+    lookup = getattr(fitter, "default_of", None) or fitter.HYPERPARAMETERS.get
+    out = {}
+    for n in names:
+        v = lookup(n)
+        if v is not None:
+            out[n] = v
+    return out
+
+
 def get_fitter(name: str) -> Fitter:
     """The fitter module registered as ``name``."""
     if name not in FITTERS:

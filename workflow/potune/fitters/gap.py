@@ -20,6 +20,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ..cluster.runner import RunResult, run_limited
+from ..data.e0 import E0Choice, choose_e0, gap_fit_e0, records_of_file
+from ..data.read import split_comment as _split_comment
 from ..errors import ConfigError, DataError
 
 if TYPE_CHECKING:
@@ -60,7 +62,7 @@ HYPERPARAMETERS: dict[str, object] = {
     "two_body_delta": 1.0,
     "two_body_n_sparse": 20,
     "two_body_theta_uniform": 1.0,
-    # e0: an explicit value (eV) overrides gap.e0_method
+    # e0: an explicit value (eV, every species) overrides gap.e0_method
     "e0": None,
 }
 
@@ -77,6 +79,14 @@ SOAP_TURBO_ONLY = {
     "scaling_mode",
 }
 SOAP_ONLY = {"cutoff_transition_width"}  # soap_turbo uses rcut_soft instead (derived from it by default)
+#: hyperparameters gap_fit takes as integers (zeta is real)
+INTEGER_HYPERPARAMETERS = frozenset({"n_max", "l_max", "n_sparse", "radial_enhancement", "two_body_n_sparse"})
+#: a cutoff (Å) below this is refused before any job: no neighbour lies within it in real
+#: data (the shortest bonds are ~0.74 Å, and potune refuses atoms closer than 0.1 Å), so
+#: every fit would fail, with gap_fit reporting "out of memory"
+MIN_CUTOFF = 1.0
+CUTOFFS = ("cutoff", "rcut_hard", "two_body_cutoff")
+
 TWO_BODY = {"two_body_cutoff", "two_body_delta", "two_body_n_sparse", "two_body_theta_uniform"}
 
 SPARSE_METHODS = ("cur_points", "random", "uniform", "cur_covariance", "pivot", "kmeans", "covariance")
@@ -236,6 +246,7 @@ def build_command(
     species_z: Sequence[int],
     seed: int = 0,
     gap_fit: str | None = None,
+    e0: E0Choice | None = None,
 ) -> list[str]:
     """The ``gap_fit`` command line (a list of arguments; no shell involved).
 
@@ -248,6 +259,11 @@ def build_command(
         e0_method, sparse_jitter).
     train_file
         Normalised extxyz (``REF_energy``/``REF_forces``).
+    e0
+        The e0 chosen for this training set (:func:`potune.data.e0.choose_e0`): a
+        least-squares one is passed per species (``e0={In:-3.4:P:-5.2}``), ``average`` and
+        ``isolated`` as gap_fit's own ``e0_method`` (the same values). Needed when
+        ``e0_method`` is ``auto`` or ``least_squares``; a hyperparameter ``e0`` overrides it.
     """
     p = resolve_params(params)
     check_params(p)
@@ -266,10 +282,17 @@ def build_command(
         f"rnd_seed={max(1, int(seed))}",  # gap_fit aborts on seed 0
         "do_copy_at_file=F",
     ]
+    method = settings.get("e0_method", "auto")
     if p["e0"] is not None:
         cmd.append(f"e0={_fmt(float(p['e0']))}")
+    elif e0 is not None and e0.method == "least_squares":
+        cmd.append(gap_fit_e0(e0.values))
+    elif e0 is not None:
+        cmd.append(f"e0_method={e0.method}")
+    elif method in ("average", "isolated"):
+        cmd.append(f"e0_method={method}")
     else:
-        cmd.append(f"e0_method={settings.get('e0_method', 'average')}")
+        raise ValueError(f"gap.e0_method {method}: build_command needs the training set's e0 (choose_e0)")
     return cmd
 
 
@@ -295,7 +318,6 @@ def build_command(
 #: characters QUIP's comment-line parser splits on (no escape exists)
 QUIP_QUOTES = frozenset("\"'{}")
 _SAFE_TOKEN = re.compile(r"[A-Za-z][A-Za-z0-9_.+\-]*")
-_DELIMS = {"'": "'", '"': '"', "{": "}", "[": "]"}
 #: added to the extent + 2 x cutoff of a box given to a non-periodic structure (Å)
 BOX_MARGIN = 1.0
 #: gap_fit's report of the targets it read, e.g.
@@ -316,48 +338,6 @@ def gap_config_type(name: str) -> str:
     safe = re.sub(r"[^A-Za-z0-9_.+\-]+", "_", name).strip("_")[:48]
     digest = hashlib.sha1(name.encode()).hexdigest()[:6]
     return f"ct_{safe}_{digest}" if safe else f"ct_{digest}"
-
-
-def _split_comment(line: str) -> list[tuple[str, str | None]]:
-    """Key/value pairs of an extxyz comment line, read as ase reads them (quotes and
-    brackets delimit values, a backslash escapes the next character; but ``key=`` before a
-    space is an empty value, as ase writes one); raw string values, None for a bare key."""
-    pairs: list[list[list[str]]] = [[[]]]
-    cur = None
-    escaped = False
-    for ch in line.strip():
-        if escaped:
-            pairs[-1][-1].append(ch)
-            escaped = False
-        elif ch == "\\":
-            escaped = True
-        elif cur:
-            if ch == cur:
-                cur = None
-                pairs[-1][-1].append("")  # an empty quoted value ends at the next space
-            else:
-                pairs[-1][-1].append(ch)
-        elif ch in _DELIMS:
-            cur = _DELIMS[ch]
-        elif ch.isspace():
-            if pairs[-1] == [[]]:
-                continue
-            if pairs[-1][-1] == []:
-                pairs[-1][-1].append("")  # "key= ": ase writes an empty string so
-            pairs.append([[]])
-        elif ch == "=":
-            if pairs[-1] == [[]]:
-                del pairs[-1]
-            pairs[-1].append([])
-        else:
-            pairs[-1][-1].append(ch)
-    out = []
-    for kv in pairs:
-        if not kv or kv == [[]]:
-            continue
-        key = "".join(kv[0])
-        out.append((key, "=".join("".join(v) for v in kv[1:]) if len(kv) > 1 else None))
-    return out
 
 
 def _property_columns(props: str) -> dict[str, tuple[int, int]]:
@@ -520,6 +500,24 @@ def count_mismatch(expected: dict, found: dict, energy_only: bool = False) -> st
     )
 
 
+def train_e0(params: dict, settings: dict, train_file, species_z: Sequence[int]) -> E0Choice | None:
+    """The e0 of a fit on ``train_file`` (:func:`potune.data.e0.choose_e0`), or None where
+    gap_fit decides alone (a hyperparameter ``e0``, or ``e0_method`` ``average``/``isolated``)."""
+    method = settings.get("e0_method", "auto")
+    if params.get("e0") is not None or method in ("average", "isolated"):
+        return None
+    return choose_e0(records_of_file(train_file), method, species_z)
+
+
+def describe_e0(e0: E0Choice) -> str:
+    """One line for the fit log: the method used, the values and why, if it fell back."""
+    from ase.data import chemical_symbols
+
+    vals = ", ".join(f"{chemical_symbols[z]} {v:.6f}" for z, v in sorted(e0.values.items()))
+    cond = f"; composition condition number {e0.cond:.3g}" if e0.cond is not None else ""
+    return f"e0 {e0.method}: {vals} eV{cond}" + (f" ({e0.note})" if e0.note else "")
+
+
 def max_cutoff(p: dict, settings: dict) -> float:
     """The largest cutoff of the descriptors of resolved hyperparameters ``p``."""
     kind = settings.get("descriptor", "soap")
@@ -557,7 +555,22 @@ def fit(
     train_copy = work / "train.xyz"
     model_file = model_dir / "gap.xml"
     try:
-        cmd = build_command(params, settings, train_copy.resolve(), model_file.resolve(), species_z, seed)
+        e0 = train_e0(params, settings, train_file, species_z)
+    except (ValueError, KeyError, IndexError, OSError, UnicodeDecodeError) as exc:
+        Path(log_file).write_text(f"training file not usable for e0: {exc}\n")
+        shutil.rmtree(work, ignore_errors=True)
+        return RunResult(None, "failed", f"e0 ({settings.get('e0_method', 'auto')}): {exc}", 0.0, 0.0)
+    try:
+        cmd = build_command(params, settings, train_copy.resolve(), model_file.resolve(), species_z, seed, e0=e0)
+    except OSError as exc:  # no gap_fit: a failure that says so, not a job crash (retried as if killed)
+        Path(log_file).write_text(f"cannot start gap_fit: {exc}\n")
+        shutil.rmtree(work, ignore_errors=True)
+        return RunResult(None, "failed", f"cannot start gap_fit: {exc}", 0.0, 0.0)
+    except (ValueError, ConfigError) as exc:
+        Path(log_file).write_text(f"invalid hyperparameters: {exc}\n")
+        shutil.rmtree(work, ignore_errors=True)
+        return RunResult(None, "failed", f"invalid hyperparameters: {exc}", 0.0, 0.0)
+    try:
         cutoff = max_cutoff(resolve_params(params), settings)
     except (ValueError, ConfigError) as exc:
         Path(log_file).write_text(f"invalid hyperparameters: {exc}\n")
@@ -578,6 +591,9 @@ def fit(
     env = {**os.environ, "OMP_NUM_THREADS": str(threads), "GFORTRAN_UNBUFFERED_PRECONNECTED": "y"}
     res = run_limited(cmd, log_file, timeout_s=timeout_s, mem_limit_mb=mem_limit_mb, cwd=work, env=env)
     shutil.rmtree(work, ignore_errors=True)
+    if e0 is not None:
+        with open(log_file, "a") as fh:
+            fh.write(f"# potune: {describe_e0(e0)}\n")
     if res.status == "ok" and not model_file.exists():
         res = RunResult(res.returncode, "failed", "gap_fit exited 0 but wrote no gap.xml", res.wall_s, res.peak_rss_mb)
     if res.status == "ok":
@@ -628,11 +644,45 @@ def check_config(cfg: dict, space) -> None:
         wrong = sorted(names & TWO_BODY)
         if wrong:
             raise ConfigError(f"{wrong[0]}: set gap.two_body: true to use the two-body term")
+    fixed = cfg.get("fixed") or {}
+    for name in CUTOFFS:
+        if name in space.names:
+            p = space.params[space.names.index(name)]
+            if p.type == "categorical":
+                lows = [(f"space.{name}.values", v) for v in p.values if _is_real(v)]
+            else:
+                lows = [(f"space.{name}.low", p.low)]
+        elif _is_real(fixed.get(name)):
+            lows = [(f"fixed.{name}", fixed[name])]
+        else:
+            continue
+        for key, value in lows:
+            if value < MIN_CUTOFF:
+                raise ConfigError(
+                    f"{key}: {value} Å is below the smallest cutoff potune accepts ({MIN_CUTOFF} Å): no "
+                    "neighbour lies that close in real data, so every fit would fail (gap_fit then "
+                    "reports running out of memory)"
+                )
     sm = space.params[space.names.index("sparse_method")] if "sparse_method" in space.names else None
     values = list(sm.values) if sm else [(cfg.get("fixed") or {}).get("sparse_method", "cur_points")]
     for v in values:
         if v not in SPARSE_METHODS:
             raise ConfigError(f"sparse_method: {v!r} is not one of {', '.join(SPARSE_METHODS)}")
+
+
+def _is_real(v) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+
+def check_programs(cfg: dict) -> None:
+    """``gap_fit`` can be started (else every fit would fail, and a job that cannot start its
+    program looks to a scheduler like one killed for memory)."""
+    try:
+        exe = find_gap_fit()
+    except FileNotFoundError as exc:
+        raise ConfigError(f"fitter gap: {exc}") from None
+    if not os.access(exe, os.X_OK):
+        raise ConfigError(f"fitter gap: {exe} is not executable (chmod +x, or put a working gap_fit on PATH)")
 
 
 def soap_dimension(n_max: int, l_max: int, n_species: int, descriptor: str = "soap") -> int:

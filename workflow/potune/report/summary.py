@@ -69,3 +69,22 @@ def refit_comparison_lines(csv) -> list[str]:
         f"| {r.fit} | {r.energy_rmse_mev:.3f} | {r.force_rmse:.4f} | {r.fit_wall_s:.0f} |" for r in df.itertuples()
     ]
     return lines
+
+
+def core_use(work_s: float, run_dir, cores: int | None) -> list[str]:
+    """The summary line on how busy the fits kept the cores: fit and descriptor time (one
+    core each) over the search's wall time (iteration 0's proposal to the final table)
+    times ``cores``. Nothing when the number of cores or the times are not known."""
+    from pathlib import Path
+
+    run_dir = Path(run_dir)
+    meta, final = run_dir / "iter0" / "proposals" / "meta.yaml", run_dir / "trials.csv"
+    if not cores or not meta.exists() or not final.exists():
+        return []
+    wall = final.stat().st_mtime - float(read_yaml(meta)["started_at"])
+    if wall <= 0:
+        return []
+    return [
+        f"- core use: fits kept the {int(cores)} core(s) {100 * work_s / (wall * int(cores)):.0f} % busy "
+        f"({work_s:.0f} s of fits in {wall:.0f} s of search wall time)"
+    ]

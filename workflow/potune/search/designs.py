@@ -53,6 +53,7 @@ class DesignOptimizer:
         self.grid_points = int(grid_points)
         self.cursor = 0  # trials of this search told so far
         self.n_priors = 0
+        self.n_pending = 0
         self.seen: list[list] = []
         self._grid: list[list] | None = None
         if kind == "grid":
@@ -85,7 +86,14 @@ class DesignOptimizer:
         order = self._rng(0).permutation(len(grid))
         return [grid[i] for i in order]
 
-    def ask(self, n: int) -> list[list]:
+    def ask(self, n: int, pending: Sequence[Sequence] | None = None) -> list[list]:
+        """The next ``n`` points of the design; ``pending`` points (proposed, not yet told)
+        count as drawn: the sequence continues after them and they are not repeated."""
+        if pending:
+            pending = [[p.coerce(v) for p, v in zip(self.space.params, pt)] for pt in pending]
+            self.seen += pending
+            self.cursor += len(pending)
+            self.n_pending = len(pending)
         n = int(n)
         if self.kind == "grid":
             assert self._grid is not None
@@ -124,7 +132,13 @@ class DesignOptimizer:
             self.cursor += len(points)
 
     def state(self) -> dict:
-        out = {"kind": self.kind, "seed": self.seed, "n_told": self.cursor, "n_priors": self.n_priors}
+        out = {
+            "kind": self.kind,
+            "seed": self.seed,
+            "n_told": self.cursor - self.n_pending,
+            "n_priors": self.n_priors,
+            "n_pending": self.n_pending,
+        }
         if self._grid is not None:
             keys = {_key(p) for p in self.seen}
             out["grid_size"] = len(self._grid)

@@ -67,6 +67,7 @@ class Proposal:
     index: int
     point: dict
     seed: int
+    origin: str = "optimizer"
 
     @property
     def trial(self) -> str:
@@ -90,6 +91,8 @@ def propose(
     opt_cfg: dict,
     iteration: int,
     priors: pd.DataFrame | None = None,
+    defaults: dict | None = None,
+    pending: Sequence[dict] | None = None,
 ) -> tuple[list[Proposal], dict]:
     """The next batch of trials, from the configuration and the trial table.
 
@@ -99,6 +102,15 @@ def propose(
         Every finished trial so far (None or empty at the first iteration).
     priors
         Trials of an earlier search, told before the first ask (warm start).
+    defaults
+        The fitter's default hyperparameters (:func:`potune.fitters.default_values`). With
+        ``optimizer.default_first`` (the default), the first trial of iteration 0 is this
+        point clipped into the space (origin ``default``), so that a search never ends worse,
+        on validation, than the fitter's defaults. Dimensions without a default keep the
+        optimiser's value.
+    pending
+        Points (``{name: value}``) proposed by earlier iterations whose losses are not in
+        ``table`` yet (``optimizer.lookahead``): the optimiser treats them as taken.
 
     Returns
     -------
@@ -112,10 +124,29 @@ def propose(
         replay(opt, priors.assign(iteration=-1), space, penalty, prior=True)
     replay(opt, table, space, penalty)
     n = int(opt_cfg.get("batch_size", 4))
-    points = opt.ask(n)
+    points = opt.ask(n, pending=[space.to_point(p) for p in pending]) if pending else opt.ask(n)
+    origins = ["optimizer"] * len(points)
+    # a grid is a complete design: it keeps every point of its own
+    use_default = opt_cfg.get("default_first", True) and opt_cfg.get("kind", "bayes") != "grid"
+    if iteration == 0 and points and defaults and use_default:
+        known = {k: v for k, v in defaults.items() if k in space.names}
+        if known:
+            points[0], origins[0] = space.clip_point(known, points[0]), "default"
     seed = int(opt_cfg.get("seed", 0))
-    props = [Proposal(iteration, k, space.to_dict(p), trial_seed(seed, iteration, k)) for k, p in enumerate(points)]
+    props = [
+        Proposal(iteration, k, space.to_dict(p), trial_seed(seed, iteration, k), origins[k])
+        for k, p in enumerate(points)
+    ]
     return props, opt.state()
+
+
+def lookahead(opt_cfg: dict) -> int:
+    """Iterations proposed before the previous one has finished (``optimizer.lookahead``;
+    ``null``: 1, except 0 for ``pso``, whose generations need the previous one's losses)."""
+    value = opt_cfg.get("lookahead")
+    if value is None:
+        return 0 if opt_cfg.get("kind", "bayes") == "pso" else 1
+    return int(value)
 
 
 def best_trial(table: pd.DataFrame) -> dict | None:

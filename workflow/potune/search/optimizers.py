@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from ..errors import ConfigError
-from .bayes import BayesOptimizer
+from .bayes import BayesOptimizer, resolve_liar
 from .designs import DESIGNS, DesignOptimizer
 from .protocol import AskTell
 from .pso import PSOOptimizer
@@ -34,7 +34,7 @@ def _make_bayes(space: Space, cfg: dict) -> BayesOptimizer:
         initial_design=cfg.get("initial_design", "sobol"),
         base_estimator=cfg.get("base_estimator", "GP"),
         acq_func=cfg.get("acq_func", "gp_hedge"),
-        liar=cfg.get("liar", "cl_min"),
+        liar=cfg.get("liar"),
     )
 
 
@@ -78,12 +78,16 @@ def check_optimizer_config(space: Space, cfg: dict) -> None:
     settings, a grid too large. Cheap: skopt is not imported (``bayes`` options are checked
     by name); the other optimisers are built once."""
     kind = cfg.get("kind", "bayes")
+    if kind == "pso" and cfg.get("lookahead"):
+        raise ConfigError(
+            "optimizer.lookahead: pso moves a generation by the losses of the previous one; use 0 (or leave it unset)"
+        )
     if kind == "bayes" and REGISTRY.get("bayes") is _make_bayes:
         BayesOptimizer.check_options(
             cfg.get("base_estimator", "GP"),
             cfg.get("acq_func", "gp_hedge"),
             cfg.get("initial_design", "sobol"),
-            cfg.get("liar", "cl_min"),
+            resolve_liar(cfg.get("liar"), cfg.get("base_estimator", "GP")),
         )
         return
     make_optimizer(space, cfg)

@@ -17,7 +17,8 @@ random draw of the optimisers below depends only on the seed and the history tol
 Kinds (``optimizer.kind``):
 
 ``bayes``
-    scikit-optimize Bayesian optimisation, batches by constant liar (:class:`potune.search.bayes.BayesOptimizer`).
+    scikit-optimize Bayesian optimisation, batches by constant liar, Kriging believer or local
+    penalisation (:class:`potune.search.bayes.BayesOptimizer`).
 ``pso``
     particle swarm of the PPSO paper, one particle per trial of a batch (:class:`potune.search.pso.PSOOptimizer`).
 ``sobol``, ``lhs``, ``random``, ``grid``
@@ -39,7 +40,10 @@ from .space import Space
 
 
 class AskTell(Protocol):
-    def ask(self, n: int) -> list[list]: ...
+    def ask(self, n: int, pending: Sequence[Sequence] | None = None) -> list[list]:
+        """``n`` new points; ``pending``: points already proposed whose losses are not known
+        yet (``optimizer.lookahead``), to be treated as taken, not proposed again."""
+        ...
 
     def tell(
         self,

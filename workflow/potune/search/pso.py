@@ -210,7 +210,11 @@ class PSOOptimizer:
         self._handle_boundary(rng)
         self._redraw_duplicates(rng)
 
-    def ask(self, n: int) -> list[list]:
+    def ask(self, n: int, pending: Sequence[Sequence] | None = None) -> list[list]:
+        if pending:
+            raise ConfigError(
+                "optimizer.lookahead: pso moves a generation by the losses of the previous one; use lookahead 0"
+            )
         if int(n) != self.n:
             raise ValueError(f"pso: the swarm has {self.n} particles (optimizer.batch_size) but {n} points were asked")
         return [self.box.decode(xi) for xi in self._ensure_swarm()]

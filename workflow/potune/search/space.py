@@ -138,6 +138,22 @@ class Space:
         """A point (list, in order) as ``{name: value}`` with plain Python types."""
         return {p.name: p.coerce(v) for p, v in zip(self.params, point)}
 
+    def clip_point(self, values: dict, fallback: Sequence) -> list:
+        """A point from ``values`` clipped into the space: reals and integers into their bounds
+        (integers rounded), a categorical value kept if it is one of the choices, else its
+        first choice; dimensions missing from ``values`` take ``fallback``'s value."""
+        point = []
+        for p, fb in zip(self.params, fallback):
+            if p.name not in values:
+                point.append(p.coerce(fb))
+            elif p.type == "categorical":
+                v = values[p.name]
+                point.append(next((c for c in p.values if c == v or str(c) == str(v)), p.values[0]))
+            else:
+                v = min(max(float(values[p.name]), float(p.low)), float(p.high))
+                point.append(p.coerce(v))
+        return point
+
     def to_point(self, values: dict) -> list:
         """``{name: value}`` (e.g. a trial table row) as a point, in order."""
         missing = [n for n in self.names if n not in values]

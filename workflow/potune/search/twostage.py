@@ -89,6 +89,10 @@ def check_config(cfg: dict) -> None:
     from .optimizers import REGISTRY
 
     gap_check({**cfg, "space": s1["space"]}, space1)
+    from ..config import _check_integers, integer_hyperparameters
+    from ..fitters import gap
+
+    _check_integers({}, space1, integer_hyperparameters(gap), prefix="stage1.")
     kind = (s1.get("optimizer") or {}).get("kind")  # else optimizer.kind, checked with the rest of optimizer
     if kind is not None and kind not in REGISTRY:
         raise ConfigError(

@@ -9,6 +9,7 @@ from .. import data as D
 from .. import faults
 from ..cluster.attempts import guarded_attempt, last_attempt_reason
 from ..cluster.resources import current_rss_mb, mem_limit_mb, time_limit_s
+from ..cluster.runner import RunResult
 from ..console import say
 from ..fitters import get_fitter
 from ..io import read_yaml, write_json, write_yaml
@@ -77,19 +78,28 @@ def fit_step(
     extra = {"descriptors": descriptors} if descriptors else {}
     with guarded_attempt(attempts, attempt):
         faults.inject("fit", prop["trial_id"])
-        res = fitter.fit(
-            hp,
-            settings,
-            train_file,
-            model_dir,
-            log_file,
-            species,
-            seed=prop.get("seed", 0),
-            timeout_s=timeout,
-            mem_limit_mb=mem_limit,
-            threads=threads,
-            **extra,
-        )
+        try:
+            res = fitter.fit(
+                hp,
+                settings,
+                train_file,
+                model_dir,
+                log_file,
+                species,
+                seed=prop.get("seed", 0),
+                timeout_s=timeout,
+                mem_limit_mb=mem_limit,
+                threads=threads,
+                **extra,
+            )
+        except (OSError, ImportError) as exc:
+            # a fitter whose program or library cannot be started: a failed trial that says so; a
+            # crashed job would be retried as if killed for memory, and recorded as such
+            reason = f"cannot run fitter {fitter_name}: {type(exc).__name__}: {exc}"
+            Path(log_file).parent.mkdir(parents=True, exist_ok=True)
+            with open(log_file, "a") as fh:
+                fh.write(f"# potune: {reason}\n")
+            res = RunResult(None, "failed", reason, 0.0, 0.0)
     result = {
         "trial_id": prop["trial_id"],
         "status": res.status,

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 from ..console import say
-from ..io import write_yaml
+from ..io import read_yaml, write_yaml
 from ..search.space import Space
 
 
@@ -17,14 +18,17 @@ def propose_step(
     table_file: str | os.PathLike | None,
     out_dir: str | os.PathLike,
     stage1_best: str | os.PathLike | None = None,
+    pending_dirs: Sequence[str | os.PathLike] = (),
 ) -> list:
     """Write one ``t<k>.yaml`` per proposed trial of iteration ``iteration``, plus
     ``meta.yaml`` (when the iteration was proposed) and ``optimizer_state.yaml``.
 
-    ``search_cfg`` holds ``space``, ``fixed`` and ``optimizer``. Whether the iteration runs
+    ``search_cfg`` holds ``space``, ``fixed``, ``optimizer`` and ``fitter`` (whose default
+    hyperparameters may be the first trial: ``optimizer.default_first``). Whether the iteration runs
     at all is decided before (stop rules, see :func:`potune.search.should_stop`).
     ``stage1_best``: stage 1's ``best.yaml`` (strategy two_stage); its descriptor
-    hyperparameters are added to ``fixed``.
+    hyperparameters are added to ``fixed``. ``pending_dirs``: the proposals of the
+    iterations still running (``optimizer.lookahead``); ``table_file`` then ends before them.
     """
     from ..search.loop import propose
     from ..trials import read_table
@@ -43,7 +47,17 @@ def propose_step(
         from ..search.loop import load_priors
 
         priors = load_priors(search_cfg["optimizer"]["priors"], space, fixed)
-    props, state = propose(table, space, search_cfg["optimizer"], iteration, priors=priors)
+    defaults = None
+    if search_cfg.get("fitter"):
+        from ..fitters import default_values, get_fitter
+
+        defaults = default_values(get_fitter(search_cfg["fitter"]), space.names)
+    pending = [read_yaml(p)["point"] for d in pending_dirs for p in sorted(Path(d).glob("t*.yaml"))]
+    props, state = propose(
+        table, space, search_cfg["optimizer"], iteration, priors=priors, defaults=defaults, pending=pending
+    )
+    if pending:
+        state = {**state, "pending_trials": len(pending)}
     if not props:  # the stop rules end a search whose grid is covered; this is a grid covered by the priors
         raise ValueError(
             f"optimizer.kind {search_cfg['optimizer']['kind']}: no point left to propose at iteration {iteration} "
@@ -57,6 +71,7 @@ def propose_step(
                 "trial": p.trial,
                 "trial_id": p.trial_id,
                 "seed": p.seed,
+                "origin": p.origin,
                 "point": p.point,
                 "fixed": fixed,
             },

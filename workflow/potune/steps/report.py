@@ -10,7 +10,7 @@ from .. import data as D
 from ..console import say
 from ..fitters import get_fitter
 from ..io import atomic_write_text, read_json, read_yaml, write_yaml
-from ..report.summary import failure_summary
+from ..report.summary import core_use, failure_summary
 from ..search.space import Space
 
 PACKAGES = (
@@ -59,11 +59,12 @@ def record_run(cfg: dict, config_out, versions_out) -> None:
     write_yaml(versions_out, info)
 
 
-def summary_step(cfg: dict, inputs: dict, out_md) -> str:
+def summary_step(cfg: dict, inputs: dict, out_md, cores: int | None = None) -> str:
     """A short markdown summary: best trial, stop reason, budget used, test errors vs reference.
 
     When no trial succeeded it says so first, with the most common failure reasons and a fit
-    log to read for each.
+    log to read for each. ``cores``: what the driver was given (``--cores``), for the core
+    use of the search (:func:`potune.report.summary.core_use`).
     """
     from ..trials import read_table
 
@@ -97,6 +98,7 @@ def summary_step(cfg: dict, inputs: dict, out_md) -> str:
             else f"split.method {cfg.get('split', {}).get('method', 'random')}, one validation set"
         ),
         f"- stop reason: {read_yaml(inputs['stop'])['reason']}",
+        *core_use(fit_s + desc_s, run_dir, cores),
         f"- loss: {cfg['loss']['kind']}"
         + (f" (alpha = {cfg['loss']['alpha']})" if cfg["loss"]["kind"] == "weighted" else ""),
         "",

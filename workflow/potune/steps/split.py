@@ -40,7 +40,8 @@ def split(cfg: dict, out_dir: str | os.PathLike) -> dict:
     else:  # the schema prevents this
         raise ValueError(f"unknown split method {scfg['method']}")
     summary: dict = {"train_file": dcfg["train"], "method": scfg["method"], "folds": []}
-    for f, (tr, va) in enumerate(folds):
+    for f, (tr, va) in enumerate(folds):  # checked before any job too (data.check.check_fold_species)
+        D.check_species(tr, va, f"{dcfg['train']}: the validation set of fold {f}", "that fold's training set")
         D.write_structures(out / f"fold{f}" / "train.xyz", tr)
         D.write_structures(out / f"fold{f}" / "valid.xyz", va)
         summary["folds"].append(

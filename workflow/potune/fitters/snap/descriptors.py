@@ -143,7 +143,7 @@ def fitsnap_settings(spec: dict, symbols: Sequence[str], workdir: str | Path) ->
             "radelem": " ".join(repr(v) for v in element_values(spec, "radelem", symbols)),
             "type": " ".join(symbols),
             "wselfallflag": 0,
-            "chemflag": 0,
+            "chemflag": int(bool(spec.get("chemflag", False))),
             "bzeroflag": int(spec["bzeroflag"]),
             "quadraticflag": int(spec["quadratic"]),
             "switchflag": int(spec["switchflag"]),

@@ -33,6 +33,7 @@ def snapparam_text(spec: dict) -> str:
             f"bzeroflag {int(spec['bzeroflag'])}",
             f"switchflag {int(spec['switchflag'])}",
             f"quadraticflag {int(spec['quadratic'])}",
+            *(["chemflag 1"] if spec.get("chemflag") else []),
             "",
         ]
     )

@@ -45,10 +45,16 @@ SOLVERS = ("svd", "ridge")
 
 
 #: ``snap`` settings that change the descriptors (part of the cache key)
-DESCRIPTOR_SETTINGS = ("bzeroflag", "switchflag")
+DESCRIPTOR_SETTINGS = ("bzeroflag", "switchflag", "chemflag")
 
 
-SETTINGS_DEFAULTS = {"bzeroflag": True, "switchflag": True, "descriptor_cache": True, "svd_rcond": 1.0e-13}
+SETTINGS_DEFAULTS = {
+    "bzeroflag": True,
+    "switchflag": True,
+    "chemflag": False,
+    "descriptor_cache": True,
+    "svd_rcond": 1.0e-13,
+}
 
 
 _QUALIFIED = re.compile(r"^([A-Za-z_]\w*)\[([^\[\]]+)\]$")
@@ -58,6 +64,11 @@ def split_name(name: str) -> tuple[str, str | None]:
     """``"eweight[AIMD-NVT]"`` -> ``("eweight", "AIMD-NVT")``; ``"rcutfac"`` -> ``("rcutfac", None)``."""
     m = _QUALIFIED.match(name)
     return (m.group(1), m.group(2)) if m else (name, None)
+
+
+def default_of(name: str):
+    """Default of a (possibly per-element/per-config_type) hyperparameter, None if unknown."""
+    return HYPERPARAMETERS.get(split_name(name)[0])
 
 
 def accepts_hyperparameter(name: str) -> bool:
@@ -166,6 +177,7 @@ def descriptor_spec(params: dict, settings: dict | None) -> dict:
         "quadratic": bool(p["quadratic"]),
         "bzeroflag": bool(s["bzeroflag"]),
         "switchflag": bool(s["switchflag"]),
+        **({"chemflag": True} if s.get("chemflag") else {}),  # absent when off: caches made before stay valid
     }
 
 
@@ -214,9 +226,12 @@ def n_bispectrum(twojmax: int) -> int:
 
 
 def descriptor_length(params: dict, settings: dict, species_z: Sequence[int]) -> int | None:
-    """Length of one atom's descriptor (linear, plus quadratic terms for qSNAP)."""
+    """Length of one atom's descriptor (linear, plus quadratic terms for qSNAP; with
+    ``snap.chemflag`` one bispectrum per ordered triple of elements: ``n x n_elements^3``)."""
     p = resolve_params(params)
     n = n_bispectrum(int(p["twojmax"]))
+    if (settings or {}).get("chemflag"):
+        return n * max(1, len(species_z)) ** 3
     return n + n * (n + 1) // 2 if p["quadratic"] else n
 
 
@@ -268,6 +283,12 @@ def check_config(cfg: dict, space) -> None:
         except ValueError as exc:
             raise ConfigError(f"{key}: {exc}") from None
     names = set(space.names) | set(fixed)
+    if (cfg.get("snap") or {}).get("chemflag"):
+        quad = [v for k, n, v in items if n == "quadratic"]
+        if "quadratic" in space.names and any(_as_bool(v, "quadratic") for v in quad) or fixed.get("quadratic"):
+            raise ConfigError(
+                "snap.chemflag: explicit multi-element SNAP is linear only (FitSNAP has no quadratic chemflag)"
+            )
     if "ridge_alpha" in names and "solver" not in names:
         raise ConfigError(
             "ridge_alpha: only used with solver ridge; fix or search 'solver' too (e.g. fixed.solver: ridge)"
