@@ -1,5 +1,6 @@
-"""End to end: trials whose fit crashes, runs out of memory or out of time are failed rows
-of the trial table, with the reason, and the search goes on to its next iteration."""
+"""End to end: trials whose fit crashes, runs out of memory or out of time, or whose
+validation runs out of memory, are failed rows of the trial table, with the reason, and the
+search goes on to its next iteration."""
 
 from __future__ import annotations
 
@@ -20,6 +21,12 @@ CASES = {
             "fixed": {"l_max": 8, "n_sparse": 150, "sparse_method": "cur_points"},
         },
         "time limit of 0.15 s exceeded",
+    ),
+    # a validation job of 80 MB: quippy's prediction in the job's Python process (~100 MB)
+    # is over its limit (76 MB) and stops itself (#17)
+    "validate_memory": (
+        {"resources": {"validate": {"mem_mb": 80}}},
+        "(raise resources.validate.mem_mb)",
     ),
 }
 

@@ -46,7 +46,7 @@ def test_kfold_run_with_a_killed_validation_and_a_killed_refit(tmp_path, monkeyp
     assert best["refit"]["status"] == "failed" and "killed from outside" in best["refit"]["reason"]
     assert best["test"]["status"] == "failed"
     # recording the outcome in best.yaml does not make the next run refit
-    proc = snakemake(cfg, "-n", "--cores", "1")
+    proc = snakemake(cfg, "-n", "--cores", "2")  # summary.md records the cores
     assert "Nothing to be done" in proc.stdout + proc.stderr, proc.stdout[-2000:]
 
 

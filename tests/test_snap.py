@@ -294,6 +294,8 @@ def test_snakemake_snap_search_end_to_end(tmp_path):
     best = run / "best" / "potential"
     assert (best / "snap.snapcoeff").exists() and (best / "snap.snapparam").exists() and (best / "snap.mod").exists()
     assert (run / "best" / "test_errors.csv").exists()
+    # the total fit time counts the descriptor jobs, which the cache-hit fits do not (#17)
+    assert "SNAP descriptor jobs" in (run / "summary.md").read_text()
 
 
 def test_chemflag_lammps_agrees_with_linear_model(binary_train, tmp_path):
