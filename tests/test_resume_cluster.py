@@ -203,3 +203,31 @@ def test_slurm_search_equals_local_and_survives_driver_kill(tmp_path, reference,
     assert all(jobs), jobs
     # (the resumed driver waited for the killed one's jobs if they were still on SLURM:
     # "still queued or running" in its log; either way each fit ran once, checked above)
+
+
+@pytest.mark.slow
+def test_kill_driver_mid_lookahead_then_resume(tmp_path):
+    """optimizer.lookahead 1: killed while iteration 1's fits run (possibly before iteration
+    0's table exists), the resumed search ends with exactly the trials of an uninterrupted
+    one and fits nothing twice."""
+    over = {"optimizer": {"lookahead": 1}, "stop": {"max_iterations": 3}}
+    (tmp_path / "ref").mkdir()
+    ref_cfg, ref_run = tiny_config(tmp_path / "ref", "ref", **over)
+    snakemake(ref_cfg, "--cores", "2")
+    reference = trials(ref_run)
+    (tmp_path / "k").mkdir()
+    cfg, run = tiny_config(tmp_path / "k", "k", **over)
+    args = ("--cores", "2", f"{run}/trials.csv")
+    drv = start_driver(cfg, *args)
+    try:
+        wait_until(lambda: any(run.glob("iter1/t*/fold0/attempts.jsonl")), 400, drv, "iteration 1's fits")
+        done_before = fit_files(run)
+    finally:
+        kill9(drv)
+    time.sleep(2)
+    snakemake(cfg, "--unlock", timeout=120)
+    snakemake(cfg, *args)
+    assert_same_trials(trials(run), reference)
+    after = fit_files(run)
+    for k, v in done_before.items():
+        assert after[k] == v, f"{k} was fitted again"

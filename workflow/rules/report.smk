@@ -103,8 +103,10 @@ rule summary:
         f"{R}/logs/summary.log",
     conda:
         "../../envs/potune.yaml"
+    # a resource, not a param: running again with other --cores must not redo the summary
+    resources:
+        driver_cores=workflow.cores or 0,
     params:
         cfg=C,
-        cores=workflow.cores,
     script:
         "../../scripts/summary.py"
