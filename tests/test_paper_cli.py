@@ -145,7 +145,13 @@ def test_xpot_table2_quick_runs_both_protocols_as_xpot_did(tmp_path):
     assert xp["fixed"] == {"twojmax": 4, "quadratic": True, "solver": "svd", "rmin0": 0.0}
     assert xp["snap"] == {"nested": False} and xp["loss"] == {"kind": "weighted", "alpha": 0.75}
     opt = xp["optimizer"]
-    assert (opt["initial_design"], opt["n_initial"], opt["default_first"]) == ("hammersly", 4, False)
+    # 2 Hammersley points, then a GP told their losses (no lookahead): the protocols' searches part
+    assert (opt["initial_design"], opt["n_initial"], opt["default_first"], opt["lookahead"]) == (
+        "hammersly",
+        2,
+        False,
+        0,
+    )
     assert opt["batch_size"] * xp["stop"]["max_iterations"] == 4  # tiny budget
     for s in searches:  # each is a valid configuration
         resolve_config({**s.cfg, "results_dir": str(tmp_path / "runs")}, check_files=False)
@@ -161,6 +167,7 @@ def test_xpot_table2_full_budget_is_xpots(tmp_path):
         assert cfg["fixed"]["twojmax"] == 8 and cfg["fixed"]["rmin0"] == 0.0
         assert cfg["optimizer"]["batch_size"] * cfg["stop"]["max_iterations"] == 150
         assert cfg["optimizer"]["n_initial"] == 32 and cfg["optimizer"]["initial_design"] == "hammersly"
+        assert cfg["optimizer"]["lookahead"] == 1 and cfg["snap"] == {"nested": False}
         sp = cfg["space"]
         assert "rmin0" not in sp and (sp["rcutfac"]["low"], sp["rcutfac"]["high"]) == (3.0, 6.0)
         assert (sp["rfac0"]["low"], sp["rfac0"]["high"]) == (0.5, 1.5)
