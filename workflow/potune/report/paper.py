@@ -509,7 +509,8 @@ def xpot_table2_notes(ctx: Context, searches: list[TableSearch]) -> list[str]:
         "(snap.nested: false, as XPOT; at equal time the joint search was ahead of the nested one for qSNAP, "
         "benchmarks/README.md).",
         *wall_note(ctx),
-        f"quick variant: {', '.join(elements)}; GAP with SOAP n_max = l_max = 3, 50 sparse points, 2 x 2 "
+        f"quick variant: {', '.join(elements)}; GAP (held-out protocol) with SOAP n_max = l_max = 3, 50 sparse "
+        "points, 2 x 2 "
         f"evaluations; qSNAP with twojmax 4, {b['iterations']} x {b['batch']} evaluations - not comparable with "
         "the published numbers"
         if ctx.quick
