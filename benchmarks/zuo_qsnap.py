@@ -1,8 +1,11 @@
 """qSNAP hyperparameter search on the Zuo et al. 2020 data (XPOT Table II) with potune.
 
 For each element, runs the Snakemake workflow with fitter snap (qSNAP, twojmax 6; search
-space as XPOT: rcutfac 3-6, rfac0 0.5-1.5, rmin0 0-0.2, per-config_type energy weights
-100-15000 and force weights 0.1-500, log-uniform; loss alpha 0.75) on the published
+space as XPOT: rcutfac 3-6, rfac0 0.5-1.5, rmin0 fixed 0, per-config_type energy weights
+100-15000 and force weights 0.1-500, log-uniform; loss alpha 0.75; Hammersley initial design;
+validation held out from the training data: ``potune.paper.qsnap_zuo_config``'s held-out
+protocol. Runs measured before #16 item 3 searched rmin0 in 0-0.2 from a Sobol design, so
+such a run folder is refused as a different search) on the published
 train/test split from ../shared/data/zuo2020, then tabulates the test-set errors of the
 refitted best potential beside the published qSNAP and the XPOT-optimised qSNAP errors
 (``potune.paper.ZUO_PUBLISHED``, as in ../shared/data/README.md).

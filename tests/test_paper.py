@@ -10,6 +10,8 @@ import pandas as pd
 import pytest
 from conftest import ROOT
 
+from potune.report.paper import PROTOCOLS
+
 pytestmark = pytest.mark.slow
 
 
@@ -24,10 +26,12 @@ def test_paper_quick(tmp_path):
     )
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     t2 = pd.read_csv(out / "xpot_table2.csv")
-    assert list(t2["element"]) == ["Si", "Si"]
-    assert list(t2["potential"]) == ["GAP (potune-optimised)", "qSNAP (potune-optimised)"]
-    assert list(t2["published E"]) == [4.18, 6.28] and list(t2["published F"]) == [0.12, 0.29]
-    assert t2["XPOT-optimised E"].iloc[1] == 3.31
+    assert list(t2["element"]) == ["Si", "Si", "Si"]
+    assert list(t2["potential"]) == ["GAP (potune-optimised)"] + ["qSNAP (potune-optimised)"] * 2
+    # qSNAP with both protocols: XPOT's (validated on the test split) and held-out
+    assert list(t2["protocol"]) == [PROTOCOLS["heldout"], PROTOCOLS["xpot"], PROTOCOLS["heldout"]]
+    assert list(t2["published E"]) == [4.18, 6.28, 6.28] and list(t2["published F"]) == [0.12, 0.29, 0.29]
+    assert list(t2["XPOT-optimised E"].iloc[1:]) == [3.31, 3.31]
     assert (t2["E RMSE (meV/atom)"] > 0).all() and (t2["evaluations"] == 4).all()
     t2p = pd.read_csv(out / "ppso_table2.csv")
     assert len(t2p) == 4 and list(t2p["zeta"]) == [1, 10, 1, 10] and (t2p["status"] == "ok").all()

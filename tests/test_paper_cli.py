@@ -6,6 +6,7 @@ from __future__ import annotations
 import copy
 import json
 
+import pandas as pd
 import pytest
 from conftest import ROOT
 
@@ -18,6 +19,7 @@ def test_paper_rejects_bad_arguments(capsys, tmp_path):
         (["--cores", "0"], "--cores must be at least 1"),
         (["--elements", "Xx"], "invalid choice: 'Xx'"),
         (["--only", "no_such_table"], "invalid choice: 'no_such_table'"),
+        (["--protocols", "test"], "invalid choice: 'test'"),
     ):
         with pytest.raises(SystemExit) as exc:
             paper.main([*argv, "--out", str(tmp_path / "out")])
@@ -101,3 +103,106 @@ def test_searches_side_by_side_and_a_failing_one_does_not_stop_the_other(tmp_pat
     ctx2 = paper.Context(out=tmp_path, cores=2, quick=True, shared=None)
     ((_, total),) = paper.run_searches(ctx2, [good])
     assert total == walls[0]["wall_s"] and paper.budget(ctx2, run_dir)["invocations"] == 1
+
+
+def _fake_searches(monkeypatch):
+    """Replace the searches of an experiment by fixed results: the table assembly without fits."""
+    ran = []
+
+    def run_searches(ctx, cfgs):
+        ran.extend(c["run_name"] for c in cfgs)
+        return [(ctx.out / "runs" / c["run_name"], 1.0) for c in cfgs]
+
+    def run_result(run_dir):
+        i = ran.index(run_dir.name)
+        return {"evaluations": 4, "failed": 0, "test_energy_rmse_mev": 5.0 + i, "test_force_rmse": 0.2, "best": {}}
+
+    monkeypatch.setattr(paper, "run_searches", run_searches)
+    monkeypatch.setattr(paper, "run_result", run_result)
+    return ran
+
+
+def test_xpot_table2_quick_runs_both_protocols_as_xpot_did(tmp_path):
+    """Quick: Si only, GAP (held-out) and one qSNAP search per protocol; the two qSNAP searches
+    differ only in their validation data: XPOT's protocol validates on the published test split."""
+    from potune.config import resolve_config
+
+    ctx = paper.Context(out=tmp_path, cores=2, quick=True, shared=None)
+    searches = paper.xpot_table2_searches(ctx)
+    assert [(s.element, s.kind, s.protocol) for s in searches] == [
+        ("Si", "GAP", "heldout"),
+        ("Si", "qSNAP", "xpot"),
+        ("Si", "qSNAP", "heldout"),
+    ]
+    gap, xp, ho = (s.cfg for s in searches)
+    assert gap["run_name"] == "paper-xpot-gap-Si-alpha0.5-quick"  # shared with xpot_fig6
+    assert (xp["run_name"], ho["run_name"]) == ("paper-xpot-qsnap-Si-xpot-quick", "paper-xpot-qsnap-Si-heldout-quick")
+    test = str(ROOT / "data" / "zuo2020" / "Si_test.xyz.gz")
+    assert xp["split"] == {"method": "file"} and xp["data"]["validation"] == xp["data"]["test"] == test
+    assert ho["split"]["method"] == "random" and "validation" not in ho["data"]
+    same = {k: v for k, v in xp.items() if k not in ("run_name", "split", "data")}
+    assert same == {k: v for k, v in ho.items() if k not in ("run_name", "split", "data")}
+    assert xp["fixed"] == {"twojmax": 4, "quadratic": True, "solver": "svd", "rmin0": 0.0}
+    assert xp["snap"] == {"nested": False} and xp["loss"] == {"kind": "weighted", "alpha": 0.75}
+    opt = xp["optimizer"]
+    # 2 Hammersley points, then a GP told their losses (no lookahead): the protocols' searches part
+    assert (opt["initial_design"], opt["n_initial"], opt["default_first"], opt["lookahead"]) == (
+        "hammersly",
+        2,
+        False,
+        0,
+    )
+    assert opt["batch_size"] * xp["stop"]["max_iterations"] == 4  # tiny budget
+    for s in searches:  # each is a valid configuration
+        resolve_config({**s.cfg, "results_dir": str(tmp_path / "runs")}, check_files=False)
+
+
+def test_xpot_table2_full_budget_is_xpots(tmp_path):
+    """Full budget: twojmax as XPOT's inputs, 150 evaluations of which 32 Hammersley points,
+    rmin0 fixed 0 and XPOT's bounds with one weight pair per config_type."""
+    ctx = paper.Context(out=tmp_path, cores=2, quick=False, shared=None, elements=["Si"])
+    (_, xp, ho) = paper.xpot_table2_searches(ctx)
+    for s in (xp, ho):
+        cfg = s.cfg
+        assert cfg["fixed"]["twojmax"] == 8 and cfg["fixed"]["rmin0"] == 0.0
+        assert cfg["optimizer"]["batch_size"] * cfg["stop"]["max_iterations"] == 150
+        assert cfg["optimizer"]["n_initial"] == 32 and cfg["optimizer"]["initial_design"] == "hammersly"
+        assert cfg["optimizer"]["lookahead"] == 1 and cfg["snap"] == {"nested": False}
+        sp = cfg["space"]
+        assert "rmin0" not in sp and (sp["rcutfac"]["low"], sp["rcutfac"]["high"]) == (3.0, 6.0)
+        assert (sp["rfac0"]["low"], sp["rfac0"]["high"]) == (0.5, 1.5)
+        for ct in ("AIMD-NVT", "Elastic", "Surface", "Vacancy"):
+            assert (sp[f"eweight[{ct}]"]["low"], sp[f"eweight[{ct}]"]["high"]) == (100, 15000)
+            assert (sp[f"fweight[{ct}]"]["low"], sp[f"fweight[{ct}]"]["high"]) == (0.1, 500)
+    assert paper.XPOT_TWOJMAX == {"Si": 8, "Li": 6, "Cu": 6, "Ni": 6}
+    with pytest.raises(ValueError, match="unknown protocol"):
+        paper.qsnap_zuo_config(xp.cfg["data"]["train"], xp.cfg["data"]["test"], "x", 1, 1, protocol="test")
+
+
+def test_xpot_table2_protocols_option_selects_rows(tmp_path):
+    ctx = paper.Context(out=tmp_path, cores=2, quick=True, shared=None, protocols=["xpot"])
+    assert [(s.kind, s.protocol) for s in paper.xpot_table2_searches(ctx)] == [("qSNAP", "xpot")]
+    ctx.protocols = ["heldout"]  # the GAP rows are held-out searches
+    assert [(s.kind, s.protocol) for s in paper.xpot_table2_searches(ctx)] == [("GAP", "heldout"), ("qSNAP", "heldout")]
+
+
+def test_xpot_table2_table_labels_each_protocol(monkeypatch, tmp_path):
+    """The table (assembled from fixed results, no search) says which protocol each number used,
+    beside the published qSNAP and XPOT's numbers; --protocols reaches the experiment."""
+    ran = _fake_searches(monkeypatch)
+    out = tmp_path / "out"
+    assert paper.main(["--quick", "--only", "xpot_table2", "--out", str(out)]) == 0
+    t = pd.read_csv(out / "xpot_table2.csv")
+    assert list(t["potential"]) == ["GAP (potune-optimised)"] + ["qSNAP (potune-optimised)"] * 2
+    assert list(t["protocol"]) == [paper.PROTOCOLS["heldout"], paper.PROTOCOLS["xpot"], paper.PROTOCOLS["heldout"]]
+    assert list(t["E RMSE (meV/atom)"]) == [5.0, 6.0, 7.0] and list(t["run"]) == ran
+    assert list(t["published E"]) == [4.18, 6.28, 6.28] and list(t["published F"]) == [0.12, 0.29, 0.29]
+    assert list(t["XPOT-optimised E"].fillna(0)) == [0, 3.31, 3.31]
+    md = (out / "xpot_table2.md").read_text()
+    assert "validation = the published test split" in md and "what users should do" in md
+    assert "snap.nested: false" in md and "quick variant" in md
+    ran.clear()
+    assert paper.main(["--quick", "--only", "xpot_table2", "--protocols", "xpot", "--out", str(out)]) == 0
+    assert ran == ["paper-xpot-qsnap-Si-xpot-quick"]
+    md = (out / "xpot_table2.md").read_text()
+    assert "validation = the published test split" in md and "what users should do" not in md
