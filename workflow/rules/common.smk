@@ -376,7 +376,7 @@ def _snap_proposal_key(prop_file):
 
 
 def fit_extra_inputs(wildcards):
-    """Extra inputs of rule `fit` (snap only): the trial's descriptor cache, and the
+    """Extra inputs of a fit job (snap only): the trial's descriptor cache, and the
     fold's validation structures for a nested search."""
     extra = {"valid": f"{R}/split/fold{wildcards.fold}/valid.xyz"} if INNER else {}
     if not _snap_cache_on():
