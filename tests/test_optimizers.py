@@ -619,8 +619,13 @@ def test_workflow_with_pso_end_to_end(tmp_path):
     for it in (0, 1):
         state = read_yaml(run / f"iter{it}" / "proposals" / "optimizer_state.yaml")
         assert state["kind"] == "pso" and state["generation"] == it and len(state["particles"]) == 2
-        proposed = [read_yaml(p)["point"] for p in sorted((run / f"iter{it}" / "proposals").glob("t*.yaml"))]
-        assert proposed == [p["point"] for p in state["particles"]]
+        props_it = [read_yaml(p) for p in sorted((run / f"iter{it}" / "proposals").glob("t*.yaml"))]
+        proposed = [p["point"] for p in props_it]
+        if it == 0:  # optimizer.default_first: particle 0 starts at gap's defaults (clipped into the space)
+            assert props_it[0]["origin"] == "default" and proposed[0]["delta"] == 1.0
+            assert proposed[1:] == [p["point"] for p in state["particles"]][1:]
+        else:
+            assert proposed == [p["point"] for p in state["particles"]]
     # iteration 1 is what the swarm makes of iteration 0's trials, replayed from the table
     props, state = propose(read_table(run / "iter0" / "table.csv"), space, {**cfg["optimizer"]}, 1)
     assert [p.point for p in props] == [

@@ -251,7 +251,8 @@ def landscape_step(cfg: dict, table_file, png, csv, objective_png) -> None:
 
     space = Space.from_config(cfg["space"])
     log_names = [p.name for p in space.params if getattr(p, "prior", None) == "log-uniform"]
-    landscape_plot(table, space.names, png, csv, log_names=log_names)
+    # a nested SNAP search whose trials all failed has no inner (weight) columns
+    landscape_plot(table, [n for n in space.names if n in table.columns], png, csv, log_names=log_names)
     # the surrogate of the optimiser that ran: the outer space of a nested SNAP search (the
     # weights are the inner search's choice, and may lie outside their ranges when pinned)
     objective_plot(table, Space.from_config(search_space(cfg)), cfg["optimizer"], objective_png)
