@@ -123,7 +123,8 @@ def run_search(ctx: Context, cfg: dict, cores: int | None = None) -> tuple[Path,
         f"{cores} core(s)); log {log} ..."
     )
     run_dir = ctx.out / "runs" / cfg["run_name"]
-    result = run_dir / "best" / "test_metrics.json"
+    # written last by every finished search (test_metrics.json is not: no test set, e.g. the PPSO dimers)
+    result = run_dir / "summary.md"
     result_before = result.stat().st_mtime if result.exists() else None
     t0 = time.time()
     with open(log, "a") as fh:
