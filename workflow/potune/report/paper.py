@@ -123,9 +123,14 @@ def run_search(ctx: Context, cfg: dict, cores: int | None = None) -> tuple[Path,
         f"{cores} core(s)); log {log} ..."
     )
     run_dir = ctx.out / "runs" / cfg["run_name"]
-    # written last by every finished search (test_metrics.json is not: no test set, e.g. the PPSO dimers)
-    result = run_dir / "summary.md"
-    result_before = result.stat().st_mtime if result.exists() else None
+    # the refit of the best (every finished search) and its test errors (only with a test set: not
+    # the PPSO dimers); not summary.md, which a later call with other --cores rewrites
+    results = (run_dir / "best" / "fit.json", run_dir / "best" / "test_metrics.json")
+
+    def mtimes() -> tuple:
+        return tuple(r.stat().st_mtime if r.exists() else None for r in results)
+
+    results_before = mtimes()
     t0 = time.time()
     with open(log, "a") as fh:
         fh.write(f"\n=== potune paper: {time.strftime('%Y-%m-%d %H:%M:%S')}, {cores} core(s) ===\n")
@@ -150,7 +155,7 @@ def run_search(ctx: Context, cfg: dict, cores: int | None = None) -> tuple[Path,
     wall = time.time() - t0
     # count this invocation's time if it ran (part of) the search: it failed, or it wrote the
     # final result (first run, resumed run, or a finished search extended by a larger budget)
-    if proc.returncode != 0 or (result.stat().st_mtime if result.exists() else None) != result_before:
+    if proc.returncode != 0 or mtimes() != results_before:
         record_wall(ctx, cfg["run_name"], wall, cores, proc.returncode)
     if proc.returncode != 0:
         tail = "".join(log.read_text(errors="replace").splitlines(keepends=True)[-30:])
