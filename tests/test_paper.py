@@ -8,13 +8,93 @@ import sys
 
 import pandas as pd
 import pytest
+import yaml
 from conftest import ROOT
 
-from potune.report.paper import PROTOCOLS
+from potune.config import resolve_config
+from potune.report.paper import (
+    PPSO_TABLE3_DESCRIPTOR_SPACE,
+    PPSO_TABLE3_GAP_SPACE,
+    PROTOCOLS,
+    Context,
+    ppso_dimer_config,
+)
 
-pytestmark = pytest.mark.slow
+#: PPSO Table 3 (Kondati Natarajan & Caro), written out: name -> (low, high). rcs 4.0-5.0 is the
+#: cutoff transition width, so rcut_soft = 5 - rcs = 0.0-1.0 A (the Table 2 reading).
+PAPER_DESCRIPTOR_BOUNDS = {
+    "rcut_soft": (0.0, 1.0),
+    "atom_sigma_r": (0.1, 2.0),
+    "atom_sigma_t": (0.1, 2.0),
+    "atom_sigma_r_scaling": (0.0, 2.0),
+    "atom_sigma_t_scaling": (0.0, 2.0),
+    "amplitude_scaling": (0.0, 2.0),
+    "central_weight": (0.0, 2.0),
+    "radial_enhancement": (0, 2),
+    "zeta": (2, 10),
+}
+PAPER_GAP_BOUNDS = {
+    "delta": (0.1, 5.0),
+    "sigma_energy": (0.001, 0.1),
+    "sigma_force": (0.001, 0.1),
+    "n_sparse": (10, 40),
+}
 
 
+def _bounds(space: dict) -> dict:
+    return {k: (v["low"], v["high"]) for k, v in space.items()}
+
+
+@pytest.mark.parametrize("n", [4, 6])
+@pytest.mark.parametrize("strategy", ["joint", "two_stage"])
+def test_ppso_dimer_config_is_the_papers_protocol(tmp_path, strategy, n):
+    cfg = ppso_dimer_config(Context(out=tmp_path, cores=2, quick=False, shared=None), strategy, n)
+    assert cfg["fixed"]["rcut_hard"] == 5.0 and cfg["fixed"]["n_max"] == cfg["fixed"]["l_max"] == n
+    assert cfg["loss"] == {"kind": "gamma"} and not cfg["gap"].get("energy_only")
+    opt = cfg["optimizer"]
+    assert opt["kind"] == "pso" and opt["lookahead"] == 0 and opt["pso"]["c2"] == 2 * opt["pso"]["c1"]
+    if strategy == "joint":
+        assert _bounds(cfg["space"]) == {**PAPER_DESCRIPTOR_BOUNDS, **PAPER_GAP_BOUNDS}
+        assert opt["batch_size"] == 16 and cfg["stop"]["max_iterations"] == 20
+        assert "stage1" not in cfg or not cfg["stage1"]
+    else:
+        assert _bounds(cfg["stage1"]["space"]) == PAPER_DESCRIPTOR_BOUNDS
+        assert _bounds(cfg["space"]) == PAPER_GAP_BOUNDS
+        assert cfg["stage1"]["optimizer"] == {"kind": "pso", "batch_size": 16}
+        assert cfg["stage1"]["stop"]["max_iterations"] == 20
+        assert opt["batch_size"] == 20 and cfg["stop"]["max_iterations"] == 10
+    assert all(cfg["space"][k].get("prior") == "log-uniform" for k in ("delta", "sigma_energy", "sigma_force"))
+    resolved = resolve_config({**cfg, "results_dir": str(tmp_path)}, check_files=False)  # schema and meaning
+    assert resolved["optimizer"]["lookahead"] == 0
+
+
+def test_ppso_dimer_config_quick_is_small(tmp_path):
+    ctx = Context(out=tmp_path, cores=2, quick=True, shared=None)
+    joint, two = ppso_dimer_config(ctx, "joint", 4), ppso_dimer_config(ctx, "two_stage", 4)
+    assert joint["run_name"].endswith("-quick") and two["run_name"].endswith("-quick")
+    assert joint["optimizer"]["batch_size"] == two["optimizer"]["batch_size"] == 4
+    assert two["stage1"]["optimizer"]["batch_size"] == 4
+    assert (
+        joint["stop"]["max_iterations"] == two["stop"]["max_iterations"] == two["stage1"]["stop"]["max_iterations"] == 2
+    )
+    assert _bounds(joint["space"]) == {**PAPER_DESCRIPTOR_BOUNDS, **PAPER_GAP_BOUNDS}  # same bounds, smaller budget
+
+
+def test_ppso_examples_carry_the_papers_protocol():
+    """config/examples/ppso-dimer-*.yaml are the paper's protocol too (what ppso_dimer_config sets)."""
+    joint = yaml.safe_load((ROOT / "config" / "examples" / "ppso-dimer-joint.yaml").read_text())
+    two = yaml.safe_load((ROOT / "config" / "examples" / "ppso-dimer-two-stage.yaml").read_text())
+    assert joint["space"] == {**PPSO_TABLE3_DESCRIPTOR_SPACE, **PPSO_TABLE3_GAP_SPACE}
+    assert two["stage1"]["space"] == PPSO_TABLE3_DESCRIPTOR_SPACE and two["space"] == PPSO_TABLE3_GAP_SPACE
+    assert joint["optimizer"]["batch_size"] == 16 and two["optimizer"]["batch_size"] == 20
+    assert two["stage1"]["optimizer"] == {"kind": "pso", "batch_size": 16}
+    for cfg in (joint, two):
+        assert cfg["fixed"]["rcut_hard"] == 5.0 and cfg["loss"] == {"kind": "gamma"}
+        assert cfg["optimizer"]["lookahead"] == 0 and cfg["optimizer"]["pso"]["c2"] == 2 * cfg["optimizer"]["pso"]["c1"]
+        assert cfg["optimizer"]["default_first"] is False  # a random swarm, as the paper
+
+
+@pytest.mark.slow
 def test_paper_quick(tmp_path):
     out = tmp_path / "paper"
     proc = subprocess.run(
@@ -50,8 +130,14 @@ def test_paper_quick(tmp_path):
     ]
     t3 = pd.read_csv(out / "ppso_table3.csv")
     assert len(t3) == 2 and set(t3["n_max = l_max"]) == {4}  # quick: n = 4 only
-    two = t3[t3["strategy"] == "2 (two-stage)"]
-    assert (two["kernel evaluations (stage 1)"] > 0).all()
+    assert list(t3["run"]) == ["S4-1", "S4-2"]
+    assert t3["kernel mean"].between(0, 1).all() and (t3["kernel std"] > 0).all()
+    assert (t3["Γ_E (meV/atom)"] > 0).all() and (t3["Γ_F (meV/Å)"] > 0).all()
+    assert list(t3["GAP fits"]) == [8, 8]  # quick: 4 particles x 2 iterations
+    assert list(t3["kernel evaluations (stage 1)"]) == [0, 8]
+    assert list(t3["PPSO Γ_F (meV/Å)"]) == ["~15", "~15"]
+    # searches without a test set (the dimers) record their wall time too
+    assert (t3["wall time (s)"] > 0).all() and (t2p["wall time (s)"] > 0).all()
     for name in (
         "xpot_table2.md",
         "xpot_fig6.png",
