@@ -93,26 +93,19 @@ def records_of_file(path: str | os.PathLike) -> list[Composition]:
     job need not import ase.io); frames without an energy are left out."""
     from ase.data import atomic_numbers
 
-    from .read import _open_text, _species_column
+    from .read import frames_as_text
 
     out = []
-    with _open_text(path) as fh:
-        while True:
-            head = fh.readline()
-            if not head.strip():
-                break
-            n = int(head)
-            comment = fh.readline()
-            col = _species_column(comment)
-            numbers = tuple(atomic_numbers[fh.readline().split()[col]] for _ in range(n))
-            m = _KEY["energy"].search(comment)
-            if not m:
-                continue
-            lat = _KEY["lattice"].search(comment)
-            cell = [float(x) for x in lat.group(1).split()] if lat else [0.0] * 9
-            pb = _KEY["pbc"].search(comment)
-            pbc = [t == "T" for t in pb.group(1).split()] if pb else [lat is not None] * 3
-            out.append(Composition(numbers, float(m.group(1)), is_isolated(n, cell, pbc)))
+    for comment, symbols in frames_as_text(path):
+        numbers = tuple(atomic_numbers[s] for s in symbols)
+        m = _KEY["energy"].search(comment)
+        if not m:
+            continue
+        lat = _KEY["lattice"].search(comment)
+        cell = [float(x) for x in lat.group(1).split()] if lat else [0.0] * 9
+        pb = _KEY["pbc"].search(comment)
+        pbc = [t == "T" for t in pb.group(1).split()] if pb else [lat is not None] * 3
+        out.append(Composition(numbers, float(m.group(1)), is_isolated(len(numbers), cell, pbc)))
     return out
 
 

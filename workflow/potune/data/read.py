@@ -420,19 +420,26 @@ def species_of_file(path: str | os.PathLike) -> list[int]:
 
     symbols: set[str] = set()
     try:
-        with _open_text(path) as fh:
-            while True:
-                head = fh.readline()
-                if not head.strip():
-                    break
-                n = int(head)
-                comment = fh.readline()
-                col = _species_column(comment)
-                for _ in range(n):
-                    symbols.add(fh.readline().split()[col])
+        for _, frame_symbols in frames_as_text(path):
+            symbols.update(frame_symbols)
         return sorted(atomic_numbers[s] for s in symbols)
     except (ValueError, KeyError, IndexError):
         return species(read_normalised(path))
+
+
+def frames_as_text(path: str | os.PathLike):
+    """``(comment line, chemical symbols)`` of every frame of an extxyz file, read as text
+    (for jobs that need no more and should not import ase.io). Raises ValueError, KeyError or
+    IndexError on anything unusual (callers fall back to ase)."""
+    with _open_text(path) as fh:
+        while True:
+            head = fh.readline()
+            if not head.strip():
+                break
+            n = int(head)
+            comment = fh.readline()
+            col = _species_column(comment)
+            yield comment, [fh.readline().split()[col] for _ in range(n)]
 
 
 def _open_text(path: str | os.PathLike):

@@ -24,24 +24,7 @@ from ..fitters import gap
 
 #: hyperparameters that shape the SOAP vectors (stage 1 of the two-stage strategy)
 DESCRIPTOR_HYPERPARAMETERS = frozenset(
-    {
-        "cutoff",
-        "cutoff_transition_width",
-        "atom_sigma",
-        "n_max",
-        "l_max",
-        "central_weight",
-        "rcut_hard",
-        "rcut_soft",
-        "atom_sigma_r",
-        "atom_sigma_t",
-        "atom_sigma_r_scaling",
-        "atom_sigma_t_scaling",
-        "amplitude_scaling",
-        "radial_enhancement",
-        "basis",
-        "scaling_mode",
-    }
+    {"cutoff", "cutoff_transition_width", "atom_sigma", "n_max", "l_max", "central_weight"} | gap.SOAP_TURBO_ONLY
 )
 #: the kernel exponent: shapes the kernel distribution without any fit
 KERNEL_HYPERPARAMETERS = frozenset({"zeta"})
