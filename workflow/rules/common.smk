@@ -160,14 +160,18 @@ def iteration_trials(iteration):
     return proposal_trials(proposals_dir(iteration))
 
 
-def iteration_results(wildcards):
+def iteration_result_files(iteration):
     """fit.json and valid.json of every trial and fold of one iteration."""
     files = []
-    for t in iteration_trials(wildcards.iteration):
+    for t in iteration_trials(iteration):
         for f in range(NF):
-            d = f"{R}/iter{wildcards.iteration}/{t}/fold{f}"
+            d = f"{R}/iter{iteration}/{t}/fold{f}"
             files += [f"{d}/fit.json", f"{d}/valid.json"]
     return files
+
+
+def iteration_results(wildcards):
+    return iteration_result_files(wildcards.iteration)
 
 
 _TABLES = {}
@@ -243,11 +247,7 @@ def _ahead_files(propose_checkpoint, prefix, n, results):
 def loop_end():
     """(last iteration, stop reason, files ahead) of the search (stage 2 of a two-stage run);
     the reason is None while the search runs."""
-    return walk_loop(checkpoints.propose, checkpoints.collect, R, C["stop"], SEARCH, LOOKAHEAD, _iteration_result_files)
-
-
-def _iteration_result_files(iteration):
-    return iteration_results(type("Wildcards", (), {"iteration": str(iteration)})())
+    return walk_loop(checkpoints.propose, checkpoints.collect, R, C["stop"], SEARCH, LOOKAHEAD, iteration_result_files)
 
 
 def lookahead_inputs(wildcards):

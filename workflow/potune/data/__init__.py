@@ -6,7 +6,7 @@ The public names of :mod:`.read`, :mod:`.check` and :mod:`.split` are re-exporte
 (``from potune import data as D``).
 """
 
-from .check import check_dataset, check_fold_species, check_inputs, check_species, energy_scale_warning
+from .check import check_dataset, check_inputs, check_species, energy_scale_warning
 from .read import (
     ALWAYS_TRAIN,
     CT,
@@ -19,7 +19,7 @@ from .read import (
     write_structures,
     xyz_layout_error,
 )
-from .split import config_type_counts, kfold_split, random_split
+from .split import config_type_counts, kfold_split, random_split, split_folds
 
 __all__ = [
     "ALWAYS_TRAIN",
@@ -27,7 +27,6 @@ __all__ = [
     "REF_E",
     "REF_F",
     "check_dataset",
-    "check_fold_species",
     "check_inputs",
     "check_species",
     "config_type_counts",
@@ -38,6 +37,7 @@ __all__ = [
     "read_structures",
     "species",
     "species_of_file",
+    "split_folds",
     "write_structures",
     "xyz_layout_error",
 ]

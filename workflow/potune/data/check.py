@@ -13,7 +13,7 @@ import numpy as np
 from ..errors import DataError
 from . import e0 as E0
 from .read import REF_E, read_structures, species
-from .split import kfold_split, random_split
+from .split import split_folds
 
 
 def _symbols(zs) -> str:
@@ -38,32 +38,6 @@ def check_species(train: Sequence, other: Sequence, other_name: str, train_name:
             f"{other_name}: contains element(s) {_symbols(missing)} ({_frames_with(other, missing)}) "
             f"absent from {train_name}: a potential cannot predict an element it was not trained on"
         )
-
-
-def split_folds(frames: Sequence, scfg: dict) -> list[tuple[list[int], list[int]]]:
-    """The (train, validation) indices of every fold of a random or k-fold split, as the
-    ``split`` rule makes them (:mod:`potune.data.split`); [] for ``method: file``."""
-    if scfg["method"] == "random":
-        return [random_split(frames, scfg["fraction"], scfg["seed"], scfg["always_train"])]
-    if scfg["method"] == "kfold":
-        return kfold_split(frames, scfg["k"], scfg["seed"], scfg["always_train"])
-    return []
-
-
-def check_fold_species(frames: Sequence, scfg: dict, name: str) -> None:
-    """Raise when a fold's validation set holds an element that fold's training set lacks
-    (an element found only in a few structures can land in validation only); names the
-    fold, the element and the frames of ``name``."""
-    for f, (tr, va) in enumerate(split_folds(frames, scfg)):
-        train, valid = [frames[i] for i in tr], [frames[i] for i in va]
-        missing = sorted(set(species(valid)) - set(species(train)))
-        if missing:
-            how = f"split.method {scfg['method']}, seed {scfg['seed']}"
-            raise DataError(
-                f"{name}: the validation set of fold {f} ({how}) holds element(s) {_symbols(missing)} "
-                f"({_frames_with(valid, missing)}) that its training set lacks; every trial would fail on them. "
-                "Add structures with them, put their config_type into split.always_train, or change split.seed"
-            )
 
 
 def check_isolated_atoms(frames: Sequence, name: str) -> None:
@@ -132,17 +106,26 @@ def check_dataset(frames: Sequence, name: str) -> None:
 
 def check_split(train: Sequence, scfg: dict, name: str) -> None:
     """The split the ``split`` job will make is possible (k folds need k structures to
-    validate on; a random split needs one): refused now, not inside the job."""
+    validate on; a random split needs one), and no fold validates on an element its training
+    set lacks (an element found in a few structures only can land in validation only):
+    refused now, not inside the job, naming the fold, the element and the frames of ``name``."""
     try:
-        if scfg["method"] == "kfold":
-            kfold_split(train, scfg["k"], scfg["seed"], scfg["always_train"])
-        elif scfg["method"] == "random":
-            random_split(train, scfg["fraction"], scfg["seed"], scfg["always_train"])
+        folds = split_folds(train, scfg)
     except (DataError, ValueError) as exc:
         key = "split.k" if scfg["method"] == "kfold" else "split.fraction"
         raise DataError(
             f"{name}: {key}: {exc} (config_types in split.always_train and isolated atoms are never validated on)"
         ) from None
+    for f, (tr, va) in enumerate(folds):
+        fold_train, valid = [train[i] for i in tr], [train[i] for i in va]
+        missing = sorted(set(species(valid)) - set(species(fold_train)))
+        if missing:
+            how = f"split.method {scfg['method']}, seed {scfg['seed']}"
+            raise DataError(
+                f"{name}: the validation set of fold {f} ({how}) holds element(s) {_symbols(missing)} "
+                f"({_frames_with(valid, missing)}) that its training set lacks; every trial would fail on them. "
+                "Add structures with them, put their config_type into split.always_train, or change split.seed"
+            )
 
 
 def check_inputs(cfg: dict) -> dict:
@@ -154,7 +137,6 @@ def check_inputs(cfg: dict) -> dict:
     train = read_structures(dcfg["train"], require_forces=need_f, **keys)
     check_dataset(train, dcfg["train"])
     check_split(train, cfg["split"], dcfg["train"])
-    check_fold_species(train, cfg["split"], dcfg["train"])
     e0_given = (cfg.get("fixed") or {}).get("e0") is not None or "e0" in (cfg.get("space") or {})
     if cfg["fitter"] == "gap" and not e0_given:
         method = cfg["gap"].get("e0_method", "auto")

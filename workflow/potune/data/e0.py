@@ -26,7 +26,6 @@ from a normalised training file without ase (:func:`records_of_file`, for fit jo
 from __future__ import annotations
 
 import os
-import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
@@ -81,31 +80,23 @@ def records(frames: Sequence, energy_key: str = "REF_energy") -> list[Compositio
     ]
 
 
-_KEY = {
-    "energy": re.compile(r"(?:^|\s)REF_energy=(\S+)"),
-    "lattice": re.compile(r'(?:^|\s)Lattice="([^"]+)"'),
-    "pbc": re.compile(r'(?:^|\s)pbc="([^"]+)"'),
-}
-
-
 def records_of_file(path: str | os.PathLike) -> list[Composition]:
     """:class:`Composition` of a normalised extxyz file (``REF_energy``), read as text (a fit
     job need not import ase.io); frames without an energy are left out."""
     from ase.data import atomic_numbers
 
-    from .read import frames_as_text
+    from .read import REF_E, frames_as_text, split_comment
 
     out = []
     for comment, symbols in frames_as_text(path):
-        numbers = tuple(atomic_numbers[s] for s in symbols)
-        m = _KEY["energy"].search(comment)
-        if not m:
+        keys = dict(split_comment(comment))
+        if keys.get(REF_E) is None:
             continue
-        lat = _KEY["lattice"].search(comment)
-        cell = [float(x) for x in lat.group(1).split()] if lat else [0.0] * 9
-        pb = _KEY["pbc"].search(comment)
-        pbc = [t == "T" for t in pb.group(1).split()] if pb else [lat is not None] * 3
-        out.append(Composition(numbers, float(m.group(1)), is_isolated(len(numbers), cell, pbc)))
+        lattice = keys.get("Lattice")
+        cell = [float(x) for x in lattice.split()] if lattice else [0.0] * 9
+        pbc = [t == "T" for t in keys["pbc"].split()] if keys.get("pbc") else [lattice is not None] * 3
+        numbers = tuple(atomic_numbers[s] for s in symbols)
+        out.append(Composition(numbers, float(keys[REF_E]), is_isolated(len(numbers), cell, pbc)))
     return out
 
 

@@ -90,3 +90,13 @@ def kfold_split(
 
 def config_type_counts(frames: Sequence) -> dict[str, int]:
     return dict(Counter(a.info.get(CT, "default") for a in frames))
+
+
+def split_folds(frames: Sequence, scfg: dict) -> list[tuple[list[int], list[int]]]:
+    """The (train, validation) indices of every fold of a ``random`` or ``kfold`` split (the
+    ``split`` section), as the ``split`` rule makes them; [] for ``method: file``."""
+    if scfg["method"] == "random":
+        return [random_split(frames, scfg["fraction"], scfg["seed"], scfg["always_train"])]
+    if scfg["method"] == "kfold":
+        return kfold_split(frames, scfg["k"], scfg["seed"], scfg["always_train"])
+    return []

@@ -338,16 +338,7 @@ class BayesOptimizer:
 
         opt, sp = self.opt, self.opt.space
         rng = self._rng_for(23, self.n_told)
-        pts: list[list] = []
-        k_init = min(n, max(0, int(opt._n_initial_points) - len(pending)))
-        if k_init:  # the rest of the initial design first, then model points around them
-            c = opt.copy(random_state=int(rng.integers(2**31 - 1)))
-            for x in pending:
-                c._tell(x, 0.0, fit=False)
-            for _ in range(k_init):
-                x = c.ask()
-                pts.append(x)
-                c._tell(x, 0.0, fit=False)
+        pts = self._design_after(pending, n, rng)  # the rest of the initial design first, then model points
         if len(pts) == n:
             return pts
         if not opt.yi:  # nothing told yet and a batch larger than the design: random points
@@ -462,21 +453,31 @@ class BayesOptimizer:
         (before any loss is known, they only use up the initial design), then asked."""
         opt = self.opt
         rng = self._rng_for(29, self.n_told)
-        c = opt.copy(random_state=int(rng.integers(2**31 - 1)))
         if opt.yi:
+            c = opt.copy(random_state=int(rng.integers(2**31 - 1)))
             y = np.asarray(opt.yi, dtype=float)
             lie = {"cl_min": y.min(), "cl_mean": y.mean(), "cl_max": y.max()}[self.liar]
             c.tell(pending, [float(lie)] * len(pending))
             return c.ask(n_points=n, strategy=self.liar) if n > 1 else [c.ask()]
+        pts = self._design_after(pending, n, rng)
+        if len(pts) < n:  # the design is used up and no loss is known yet: random points
+            pts += opt.space.rvs(n - len(pts), random_state=int(rng.integers(2**31 - 1)))
+        return pts
+
+    def _design_after(self, pending: list[list], n: int, rng: np.random.Generator) -> list[list]:
+        """Up to ``n`` points of the rest of the initial design, after ``pending`` points (proposed,
+        not yet told) have used up theirs; none once the design is used up."""
+        k = min(n, max(0, int(self.opt._n_initial_points) - len(pending)))
+        if not k:
+            return []
+        c = self.opt.copy(random_state=int(rng.integers(2**31 - 1)))
         for x in pending:
             c._tell(x, 0.0, fit=False)
         pts: list[list] = []
-        while len(pts) < n and int(c._n_initial_points) > 0:  # the rest of the initial design
+        for _ in range(k):
             x = c.ask()
             pts.append(x)
             c._tell(x, 0.0, fit=False)
-        if len(pts) < n:  # the design is used up and no loss is known yet: random points
-            pts += c.space.rvs(n - len(pts), random_state=int(rng.integers(2**31 - 1)))
         return pts
 
     def state(self) -> dict:

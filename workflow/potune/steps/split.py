@@ -25,14 +25,8 @@ def split(cfg: dict, out_dir: str | os.PathLike) -> dict:
     train = D.read_structures(dcfg["train"], require_forces=cfg.get("require_forces", True), **keys)
     D.check_dataset(train, dcfg["train"])
     folds: list[tuple[list, list]]
-    if scfg["method"] == "random":
-        tr, va = D.random_split(train, scfg["fraction"], scfg["seed"], scfg["always_train"])
-        folds = [([train[i] for i in tr], [train[i] for i in va])]
-    elif scfg["method"] == "kfold":
-        folds = [
-            ([train[i] for i in tr], [train[i] for i in va])
-            for tr, va in D.kfold_split(train, scfg["k"], scfg["seed"], scfg["always_train"])
-        ]
+    if scfg["method"] in ("random", "kfold"):
+        folds = [([train[i] for i in tr], [train[i] for i in va]) for tr, va in D.split_folds(train, scfg)]
     elif scfg["method"] == "file":
         valid = D.read_structures(dcfg["validation"], require_forces=False, **keys)
         D.check_species(train, valid, dcfg["validation"])
@@ -40,7 +34,7 @@ def split(cfg: dict, out_dir: str | os.PathLike) -> dict:
     else:  # the schema prevents this
         raise ValueError(f"unknown split method {scfg['method']}")
     summary: dict = {"train_file": dcfg["train"], "method": scfg["method"], "folds": []}
-    for f, (tr, va) in enumerate(folds):  # checked before any job too (data.check.check_fold_species)
+    for f, (tr, va) in enumerate(folds):  # checked before any job too (data.check.check_split)
         D.check_species(tr, va, f"{dcfg['train']}: the validation set of fold {f}", "that fold's training set")
         D.write_structures(out / f"fold{f}" / "train.xyz", tr)
         D.write_structures(out / f"fold{f}" / "valid.xyz", va)
