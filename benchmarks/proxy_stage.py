@@ -45,9 +45,10 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "workflow"))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
+from strategies import run_one  # noqa: E402
+
 from potune.report.paper import Context, ppso_dimer_config  # noqa: E402
 from potune.trials import read_table  # noqa: E402
-from strategies import run_one  # noqa: E402
 
 STRATEGIES = ("joint", "kernel", "proxy")
 
@@ -145,7 +146,9 @@ def summarise(strategy: str, n: int, cfg: dict, res: dict) -> dict:
         "fit_wall_s": float(fits["wall_s"].sum()),
         "kernel_time_s": float(s1["kernel_time_s"].sum()) if strategy == "kernel" else 0.0,
         "wall_s": res["wall_s"],
-        "stage1_best": yaml.safe_load((run_dir / "stage1" / "best.yaml").read_text())["trial_id"] if s1 is not None else "",
+        "stage1_best": yaml.safe_load((run_dir / "stage1" / "best.yaml").read_text())["trial_id"]
+        if s1 is not None
+        else "",
     }
 
 
@@ -198,11 +201,21 @@ def main() -> None:
                     row["gamma_e_ratio_to_joint"] = row["gamma_e_mev_atom"] / jrow["gamma_e_mev_atom"]
                     row["gamma_f_ratio_to_joint"] = row["gamma_f_mev_a"] / jrow["gamma_f_mev_a"]
                     row["full_fit_ratio"] = jrow["full_fits"] / row["full_fits"]
+        pd.DataFrame(rows).to_csv(out / "proxy_stage.csv", index=False)  # after each n
     df = pd.DataFrame(rows)
-    df.to_csv(out / "proxy_stage.csv", index=False)
     if curves:
         pd.concat(curves, ignore_index=True)[
-            ["n", "iteration", "trial", "loss", "cpu_s", "cum_cpu_s", "best_loss", "best_energy_rmse_mev", "best_force_rmse"]
+            [
+                "n",
+                "iteration",
+                "trial",
+                "loss",
+                "cpu_s",
+                "cum_cpu_s",
+                "best_loss",
+                "best_energy_rmse_mev",
+                "best_force_rmse",
+            ]
         ].to_csv(out / "proxy_stage_trials.csv", index=False)
     with pd.option_context("display.width", 250, "display.max_columns", 40):
         print(df.round(3).T.to_string())

@@ -247,7 +247,10 @@ def _proxy_cfg():
         (lambda c: c["stage1"]["proxy"].update(n_sparse=0), "stage1.proxy.n_sparse"),
         (lambda c: c["stage1"]["proxy"].update(max_structures=0), "stage1.proxy.max_structures"),
         (lambda c: c["stage1"]["proxy"].update(delta=-1.0), "stage1.proxy.delta"),
-        (lambda c: c["stage1"]["space"].update(n_sparse={"type": "integer", "low": 5, "high": 9}), "stage1.space.n_sparse"),
+        (
+            lambda c: c["stage1"]["space"].update(n_sparse={"type": "integer", "low": 5, "high": 9}),
+            "stage1.space.n_sparse",
+        ),
     ],
 )
 def test_proxy_config_errors(edit, message, monkeypatch):
@@ -306,7 +309,9 @@ def test_two_stage_proxy_run(tmp_path):
     jobs = re.findall(r"^(?:local)?rule (\w+):$", out, re.M)
     assert jobs.count("proxy_fit") == 6 and jobs.count("proxy_validate") == 6 and jobs.count("fit") == 4
     assert "kernel_stats" not in jobs
-    assert max(i for i, j in enumerate(jobs) if j == "proxy_validate") < jobs.index("best_descriptor") < jobs.index("fit")
+    assert (
+        max(i for i, j in enumerate(jobs) if j == "proxy_validate") < jobs.index("best_descriptor") < jobs.index("fit")
+    )
     # stage 1: proxy fits on the seeded subset, with the proxy's GAP settings
     assert len(D.read_normalised(run / "stage1" / "proxy" / "train.xyz")) == 12
     assert len(D.read_normalised(run / "split" / "fold0" / "train.xyz")) == 24

@@ -29,7 +29,6 @@ from ..io import read_yaml
 from ..merge import deep_merge
 from .space import Space
 
-
 #: the GAP hyperparameters a proxy fit sets from ``stage1.proxy`` (over ``fixed``)
 PROXY_HYPERPARAMETERS = ("n_sparse", "delta", "sigma_energy", "sigma_force")
 
