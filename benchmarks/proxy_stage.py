@@ -152,6 +152,66 @@ def summarise(strategy: str, n: int, cfg: dict, res: dict) -> dict:
     }
 
 
+def proxy_ranking(run_dir: Path, args, out: Path) -> dict:
+    """How well the proxy ranks descriptors: every successful trial of a joint search (a
+    descriptor and its full-fidelity validation loss) refitted at the proxy's fidelity (the
+    subset, n_sparse and GAP settings of the proxy searches; the same gap_fit and validation
+    library functions the workflow uses), then the Spearman correlation of proxy and full
+    losses and the proxy's rank of the trial with the best full loss (as
+    benchmarks/stage1_objective.py does for the kernel criteria)."""
+    import scipy.stats
+
+    from potune import data as D
+    from potune.descriptors.soap import STAGE1_HYPERPARAMETERS
+    from potune.evaluate.predict import evaluate
+    from potune.fitters import gap
+    from potune.search.twostage import PROXY_HYPERPARAMETERS
+
+    table = read_table(run_dir / "trials.csv")
+    table = table[table["status"] == "ok"].reset_index(drop=True)
+    work = out / "ranking" / run_dir.name
+    work.mkdir(parents=True, exist_ok=True)
+    frames = D.read_normalised(run_dir / "split" / "fold0" / "train.xyz")
+    subset = work / "train.xyz"
+    D.write_structures(subset, [frames[i] for i in D.training_subset(frames, args.proxy_structures, 0)])
+    valid = D.read_normalised(run_dir / "split" / "fold0" / "valid.xyz")
+    cfg = yaml.safe_load((run_dir / "run" / "config.yaml").read_text())
+    proxy = {"n_sparse": args.proxy_sparse, "delta": 1.0, "sigma_energy": 0.002, "sigma_force": 0.02}
+    assert set(proxy) == set(PROXY_HYPERPARAMETERS)
+    settings = {**cfg["gap"], "energy_only": args.proxy_energy_only}
+    losses, cpu = [], 0.0
+    for r in table.to_dict("records"):
+        hp = {k: v for k, v in r.items() if k in STAGE1_HYPERPARAMETERS or k in ("sparse_method",)}
+        hp = {k: (int(v) if k in gap.INTEGER_HYPERPARAMETERS or k == "zeta" else v) for k, v in hp.items()}
+        d = work / r["trial_id"]
+        t0 = os.times()
+        res = gap.fit({**hp, **proxy}, settings, subset, d, work / f"{r['trial_id']}.log", [6], seed=0)
+        t1 = os.times()
+        cpu += (t1.children_user + t1.children_system) - (t0.children_user + t0.children_system)
+        if res.status != "ok":
+            losses.append(np.nan)
+            continue
+        m, _, _ = evaluate(gap.calculator(d), valid, "gamma", 0.5)
+        losses.append(m["loss"])
+    table["proxy_loss"] = losses
+    table.to_csv(out / f"proxy_ranking_{run_dir.name}.csv", index=False)
+    ok = table["proxy_loss"].notna()
+    rho = scipy.stats.spearmanr(table.loc[ok, "proxy_loss"], table.loc[ok, "loss"]).statistic
+    best = table["loss"].idxmin()
+    rank = int((table.loc[ok, "proxy_loss"] < table.at[best, "proxy_loss"]).sum()) + 1
+    pick = table.loc[table["proxy_loss"].idxmin()]
+    return {
+        "run": run_dir.name,
+        "trials": int(ok.sum()),
+        "spearman_rho": float(rho),
+        "rank_of_best_trial": rank,
+        "full_loss_of_proxy_pick": float(pick["loss"]),
+        "best_full_loss": float(table.at[best, "loss"]),
+        "median_full_loss": float(table["loss"].median()),
+        "proxy_fit_cpu_s": cpu,
+    }
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--n", type=int, nargs="+", default=[4], help="n_max = l_max (PPSO: 4 and 6)")
@@ -163,6 +223,7 @@ def main() -> None:
     ap.add_argument("--proxy-sparse", type=int, default=10, help="proxy fits: sparse points")
     ap.add_argument("--proxy-energy-only", action="store_true")
     ap.add_argument("--strategies", nargs="+", default=list(STRATEGIES), choices=STRATEGIES)
+    ap.add_argument("--rank", action="store_true", help="also rank the joint searches' descriptors by the proxy")
     ap.add_argument("--cores", type=int, default=2)
     ap.add_argument("--out", default=str(ROOT / "benchmarks" / "out" / "proxy_stage"))
     args = ap.parse_args()
@@ -172,7 +233,7 @@ def main() -> None:
     os.environ["PYTHONPATH"] = os.pathsep.join([str(ROOT / "workflow"), os.environ.get("PYTHONPATH", "")]).rstrip(
         os.pathsep
     )
-    rows, curves = [], []
+    rows, curves, rankings = [], [], []
     for n in args.n:
         joint = None
         for strategy in args.strategies:
@@ -183,6 +244,11 @@ def main() -> None:
             if strategy == "joint":
                 joint = joint_curve(res["run_dir"])
                 curves.append(joint.assign(n=n))
+                if args.rank:
+                    rk = proxy_ranking(res["run_dir"], args, out)
+                    print(f"  proxy ranking of the joint search's descriptors: {rk}", flush=True)
+                    rankings.append(rk)
+                    pd.DataFrame(rankings).to_csv(out / "proxy_ranking.csv", index=False)
             rows.append(row)
             print(f"  {row}", flush=True)
         if joint is not None:
