@@ -83,6 +83,9 @@ def build_config(args, strategy: str, n: int, out: Path) -> dict:
             "max_structures": args.proxy_structures,
             "n_sparse": args.proxy_sparse,
             "energy_only": args.proxy_energy_only,
+            "delta": args.proxy_delta,
+            "sigma_energy": args.proxy_sigma_energy,
+            "sigma_force": args.proxy_sigma_force,
             "seed": 0,
         }
     return cfg
@@ -162,7 +165,7 @@ def proxy_ranking(run_dir: Path, args, out: Path) -> dict:
     import scipy.stats
 
     from potune import data as D
-    from potune.descriptors.soap import STAGE1_HYPERPARAMETERS
+    from potune.descriptors.soap import STAGE1_HYPERPARAMETERS, reset_soap_turbo_basis
     from potune.evaluate.predict import evaluate
     from potune.fitters import gap
     from potune.search.twostage import PROXY_HYPERPARAMETERS
@@ -176,7 +179,12 @@ def proxy_ranking(run_dir: Path, args, out: Path) -> dict:
     D.write_structures(subset, [frames[i] for i in D.training_subset(frames, args.proxy_structures, 0)])
     valid = D.read_normalised(run_dir / "split" / "fold0" / "valid.xyz")
     cfg = yaml.safe_load((run_dir / "run" / "config.yaml").read_text())
-    proxy = {"n_sparse": args.proxy_sparse, "delta": 1.0, "sigma_energy": 0.002, "sigma_force": 0.02}
+    proxy = {
+        "n_sparse": args.proxy_sparse,
+        "delta": args.proxy_delta,
+        "sigma_energy": args.proxy_sigma_energy,
+        "sigma_force": args.proxy_sigma_force,
+    }
     assert set(proxy) == set(PROXY_HYPERPARAMETERS)
     settings = {**cfg["gap"], "energy_only": args.proxy_energy_only}
     losses, cpu = [], 0.0
@@ -191,6 +199,8 @@ def proxy_ranking(run_dir: Path, args, out: Path) -> dict:
         if res.status != "ok":
             losses.append(np.nan)
             continue
+        # soap_turbo keeps its radial basis between descriptors of one process: rebuild it
+        reset_soap_turbo_basis(int(hp["n_max"]))
         m, _, _ = evaluate(gap.calculator(d), valid, "gamma", 0.5)
         losses.append(m["loss"])
     table["proxy_loss"] = losses
@@ -222,6 +232,9 @@ def main() -> None:
     ap.add_argument("--proxy-structures", type=int, default=12, help="proxy fits: training dimers (of 24)")
     ap.add_argument("--proxy-sparse", type=int, default=10, help="proxy fits: sparse points")
     ap.add_argument("--proxy-energy-only", action="store_true")
+    ap.add_argument("--proxy-delta", type=float, default=1.0, help="proxy fits: delta (eV)")
+    ap.add_argument("--proxy-sigma-energy", type=float, default=0.002, help="proxy fits: sigma_E (eV/atom)")
+    ap.add_argument("--proxy-sigma-force", type=float, default=0.02, help="proxy fits: sigma_F (eV/A)")
     ap.add_argument("--strategies", nargs="+", default=list(STRATEGIES), choices=STRATEGIES)
     ap.add_argument("--rank", action="store_true", help="also rank the joint searches' descriptors by the proxy")
     ap.add_argument("--cores", type=int, default=2)

@@ -334,6 +334,7 @@ def test_two_stage_proxy_run(tmp_path):
     from potune.evaluate.predict import evaluate
 
     model = run / "stage1" / f"iter{int(row['iteration'])}" / row["trial"] / "model"
+    soap.reset_soap_turbo_basis(4)  # another soap_turbo descriptor may have run in this process
     metrics, _, _ = evaluate(
         gap.calculator(model), D.read_normalised(run / "split" / "fold0" / "valid.xyz"), "gamma", 0.5
     )
