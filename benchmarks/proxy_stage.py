@@ -59,11 +59,24 @@ def budget(text: str) -> tuple[int, int]:
     return int(a), int(b)
 
 
+def proxy_tag(args) -> str:
+    """'' for the default proxy fidelity, else a suffix naming it (runs and CSV files)."""
+    ours = (args.proxy_structures, args.proxy_sparse, args.proxy_energy_only, args.proxy_delta)
+    ours += (args.proxy_sigma_energy, args.proxy_sigma_force)
+    if ours == (12, 10, False, 1.0, 0.002, 0.02):
+        return ""
+    return (
+        f"-m{args.proxy_structures}-ns{args.proxy_sparse}-d{args.proxy_delta:g}"
+        f"-se{args.proxy_sigma_energy:g}-sf{args.proxy_sigma_force:g}" + ("-eo" if args.proxy_energy_only else "")
+    )
+
+
 def build_config(args, strategy: str, n: int, out: Path) -> dict:
     """One search of the comparison: PPSO Table 3's protocol with this benchmark's budgets."""
     ctx = Context(out=out, cores=args.cores, quick=False, shared=None)
     cfg = ppso_dimer_config(ctx, "joint" if strategy == "joint" else "two_stage", n)
-    cfg["run_name"] = f"proxy-bench-{strategy}-n{n}-s{args.seed}"
+    tag = proxy_tag(args) if strategy == "proxy" else ""
+    cfg["run_name"] = f"proxy-bench-{strategy}{tag}-n{n}-s{args.seed}"
     cfg["results_dir"] = str(out / "runs")
     cfg["optimizer"]["seed"] = args.seed
     cfg["kernel"] = {**cfg.get("kernel", {}), "figure": False, "similarity_curve": False}
@@ -261,7 +274,7 @@ def main() -> None:
                     rk = proxy_ranking(res["run_dir"], args, out)
                     print(f"  proxy ranking of the joint search's descriptors: {rk}", flush=True)
                     rankings.append(rk)
-                    pd.DataFrame(rankings).to_csv(out / "proxy_ranking.csv", index=False)
+                    pd.DataFrame(rankings).to_csv(out / f"proxy_ranking{proxy_tag(args)}.csv", index=False)
             rows.append(row)
             print(f"  {row}", flush=True)
         if joint is not None:
@@ -280,8 +293,9 @@ def main() -> None:
                     row["gamma_e_ratio_to_joint"] = row["gamma_e_mev_atom"] / jrow["gamma_e_mev_atom"]
                     row["gamma_f_ratio_to_joint"] = row["gamma_f_mev_a"] / jrow["gamma_f_mev_a"]
                     row["full_fit_ratio"] = jrow["full_fits"] / row["full_fits"]
-        pd.DataFrame(rows).to_csv(out / "proxy_stage.csv", index=False)  # after each n
+        pd.DataFrame(rows).to_csv(out / f"proxy_stage{proxy_tag(args)}.csv", index=False)  # after each n
     df = pd.DataFrame(rows)
+    tag = proxy_tag(args)
     if curves:
         pd.concat(curves, ignore_index=True)[
             [
@@ -295,10 +309,10 @@ def main() -> None:
                 "best_energy_rmse_mev",
                 "best_force_rmse",
             ]
-        ].to_csv(out / "proxy_stage_trials.csv", index=False)
+        ].to_csv(out / f"proxy_stage_trials{tag}.csv", index=False)
     with pd.option_context("display.width", 250, "display.max_columns", 40):
         print(df.round(3).T.to_string())
-    print(f"\nwritten: {out / 'proxy_stage.csv'}" + (f", {out / 'proxy_stage_trials.csv'}" if curves else ""))
+    print(f"\nwritten: {out / f'proxy_stage{tag}.csv'}" + (f", {out / f'proxy_stage_trials{tag}.csv'}" if curves else ""))
 
 
 if __name__ == "__main__":
