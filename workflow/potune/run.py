@@ -106,9 +106,12 @@ def parallel_fits(cfg: dict, argv: list[str]) -> int:
     return max(1, cores // max(threads, 1))
 
 
-def tail(path: str | os.PathLike, n: int = TAIL_LINES) -> list[str]:
-    """The last ``n`` lines of a text file."""
-    lines = Path(path).read_text(errors="replace").splitlines()
+def tail(path: str | os.PathLike, n: int = TAIL_LINES, offset: int = 0) -> list[str]:
+    """The last ``n`` lines of a text file from byte ``offset`` on (this invocation's part
+    of an appended log)."""
+    with open(path, "rb") as fh:
+        fh.seek(offset)
+        lines = fh.read().decode(errors="replace").splitlines()
     return lines[-n:]
 
 
@@ -134,6 +137,7 @@ def main(argv: list[str] | None = None) -> int:
     with open(log, "a") as fh:
         fh.write(f"\n=== potune.run {time.strftime('%Y-%m-%d %H:%M:%S')} in {os.getcwd()}: {shlex.join(cmd)} ===\n")
         fh.flush()
+        offset = fh.tell()
         # its own process group: a Ctrl-C reaches Snakemake once, forwarded from here
         proc = subprocess.Popen(
             cmd,
@@ -179,7 +183,7 @@ def main(argv: list[str] | None = None) -> int:
         say(line)
     if rc != 0:
         say(f"Snakemake failed (exit {rc}); the last lines of its log {log}:")
-        for line in tail(log):
+        for line in tail(log, offset=offset):
             print(f"    {line}", flush=True)
         say(f"full log: {log}")
         return rc
