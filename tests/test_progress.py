@@ -29,14 +29,23 @@ def _trial(run_dir: Path, it: int, k: int, loss: float | None, started: float, e
     d.mkdir(parents=True, exist_ok=True)
     tid = f"{it}-{k:02d}"
     status = "ok" if loss is not None else "failed"
-    write_json(d / "fit.json", {"trial_id": tid, "status": status, "reason": "" if loss else "gap_fit: boom", "wall_s": fit_s})
+    write_json(
+        d / "fit.json", {"trial_id": tid, "status": status, "reason": "" if loss else "gap_fit: boom", "wall_s": fit_s}
+    )
     (d / "attempts.jsonl").write_text(json.dumps({"attempt": 1, "started": started}) + "\n")
     if loss is None:
         write_json(d / "valid.json", {"status": "failed", "reason": "gap_fit: boom"})
     else:
         write_json(
             d / "valid.json",
-            {"status": "ok", "reason": "", "loss": loss, "energy_rmse_mev": 10 * loss, "force_rmse": loss, "n_atoms": 8},
+            {
+                "status": "ok",
+                "reason": "",
+                "loss": loss,
+                "energy_rmse_mev": 10 * loss,
+                "force_rmse": loss,
+                "n_atoms": 8,
+            },
         )
     os.utime(d / "valid.json", (ended, ended))
     return tid
@@ -110,7 +119,13 @@ def test_watcher_resumed_run_counts_earlier_trials(run_folder):
 def test_final_lines_from_the_trial_table(run_folder):
     run_dir, t0 = run_folder
     table = pd.DataFrame(
-        {"iteration": [0, 0], "trial_id": ["0-00", "0-01"], "status": ["ok", "failed"], "reason": ["", "boom"], "loss": [0.25, None]}
+        {
+            "iteration": [0, 0],
+            "trial_id": ["0-00", "0-01"],
+            "status": ["ok", "failed"],
+            "reason": ["", "boom"],
+            "loss": [0.25, None],
+        }
     )
     write_table(run_dir / "trials.csv", table)
     write_json(run_dir / "best" / "test_metrics.json", {"status": "ok", "energy_rmse_mev": 4.5, "force_rmse": 0.125})
@@ -170,7 +185,20 @@ def _potune_run(tmp_path: Path, cfg: dict, *extra: str) -> subprocess.CompletedP
         "PYTHONPATH": os.pathsep.join([str(ROOT / "workflow"), os.environ.get("PYTHONPATH", "")]),
     }
     return subprocess.run(
-        ["timeout", "-k", "10", "600", sys.executable, "-m", "potune.run", "--cores", "2", "--configfile", str(cfg_file), *extra],
+        [
+            "timeout",
+            "-k",
+            "10",
+            "600",
+            sys.executable,
+            "-m",
+            "potune.run",
+            "--cores",
+            "2",
+            "--configfile",
+            str(cfg_file),
+            *extra,
+        ],
         cwd=ROOT,
         capture_output=True,
         text=True,

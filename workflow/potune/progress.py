@@ -116,7 +116,9 @@ def finished_trials(run_dir: str | os.PathLike, n_folds: int) -> dict[str, Trial
                     trial_id, it, "failed", math.nan, math.nan, math.nan, fit_s, reason, when, wall
                 )
             else:
-                mean = {k: sum(float(v[k]) for v in valids) / n_folds for k in ("loss", "energy_rmse_mev", "force_rmse")}
+                mean = {
+                    k: sum(float(v[k]) for v in valids) / n_folds for k in ("loss", "energy_rmse_mev", "force_rmse")
+                }
                 e, f = mean["energy_rmse_mev"], mean["force_rmse"]
                 out[trial_id] = TrialResult(trial_id, it, "ok", mean["loss"], e, f, fit_s, "", when, wall)
     return out
@@ -128,7 +130,9 @@ def best_of(trials: dict[str, TrialResult]) -> TrialResult | None:
     return min(ok, key=lambda t: t.loss) if ok else None
 
 
-def eta_s(n_done: int, budget: int | None, mean_trial_s: float | None, slots: int, refit_left: bool = True) -> float | None:
+def eta_s(
+    n_done: int, budget: int | None, mean_trial_s: float | None, slots: int, refit_left: bool = True
+) -> float | None:
     """Seconds left, roughly: the trials left times the mean wall time of a finished trial
     (from its fit job's start to its validation's end) over the trials that run at once
     (``slots``), plus one trial's time for the refit of the best and its test.
@@ -290,7 +294,9 @@ class Watcher:
             table = read_table(table_file)
             n_failed = int((table["status"] != "ok").sum())
             best = best_trial(table)
-            best_txt = f"best loss {float(best['loss']):.5g} (trial {best['trial_id']})" if best else "no trial succeeded"
+            best_txt = (
+                f"best loss {float(best['loss']):.5g} (trial {best['trial_id']})" if best else "no trial succeeded"
+            )
             lines.append(
                 f"done in {duration(now - self.start)}: {len(table)} trial(s)"
                 + (f" of {self.budget}" if self.budget else "")

@@ -106,6 +106,25 @@ def parallel_fits(cfg: dict, argv: list[str]) -> int:
     return max(1, cores // max(threads, 1))
 
 
+def watcher_for(cfg: dict, run_dir: Path, argv: list[str], start: float | None = None) -> Watcher:
+    """The :class:`potune.progress.Watcher` of a search run with this configuration and these
+    Snakemake arguments (folds, budget, fits at once)."""
+    from .config import n_folds
+    from .search.loop import trial_budget
+
+    try:
+        folds = n_folds(cfg)
+    except (KeyError, TypeError, ValueError):
+        folds = 1
+    return Watcher(
+        run_dir,
+        n_folds=folds,
+        budget=trial_budget(cfg),
+        slots=parallel_fits(cfg, argv),
+        start=time.time() if start is None else start,
+    )
+
+
 def tail(path: str | os.PathLike, n: int = TAIL_LINES, offset: int = 0) -> list[str]:
     """The last ``n`` lines of a text file from byte ``offset`` on (this invocation's part
     of an appended log)."""
@@ -113,6 +132,22 @@ def tail(path: str | os.PathLike, n: int = TAIL_LINES, offset: int = 0) -> list[
         fh.seek(offset)
         lines = fh.read().decode(errors="replace").splitlines()
     return lines[-n:]
+
+
+def follow(proc: subprocess.Popen, watcher: Watcher, emit=say, poll_s: float = POLL_S) -> int:
+    """Wait for ``proc``, passing the new progress lines of ``watcher`` to ``emit`` every
+    ``poll_s`` seconds and once more at the end; returns its exit status."""
+    while True:
+        try:
+            rc = proc.wait(timeout=poll_s)
+            break
+        except subprocess.TimeoutExpired:
+            pass
+        for line in watcher.poll():
+            emit(line)
+    for line in watcher.poll():
+        emit(line)
+    return rc
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -123,14 +158,7 @@ def main(argv: list[str] | None = None) -> int:
     run_dir = run_dir_of(cfg, argv)
     log = run_dir / "logs" / "snakemake.log"
     log.parent.mkdir(parents=True, exist_ok=True)
-    from .config import n_folds
-    from .search.loop import trial_budget
-
-    try:
-        folds = n_folds(cfg)
-    except (KeyError, TypeError, ValueError):
-        folds = 1
-    watcher = Watcher(run_dir, n_folds=folds, budget=trial_budget(cfg), slots=parallel_fits(cfg, argv))
+    watcher = watcher_for(cfg, run_dir, argv)
     cmd = [sys.executable, "-m", "snakemake", *argv]
     env = {**os.environ, "MPLBACKEND": os.environ.get("MPLBACKEND", "Agg")}
     say(f"running {shlex.join(['snakemake', *argv])}; progress below, Snakemake's output in {log}")
@@ -166,21 +194,12 @@ def main(argv: list[str] | None = None) -> int:
 
         old = {s: signal.signal(s, forward) for s in (signal.SIGINT, signal.SIGTERM)}
         try:
-            while True:
-                try:
-                    rc = proc.wait(timeout=POLL_S)
-                    break
-                except subprocess.TimeoutExpired:
-                    pass
-                for line in watcher.poll():
-                    say(line)
+            rc = follow(proc, watcher)
             if copier is not None:
                 copier.join(timeout=10)
         finally:
             for s, h in old.items():
                 signal.signal(s, h)
-    for line in watcher.poll():
-        say(line)
     if rc != 0:
         say(f"Snakemake failed (exit {rc}); the last lines of its log {log}:")
         for line in tail(log, offset=offset):
