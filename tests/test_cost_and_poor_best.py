@@ -109,3 +109,33 @@ def test_trivial_errors_and_poor_best_warning(tmp_path):
     assert "zero forces" in w and "energy" not in w.split(":")[2]
     poor_e = {**good, "energy_rmse_mev": trivial["energy_rmse_mev"]}
     assert "mean energy per atom" in poor_best_warning(poor_e, trivial)
+
+
+def _predictions(path, force_scale: float):
+    save_predictions(
+        path,
+        {
+            "energy_ref_per_atom": np.array([-4.0, -4.2, -4.1, -3.9]),
+            "energy_pred_per_atom": np.zeros(4),
+            "force_ref": force_scale * np.array([1.0, -1.0, 1.0, -1.0]),
+            "force_pred": np.zeros(4),
+        },
+    )
+    return path
+
+
+def test_summary_warns_of_a_poor_best_and_names_the_cost(tmp_path, capsys):
+    from test_outputs_say import OK_REFIT, OK_TEST, run_summary
+
+    # best: E 5 meV/atom (trivial 112), F 0.2 eV/A; trivial F 0.3 -> 67 % of it: poor
+    cost = cost_plot(_table([400, 200, 100]), tmp_path / "cost.png", tmp_path / "cost.csv")
+    assert len(cost)
+    inputs = {"valid_predictions": _predictions(tmp_path / "p.npz", 0.3), "cost": tmp_path / "cost.csv"}
+    text = run_summary(tmp_path / "a", refit=OK_REFIT, test=OK_TEST, extra_inputs=inputs)
+    head = text.splitlines()[:3]
+    assert head[2].startswith("**Warning: the best trial 0-01 is a poor potential: its validation force RMSE 0.2 eV/Å")
+    assert "Warning: the best trial 0-01 is a poor potential" in capsys.readouterr().out
+    assert "Cost measure: descriptor length" in text and "| 0-02 | 0.15 |" in text
+    # trivial F 1.0 eV/A: 0.2 is 20 % of it, not flagged
+    inputs["valid_predictions"] = _predictions(tmp_path / "q.npz", 1.0)
+    assert "Warning" not in run_summary(tmp_path / "b", refit=OK_REFIT, test=OK_TEST, extra_inputs=inputs)
