@@ -107,6 +107,19 @@ def test_watcher_lines_in_order_with_state(run_folder):
     _trial(run_dir, 1, 0, 0.125, started=t0 + 61, ended=t0 + 70)
     (line,) = w.poll(now=t0 + 71)
     assert line.startswith("trial 1-00: loss 0.125") and "trials 3/6, best 0.125 (1-00)" in line
+    # the refit, then (a later poll) the test: no refit left in the estimate of either
+    write_json(run_dir / "best" / "fit.json", {"trial_id": "best (1-00)", "status": "ok", "wall_s": 4.0})
+    os.utime(run_dir / "best" / "fit.json", (t0 + 78, t0 + 78))
+    (line,) = w.poll(now=t0 + 80)
+    assert line.startswith("refit of the best (1-00): done (fit 4 s) | trials 3/6") and line.endswith(
+        f"~{duration(3 * (20 + 30 + 9) / 3 / 2)} left"
+    )
+    write_json(run_dir / "best" / "test_metrics.json", {"status": "ok", "energy_rmse_mev": 4.5, "force_rmse": 0.125})
+    os.utime(run_dir / "best" / "test_metrics.json", (t0 + 88, t0 + 88))
+    (line,) = w.poll(now=t0 + 90)
+    assert line.startswith("test set: E 4.50 meV/atom, F 0.1250 eV/A | ") and line.endswith(
+        f"~{duration(3 * (20 + 30 + 9) / 3 / 2)} left"
+    )
 
 
 def test_watcher_resumed_run_counts_earlier_trials(run_folder):

@@ -225,6 +225,7 @@ class Watcher:
     _trials: dict = field(default_factory=dict)
     _seen: set = field(default_factory=set)
     _primed: bool = False
+    _refit_at: float = math.inf
 
     def _new_best_file(self, name: str) -> tuple[dict, float] | None:
         """A ``best/`` result written since the start and not yet announced, with its mtime."""
@@ -257,13 +258,12 @@ class Watcher:
                     events.append((t.finished_at, trial_text(t)))
                 else:
                     earlier += 1
-        refit_at = math.inf
         refit = self._new_best_file("fit.json")
         if refit is not None:
-            data, refit_at = refit
+            data, self._refit_at = refit
             what = "done" if data.get("status") == "ok" else f"FAILED ({str(data.get('reason', ''))[:120]})"
             wall = float(data.get("wall_s") or 0)
-            events.append((refit_at, f"refit of the {data.get('trial_id', 'best')}: {what} (fit {wall:.0f} s)"))
+            events.append((self._refit_at, f"refit of the {data.get('trial_id', 'best')}: {what} (fit {wall:.0f} s)"))
         test = self._new_best_file("test_metrics.json")
         if test is not None:
             events.append((test[1], test_text(test[0])))
@@ -274,7 +274,7 @@ class Watcher:
         for when, text in sorted(events, key=lambda e: e[0]):
             at = min(when, now)
             done = {k: t for k, t in self._trials.items() if t.finished_at <= at}
-            state = status_text(done, self.budget, at - self.start, self.slots, refit_left=at < refit_at)
+            state = status_text(done, self.budget, at - self.start, self.slots, refit_left=at < self._refit_at)
             lines.append(f"{text} | {state}")
         if lines and not events:
             lines[-1] += " | " + status_text(self._trials, self.budget, now - self.start, self.slots)

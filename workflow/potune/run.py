@@ -150,6 +150,10 @@ def follow(proc: subprocess.Popen, watcher: Watcher, emit=say, poll_s: float = P
     return rc
 
 
+def _default_sigint() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     verbose = "--verbose-snakemake" in argv
@@ -173,6 +177,9 @@ def main(argv: list[str] | None = None) -> int:
             stderr=subprocess.STDOUT,
             env=env,
             process_group=0,
+            # a shell starts background commands with SIGINT ignored, and Snakemake would
+            # inherit that: it must stop on the SIGINT forwarded below
+            preexec_fn=_default_sigint,
             text=verbose,
         )
         copier = None
@@ -187,7 +194,10 @@ def main(argv: list[str] | None = None) -> int:
             copier = threading.Thread(target=copy_out, daemon=True)
             copier.start()
 
+        stopped = []
+
         def forward(signum, _frame) -> None:
+            stopped.append(signum)
             if proc.poll() is None:
                 proc.send_signal(signum)
                 say("stopping Snakemake (it ends its running jobs; run the same command again to resume) ...")
@@ -200,6 +210,9 @@ def main(argv: list[str] | None = None) -> int:
         finally:
             for s, h in old.items():
                 signal.signal(s, h)
+    if rc != 0 and stopped:
+        say(f"stopped on request (Snakemake exit {rc}); run the same command again to resume; log: {log}")
+        return rc
     if rc != 0:
         say(f"Snakemake failed (exit {rc}); the last lines of its log {log}:")
         for line in tail(log, offset=offset):
