@@ -263,3 +263,42 @@ def test_potune_run_failure_shows_the_error(tmp_path):
     log = tmp_path / "results" / "tiny" / "logs" / "snakemake.log"
     assert f"full log: {log}" in proc.stdout and "unknown config key" in log.read_text()
     assert len(proc.stdout.splitlines()) < 40
+
+
+@pytest.mark.slow
+def test_potune_run_ctrl_c_stops_snakemake(tmp_path):
+    """SIGINT to python -m potune.run reaches Snakemake (in its own process group), which
+    stops; the command says so and exits non-zero."""
+    import signal
+    import time
+
+    cfg = _tiny(tmp_path)
+    cfg_file = tmp_path / "config.yaml"
+    cfg_file.write_text(yaml.safe_dump(cfg, sort_keys=False))
+    env = {
+        **os.environ,
+        "MPLBACKEND": "Agg",
+        "PYTHONPATH": os.pathsep.join([str(ROOT / "workflow"), os.environ.get("PYTHONPATH", "")]),
+    }
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "potune.run", "--cores", "1", "--configfile", str(cfg_file)],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env=env,
+    )
+    meta = tmp_path / "results" / "tiny" / "iter0" / "proposals" / "meta.yaml"
+    deadline = time.time() + 300
+    while not meta.exists() and time.time() < deadline and proc.poll() is None:
+        time.sleep(0.5)
+    assert meta.exists() and proc.poll() is None
+    proc.send_signal(signal.SIGINT)
+    out, _ = proc.communicate(timeout=300)
+    assert proc.returncode != 0, out
+    assert "stopped on request (Snakemake exit" in out and "run the same command again to resume" in out
+    assert not (tmp_path / "results" / "tiny" / "summary.md").exists()
+    assert (
+        "Terminating processes on user request"
+        in (tmp_path / "results" / "tiny" / "logs" / "snakemake.log").read_text()
+    )
