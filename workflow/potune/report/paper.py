@@ -37,6 +37,7 @@ import pandas as pd
 import yaml
 
 from ..io import read_json, read_yaml
+from ..run import follow, watcher_for
 
 REPO = Path(__file__).resolve().parents[3]
 
@@ -149,7 +150,7 @@ def run_search(ctx: Context, cfg: dict, cores: int | None = None) -> tuple[Path,
     with open(log, "a") as fh:
         fh.write(f"\n=== potune paper: {time.strftime('%Y-%m-%d %H:%M:%S')}, {cores} core(s) ===\n")
         fh.flush()
-        proc = subprocess.run(
+        proc = subprocess.Popen(
             [
                 str(bindir / "snakemake"),
                 "--snakefile",
@@ -166,6 +167,9 @@ def run_search(ctx: Context, cfg: dict, cores: int | None = None) -> tuple[Path,
             stderr=subprocess.STDOUT,
             env=env,
         )
+        # the quiet progress of `make run` (potune.run), one line per event, named by search
+        watcher = watcher_for(cfg, run_dir, ["--cores", str(cores)], start=t0)
+        follow(proc, watcher, emit=lambda line: ctx.say(f"{cfg['run_name']}: {line}"))
     wall = time.time() - t0
     # count this invocation's time if it ran (part of) the search: it failed, or it wrote the
     # final result (first run, resumed run, or a finished search extended by a larger budget)

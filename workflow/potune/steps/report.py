@@ -127,6 +127,13 @@ def summary_step(cfg: dict, inputs: dict, out_md, cores: int | None = None) -> s
                 "relax the resource limits, or check the data, then run again.",
                 "",
             ]
+    warning = None
+    if ok and inputs.get("valid_predictions"):
+        from ..report.summary import poor_best_warning, trivial_errors
+
+        warning = poor_best_warning(best, trivial_errors(inputs["valid_predictions"]))
+        if warning:
+            lines[2:2] = [f"**{warning}**", ""]
     if ok:
         lines += [
             f"## Best trial: {best['trial_id']} (loss {best['loss']:.6g})",
@@ -193,20 +200,29 @@ def summary_step(cfg: dict, inputs: dict, out_md, cores: int | None = None) -> s
         cost = pd.read_csv(inputs["cost"])
         front = cost[cost["pareto"].astype(bool)] if "pareto" in cost.columns else cost.iloc[:0]
         if len(front):
-            front = front.sort_values("predict_ms_per_atom")
+            from ..report.plots import COST_MEASURES
+
+            measure = str(front["cost_measure"].iloc[0]) if "cost_measure" in front.columns else "predict_ms_per_atom"
+            front = front.sort_values(measure)
+            why = (
+                "descriptor length, a property of the hyperparameters that does not depend on the machine or its load"
+                if measure == "descriptor_length"
+                else "measured prediction time per atom (median of 3 timed passes over up to 256 validation atoms; "
+                "it still depends on the machine and its load)"
+            )
             lines += [
                 "",
                 "## Accuracy vs cost: Pareto front",
                 "",
-                "Trials no other trial beats on both validation loss and measured prediction time "
-                "(`figures/cost.png`).",
+                f"Cost measure: {why}. Trials no other trial beats on both validation loss and "
+                f"{COST_MEASURES[measure].split(' (')[0]} (`figures/cost.png`).",
                 "",
-                "| trial | loss | E RMSE (meV/atom) | F RMSE (eV/Å) | prediction (ms/atom) |",
-                "|---|---|---|---|---|",
+                "| trial | loss | E RMSE (meV/atom) | F RMSE (eV/Å) | descriptor length | prediction (ms/atom) |",
+                "|---|---|---|---|---|---|",
             ]
             lines += [
                 f"| {r.trial_id} | {r.loss:.5g} | {r.energy_rmse_mev:.3f} | {r.force_rmse:.4f} | "
-                f"{r.predict_ms_per_atom:.3f} |"
+                f"{getattr(r, 'descriptor_length', '–')} | {r.predict_ms_per_atom:.3f} |"
                 for r in front.itertuples()
             ]
     text = "\n".join(lines) + "\n"
@@ -224,6 +240,8 @@ def summary_step(cfg: dict, inputs: dict, out_md, cores: int | None = None) -> s
         say(f"summary written to {out_md} (the {'refit' if refit_failed else 'test'} failed: see there)")
     elif ok:
         say(f"summary written to {out_md}")
+    if warning:
+        say(warning)
     else:
         say(f"NO TRIAL SUCCEEDED ({len(table)} failed); no potential was fitted. Summary of the failures: {out_md}")
     return text
