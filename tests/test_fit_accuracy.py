@@ -143,7 +143,9 @@ def test_a_constant_predictor_fails_the_check(tmp_path, monkeypatch):
     """What the fit tests reject: a potential predicting the training mean energy per atom
     and zero forces (or 1.6x the measured errors)."""
     mod = sys.modules[__name__]
-    monkeypatch.setattr(mod, "fit_and_test", lambda *a: dict(zip(("energy_rmse_mev", "force_rmse"), trivial_errors(*a[3:5]))))
+    monkeypatch.setattr(
+        mod, "fit_and_test", lambda *a: dict(zip(("energy_rmse_mev", "force_rmse"), trivial_errors(*a[3:5])))
+    )
     with pytest.raises(AssertionError, match="not 3.0x below trivial"):
         check("gap-c-dimers", tmp_path / "a", TRIVIAL["c-dimers"])
     monkeypatch.setattr(mod, "fit_and_test", lambda *a: {"energy_rmse_mev": 1.6 * 8.367, "force_rmse": 0.1551})

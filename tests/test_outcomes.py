@@ -363,7 +363,10 @@ def test_figure_jobs_killed_or_failing_are_recorded_and_bugs_raise(tmp_path, mon
 
     assert run()["status"] == "ok" and png.stat().st_size > 0 and len(pd.read_csv(csv)) > 0
     # a real kill (SIGKILL) of attempt 1; attempt 2, the last, records it without computing
-    call = {"kernel_figure": "kernel_figure_step(b, t, {}, k, p, c, j, 1, 2)", "similarity_curve": "similarity_step(b, t, {}, 2, p, c, j, 1, 2)"}
+    call = {
+        "kernel_figure": "kernel_figure_step(b, t, {}, k, p, c, j, 1, 2)",
+        "similarity_curve": "similarity_step(b, t, {}, 2, p, c, j, 1, 2)",
+    }
     values = ", ".join(repr(str(v)) for v in (best, train, png, csv, js))
     rc = _run_killed(step, f"b, t, p, c, j = {values}\nk = {kcfg!r}\n{call[step]}", tmp_path)
     assert rc == -9

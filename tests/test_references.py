@@ -70,7 +70,8 @@ def test_test_errors_table_has_one_row_per_reference_with_ratios():
     assert list(df["source"]) == ["potune", "potune", "reference", "reference"]
     assert list(df["config_type"]) == ["all", "dia", "all", "all"]
     refs = df[df["source"] == "reference"].set_index("label")
-    assert refs.loc["GAP", "energy_ratio"] == pytest.approx(2.0) and refs.loc["GAP", "force_ratio"] == pytest.approx(2.0)
+    assert refs.loc["GAP", "energy_ratio"] == pytest.approx(2.0)
+    assert refs.loc["GAP", "force_ratio"] == pytest.approx(2.0)
     assert refs.loc["qSNAP", "energy_ratio"] == pytest.approx(8.36 / 6.28)
     assert refs.loc["GAP", "note"] == "Zuo 2020; test split" and refs.loc["qSNAP", "note"] == ""
     one = errors_with_references(metrics, {"label": "only E", "energy_rmse_mev": 4.18})

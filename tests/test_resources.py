@@ -190,7 +190,14 @@ def measure_gap_fit(tmp_path: Path, every, n_sparse, n_max, l_max, cutoff, spars
     train = work / "train.xyz"
     D.write_structures(train, frames[::every])
     settings = {"descriptor": "soap", "energy_only": not forces, "e0_method": "average"}
-    hp = {"n_sparse": n_sparse, "n_max": n_max, "l_max": l_max, "cutoff": cutoff, "zeta": 4, "sparse_method": sparse_method}
+    hp = {
+        "n_sparse": n_sparse,
+        "n_max": n_max,
+        "l_max": l_max,
+        "cutoff": cutoff,
+        "zeta": 4,
+        "sparse_method": sparse_method,
+    }
     model = G.peak_mem_mb(hp, settings, S.dataset_stats(train))
     cmd = G.build_command(hp, settings, train, work / "gap.xml", [14], seed=1)
     res = run_limited(cmd, work / "log", cwd=work, timeout_s=300)
@@ -208,4 +215,7 @@ if __name__ == "__main__":
             if len(sys.argv) > 1 and name not in sys.argv[1:]:
                 continue
             rss, model, wall = measure_gap_fit(Path(tmp), *args)
-            print(f"{name}: measured {rss:.1f} MB, model {model:.1f} MB, model/measured {model / rss:.2f}, {wall:.1f} s", flush=True)
+            print(
+                f"{name}: measured {rss:.1f} MB, model {model:.1f} MB, model/measured {model / rss:.2f}, {wall:.1f} s",
+                flush=True,
+            )

@@ -60,8 +60,20 @@ def zuo_references(element: str) -> list[dict]:
     e = ZUO_PUBLISHED[element]
     protocol = "Zuo 2020 published test split"
     return [
-        {"label": "Zuo 2020 GAP", "energy_rmse_mev": e[0], "force_rmse": e[1], "source": ZUO_SOURCE, "protocol": protocol},
-        {"label": "Zuo 2020 qSNAP", "energy_rmse_mev": e[2], "force_rmse": e[3], "source": ZUO_SOURCE, "protocol": protocol},
+        {
+            "label": "Zuo 2020 GAP",
+            "energy_rmse_mev": e[0],
+            "force_rmse": e[1],
+            "source": ZUO_SOURCE,
+            "protocol": protocol,
+        },
+        {
+            "label": "Zuo 2020 qSNAP",
+            "energy_rmse_mev": e[2],
+            "force_rmse": e[3],
+            "source": ZUO_SOURCE,
+            "protocol": protocol,
+        },
         {
             "label": "XPOT-optimised qSNAP",
             "energy_rmse_mev": e[4],

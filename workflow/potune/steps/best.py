@@ -144,7 +144,7 @@ def test_step(
 
     from ..cluster.attempts import guarded_attempt, last_attempt_reason
     from ..errors import FitterError, exception_text, is_fitter_failure
-    from ..evaluate.predict import errors_table, evaluate, save_predictions
+    from ..evaluate.predict import evaluate, save_predictions
     from .fit import refit_failure
 
     fit_json = Path(model_dir).parent / "fit.json"
@@ -187,7 +187,9 @@ def test_step(
     txt = f"test set: E {metrics['energy_rmse_mev']:.2f} meV/atom, F {metrics['force_rmse']:.4f} eV/A"
     for ref in references(cfg.get("reference")):
         parts = [
-            f"{ref[k]:g} {u}" for k, u in (("energy_rmse_mev", "meV/atom"), ("force_rmse", "eV/A")) if ref[k] is not None
+            f"{ref[k]:g} {u}"
+            for k, u in (("energy_rmse_mev", "meV/atom"), ("force_rmse", "eV/A"))
+            if ref[k] is not None
         ]
         txt += f"; {ref['label']}: {', '.join(parts)}"
     say(txt)

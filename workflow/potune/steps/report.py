@@ -184,7 +184,10 @@ def summary_step(cfg: dict, inputs: dict, out_md, cores: int | None = None) -> s
         ]
     for key, what in (("kernel_figure", "Kernel figure"), ("similarity_curve", "Similarity curve")):
         if key in inputs and read_json(inputs[key]).get("status", "ok") != "ok":
-            lines += ["", f"**{what} failed: {read_json(inputs[key]).get('reason')}** (the other results are complete)."]
+            lines += [
+                "",
+                f"**{what} failed: {read_json(inputs[key]).get('reason')}** (the other results are complete).",
+            ]
     if ok and "refit_comparison" in inputs and not test_failed:
         from ..report.summary import refit_comparison_lines
 
