@@ -86,6 +86,10 @@ def test_summary_lists_every_reference(tmp_path):
     assert "| potune | 8.360 | 0.2400 | | |" in text
     assert "| GAP (Zuo 2020; test split) | 4.18 | 0.12 | 2.00 | 2.00 |" in text
     assert "| qSNAP | 6.28 | 0.29 | 1.33 | 0.83 |" in text
+    alone = run_summary(
+        tmp_path / "b", {"reference": {"label": "published"}}, refit=OK_REFIT, test={"status": "ok", **OURS}
+    )
+    assert "| potune | 8.360 | 0.2400 |\n" in alone and "ours/theirs" not in alone
 
 
 def test_test_step_writes_the_reference_rows(tmp_path, monkeypatch):

@@ -177,9 +177,9 @@ def summary_step(cfg: dict, inputs: dict, out_md, cores: int | None = None) -> s
             "",
             "## Test set (refitted on the whole training set)",
             "",
-            "| | E RMSE (meV/atom) | F RMSE (eV/Å) | E ours/theirs | F ours/theirs |",
-            "|---|---|---|---|---|",
-            f"| potune | {m['energy_rmse_mev']:.3f} | {m['force_rmse']:.4f} | | |",
+            "| | E RMSE (meV/atom) | F RMSE (eV/Å) |" + (" E ours/theirs | F ours/theirs |" if refs else ""),
+            "|---|---|---|" + ("---|---|" if refs else ""),
+            f"| potune | {m['energy_rmse_mev']:.3f} | {m['force_rmse']:.4f} |" + (" | |" if refs else ""),
             *refs,
         ]
     for key, what in (("kernel_figure", "Kernel figure"), ("similarity_curve", "Similarity curve")):
