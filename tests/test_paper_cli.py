@@ -156,8 +156,11 @@ def test_xpot_table2_quick_runs_both_protocols_as_xpot_did(tmp_path):
         0,
     )
     assert opt["batch_size"] * xp["stop"]["max_iterations"] == 4  # tiny budget
-    for s in searches:  # each is a valid configuration
+    for s in searches:  # each is a valid configuration, with the three published references (#17)
         resolve_config({**s.cfg, "results_dir": str(tmp_path / "runs")}, check_files=False)
+        labels = [r["label"] for r in s.cfg["reference"]]
+        assert labels == ["Zuo 2020 GAP", "Zuo 2020 qSNAP", "XPOT-optimised qSNAP"]
+        assert s.cfg["reference"] == paper.zuo_references("Si")
 
 
 def test_xpot_table2_full_budget_is_xpots(tmp_path):

@@ -176,20 +176,25 @@ def summary_step(cfg: dict, inputs: dict, out_md, cores: int | None = None) -> s
     if test_failed and not refit_failed:
         lines += ["", "## Test set", "", f"**The test set was not evaluated: {read_json(inputs['test'])['reason']}**"]
     if ok and "test" in inputs and not test_failed:
+        from ..report.references import markdown_rows
+
         m = read_json(inputs["test"])
-        ref = cfg.get("reference") or {}
+        refs = markdown_rows(m, cfg.get("reference"))
         lines += [
             "",
             "## Test set (refitted on the whole training set)",
             "",
-            "| | E RMSE (meV/atom) | F RMSE (eV/Å) |",
-            "|---|---|---|",
-            f"| potune | {m['energy_rmse_mev']:.3f} | {m['force_rmse']:.4f} |",
+            "| | E RMSE (meV/atom) | F RMSE (eV/Å) |" + (" E ours/theirs | F ours/theirs |" if refs else ""),
+            "|---|---|---|" + ("---|---|" if refs else ""),
+            f"| potune | {m['energy_rmse_mev']:.3f} | {m['force_rmse']:.4f} |" + (" | |" if refs else ""),
+            *refs,
         ]
-        if ref.get("energy_rmse_mev") is not None or ref.get("force_rmse") is not None:
-            lines.append(
-                f"| {ref.get('label', 'reference')} | {ref.get('energy_rmse_mev')} | {ref.get('force_rmse')} |"
-            )
+    for key, what in (("kernel_figure", "Kernel figure"), ("similarity_curve", "Similarity curve")):
+        if key in inputs and read_json(inputs[key]).get("status", "ok") != "ok":
+            lines += [
+                "",
+                f"**{what} failed: {read_json(inputs[key]).get('reason')}** (the other results are complete).",
+            ]
     if ok and "refit_comparison" in inputs and not test_failed:
         from ..report.summary import refit_comparison_lines
 
