@@ -25,9 +25,11 @@ $(STAMP): requirements.lock pyproject.toml
 	$(BIN)/python -m pip install -q --disable-pip-version-check --no-deps -e .
 	touch $@
 
-## The default search on the data shipped in data/ (Zuo 2020 Si).
+## The default search on the data shipped in data/ (Zuo 2020 Si): one progress line per event,
+## Snakemake's output in results/<run_name>/logs/snakemake.log (RUN_ARGS=--verbose-snakemake: on the console too).
+RUN_ARGS ?=
 run: venv
-	$(BIN)/snakemake --cores $(CORES) --configfile $(CONFIG) --rerun-incomplete
+	$(BIN)/python -m potune.run --cores $(CORES) --configfile $(CONFIG) --rerun-incomplete $(RUN_ARGS)
 
 dry-run: venv
 	$(BIN)/snakemake -n --cores $(CORES) --configfile $(CONFIG)

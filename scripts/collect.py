@@ -3,6 +3,7 @@
 from pathlib import Path
 
 from potune.console import logged
+from potune.search.loop import trial_budget
 from potune.steps.collect import collect_step
 from potune.steps.propose import proposal_trials
 
@@ -20,5 +21,5 @@ with logged(snakemake.log[0], "w"):
         snakemake.input.proposals,
         trial_dirs,
         snakemake.output.table,
-        budget=snakemake.config["stop"]["max_iterations"] * snakemake.config["optimizer"]["batch_size"],
+        budget=trial_budget(snakemake.config),
     )

@@ -12,4 +12,6 @@ with logged(snakemake.log[0], "w"):
         snakemake.output.png,
         snakemake.output.csv,
         snakemake.output.stats,
+        attempt=int(snakemake.resources.attempt),
+        max_attempts=snakemake.resources.max_attempts,
     )

@@ -11,4 +11,7 @@ with logged(snakemake.log[0], "w"):
         snakemake.params.n_reference,
         snakemake.output.png,
         snakemake.output.csv,
+        snakemake.output.status,
+        attempt=int(snakemake.resources.attempt),
+        max_attempts=snakemake.resources.max_attempts,
     )

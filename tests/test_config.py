@@ -63,6 +63,7 @@ def test_defaults_and_schema_agree():
     schema, defaults = load_schema(), load_defaults()
 
     def walk(d: dict, s: dict, path: str = ""):
+        s = s.get("anyOf", [s])[0]  # reference: one mapping (the defaults' form) or a list of them
         props = s.get("properties", {})
         if "$ref" in s:
             props = resolve_ref(schema, s["$ref"]).get("properties", {})

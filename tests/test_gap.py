@@ -75,7 +75,12 @@ def test_real_fit_predicts_and_is_reproducible(tmp_path):
     assert (tmp_path / "m1" / "gap.xml").exists()
     assert not (tmp_path / "m1" / "_work").exists()  # the per-fit copy of the training file is cleaned up
     metrics, _, preds = evaluate(gap.calculator(tmp_path / "m1"), D.read_structures(TINY_TEST), "weighted", 0.5)
-    assert np.isfinite(metrics["loss"]) and metrics["energy_rmse_mev"] > 0
+    # measured (2026-12-02): test E 150.28 meV/atom, F 0.9567 eV/Å; the trivial predictor
+    # (training mean energy per atom, zero forces) 333.3 and 1.226. This tiny fit (15 sparse
+    # points) beats zero forces only narrowly, hence the tight force bound; the fits of
+    # test_fit_accuracy.py bound errors with wide margins
+    assert 150.28 / 1.5 <= metrics["energy_rmse_mev"] <= 150.28 * 1.5 < 333.3
+    assert 0.9567 / 1.1 <= metrics["force_rmse"] <= 0.9567 * 1.1 < 1.226
     assert set(metrics["per_config_type"]) == {"dia", "bt", "liq"}
     assert preds["force_pred"].shape == preds["force_ref"].shape
     # same seed -> same model predictions

@@ -13,6 +13,7 @@ import types
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 import yaml
 from ase.calculators.calculator import Calculator, all_changes
@@ -320,3 +321,65 @@ def test_same_exception_in_every_stage1_trial_stops_stage1(tmp_path):
     cfg1 = {"space": {"n_max": {"type": "integer", "low": 2, "high": 4}}, "fixed": {}}
     with pytest.raises(PotuneError, match="stage 1: every descriptor trial.*RuntimeError: no species"):
         collect_stage1(cfg1, 0, None, props, files, tmp_path / "table.csv")
+
+
+# ----------------------------------------------------------------------------- kernel and similarity figures
+def _dimer_best(tmp_path):
+    train = tmp_path / "dimers.xyz"
+    D.write_structures(train, D.read_structures(ROOT / "data" / "misc" / "C_dimers_gap17.xyz.gz")[::3])
+    best = tmp_path / "best.yaml"
+    hp = {"cutoff": 4.0, "n_max": 3, "l_max": 3, "atom_sigma": 0.5, "zeta": 2}
+    best.write_text(yaml.safe_dump({"trial_id": "0-00", "hyperparameters": hp}))
+    return best, train
+
+
+def _run_killed(step: str, args: str, tmp_path) -> int:
+    """Run a figure step in a child process with POTUNE_TEST_FAULT=<step>:SIGKILL (a real
+    kill, attempt 1 of 2); its return code."""
+    code = f"from potune.steps.stage1 import *\n{args}"
+    path = os.pathsep.join(filter(None, [str(ROOT / "workflow"), os.environ.get("PYTHONPATH")]))
+    env = {**os.environ, "POTUNE_TEST_FAULT": f"{step}:SIGKILL", "MPLBACKEND": "Agg", "PYTHONPATH": path}
+    return subprocess.run([sys.executable, "-c", code], env=env, cwd=tmp_path, timeout=120).returncode
+
+
+@pytest.mark.parametrize("step", ["kernel_figure", "similarity_curve"])
+def test_figure_jobs_killed_or_failing_are_recorded_and_bugs_raise(tmp_path, monkeypatch, step):
+    from potune.steps import stage1
+
+    best, train = _dimer_best(tmp_path)
+    kcfg = {"n_sample": 20, "seed": 0, "bins": 10, "max_block_mb": 16}
+    files = {
+        "kernel_figure": ("kernel_hist.png", "kernel_hist.csv", "kernel_stats.json"),
+        "similarity_curve": ("similarity.png", "similarity.csv", "similarity.json"),
+    }[step]
+    png, csv, js = (tmp_path / f for f in files)
+
+    def run(attempt=1, max_attempts=None):
+        if step == "kernel_figure":
+            stage1.kernel_figure_step(best, train, {}, kcfg, png, csv, js, attempt, max_attempts)
+        else:
+            stage1.similarity_step(best, train, {}, 2, png, csv, js, attempt, max_attempts)
+        return json.loads(js.read_text())
+
+    assert run()["status"] == "ok" and png.stat().st_size > 0 and len(pd.read_csv(csv)) > 0
+    # a real kill (SIGKILL) of attempt 1; attempt 2, the last, records it without computing
+    call = {
+        "kernel_figure": "kernel_figure_step(b, t, {}, k, p, c, j, 1, 2)",
+        "similarity_curve": "similarity_step(b, t, {}, 2, p, c, j, 1, 2)",
+    }
+    values = ", ".join(repr(str(v)) for v in (best, train, png, csv, js))
+    rc = _run_killed(step, f"b, t, p, c, j = {values}\nk = {kcfg!r}\n{call[step]}", tmp_path)
+    assert rc == -9
+    out = run(attempt=2, max_attempts=2)
+    what = step.replace("_", " ")
+    assert out["status"] == "failed" and out["reason"].startswith(f"{what} killed from outside on 1 attempt(s)"), out
+    assert csv.read_text() == "" and png.stat().st_size > 0
+    # quippy failing (a FitterError) or out of memory: recorded
+    for exc in ("FitterError", "MemoryError"):
+        monkeypatch.setenv("POTUNE_TEST_FAULT", f"{step}:{exc}")
+        out = run()
+        assert out["status"] == "failed" and "injected by POTUNE_TEST_FAULT" in out["reason"], out
+    # a bug of potune: raised
+    monkeypatch.setenv("POTUNE_TEST_FAULT", f"{step}:TypeError")
+    with pytest.raises(TypeError):
+        run()

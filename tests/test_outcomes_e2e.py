@@ -113,3 +113,34 @@ def test_killed_snap_descriptor_jobs_are_failed_trials(tmp_path, monkeypatch):
     assert (t["status"] == "failed").all()
     assert all(r.startswith("descriptors: killed from outside on 2 attempt(s)") for r in t["reason"]), list(t["reason"])
     assert "No trial succeeded" in (run / "summary.md").read_text()
+
+
+def test_killed_kernel_figure_is_a_recorded_outcome(tmp_path, monkeypatch):
+    """The kernel figure job kills itself (SIGKILL) on every attempt: the last attempt records
+    it in figures/kernel_stats.json, summary.md states it, the run exits 0 with its other
+    results (the refit, the test errors, the figures)."""
+    monkeypatch.setenv("POTUNE_TEST_FAULT", "kernel_figure:SIGKILL")
+    cfg, run = tiny_config(tmp_path, stop={"max_iterations": 1})
+    proc = snakemake(cfg, "--cores", "2")  # check=True: exit 0
+    stats = yaml.safe_load((run / "figures" / "kernel_stats.json").read_text())
+    assert stats["status"] == "failed", stats
+    assert stats["reason"].startswith("kernel figure killed from outside on 2 attempt(s)"), stats["reason"]
+    summary = (run / "summary.md").read_text()
+    assert "**Kernel figure failed: kernel figure killed from outside on 2 attempt(s)" in summary
+    assert "| potune |" in summary and (run / "best" / "potential" / "gap.xml").exists()
+    for f in ("convergence.png", "figures/parity.png", "figures/kernel_hist.png"):
+        assert (run / f).stat().st_size > 0, f
+    assert "KERNEL FIGURE FAILED" in proc.stdout + proc.stderr
+
+
+def test_bug_in_the_kernel_figure_stops_the_run(tmp_path, monkeypatch):
+    """A Python exception of potune's own code in the kernel figure job (injected TypeError)
+    is not recorded as a failed figure: the run stops (exit != 0) with the traceback."""
+    monkeypatch.setenv("POTUNE_TEST_FAULT", "kernel_figure:TypeError")
+    cfg, run = tiny_config(tmp_path, stop={"max_iterations": 1})
+    proc = snakemake(cfg, "--cores", "2", check=False)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode != 0, out[-3000:]
+    log = (run / "logs" / "kernel_figure.log").read_text(errors="replace")
+    assert "TypeError: injected by POTUNE_TEST_FAULT" in out + log and "error of potune" in out + log
+    assert not (run / "figures" / "kernel_stats.json").exists() and not (run / "summary.md").exists()

@@ -36,7 +36,7 @@ def test_on_bounds_names_the_bound():
     assert space.on_bounds({"cutoff": 4.9, "n_max": 3, "delta": 0.101}) == ["delta = 0.101 (lower bound 0.1)"]
 
 
-def run_summary(tmp_path, cfg_over=None, best_over=None, refit=None, test=None, descriptors=()):
+def run_summary(tmp_path, cfg_over=None, best_over=None, refit=None, test=None, descriptors=(), extra_inputs=None):
     run = tmp_path / "run"
     (run / "best").mkdir(parents=True)
     pd.DataFrame(
@@ -70,6 +70,7 @@ def run_summary(tmp_path, cfg_over=None, best_over=None, refit=None, test=None, 
     if test is not None:
         (run / "best" / "test_metrics.json").write_text(json.dumps(test))
         inputs["test"] = run / "best" / "test_metrics.json"
+    inputs.update(extra_inputs or {})
     for i, wall in enumerate(descriptors):
         d = run / "descriptors" / "fold0" / f"{i:016x}"
         d.mkdir(parents=True)

@@ -89,6 +89,9 @@ def test_searches_side_by_side_and_a_failing_one_does_not_stop_the_other(tmp_pat
     assert "cutoff" in msg  # the config error, from the log's tail
     assert (tmp_path / "runs" / "side-good" / "best" / "test_metrics.json").exists()
     assert "side-good" in ctx.searches and "side-bad" not in ctx.searches
+    # the quiet progress of potune.run, one line per trial, named by search
+    trial_lines = [line for line in ctx.log if line.startswith("[potune paper] side-good: trial ")]
+    assert len(trial_lines) == 2 and "trials 2/2" in trial_lines[-1], ctx.log
     ((run_dir, wall),) = paper.run_searches(ctx, [good])  # reused, not run again
     assert run_dir == tmp_path / "runs" / "side-good" and wall > 0
     assert any("side-good: reusing" in line for line in ctx.log)
@@ -153,8 +156,11 @@ def test_xpot_table2_quick_runs_both_protocols_as_xpot_did(tmp_path):
         0,
     )
     assert opt["batch_size"] * xp["stop"]["max_iterations"] == 4  # tiny budget
-    for s in searches:  # each is a valid configuration
+    for s in searches:  # each is a valid configuration, with the three published references (#17)
         resolve_config({**s.cfg, "results_dir": str(tmp_path / "runs")}, check_files=False)
+        labels = [r["label"] for r in s.cfg["reference"]]
+        assert labels == ["Zuo 2020 GAP", "Zuo 2020 qSNAP", "XPOT-optimised qSNAP"]
+        assert s.cfg["reference"] == paper.zuo_references("Si")
 
 
 def test_xpot_table2_full_budget_is_xpots(tmp_path):

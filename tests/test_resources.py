@@ -135,3 +135,87 @@ def test_energy_only_large_descriptor_counts_cur_selection(tmp_path):
     peak = G.peak_mem_mb(hp, {**SETTINGS, "energy_only": True}, st)
     assert 239 <= peak <= 1.25 * 239
     assert G.peak_mem_mb({**hp, "sparse_method": "random"}, {**SETTINGS, "energy_only": True}, st) < 150
+
+
+# ----------------------------------------------------------------------------- independent measurements
+#: settings NOT among benchmarks/gap_memory.csv's, on which the model's constants were tuned
+#: (other data sizes, SOAP sizes, sparse counts, cutoffs, sparse methods): name -> (every
+#: k-th Zuo Si training structure, n_sparse, n_max, l_max, cutoff, sparse_method, forces,
+#: the most model / measured may be)
+INDEPENDENT = {
+    # descriptor gradients dominate (3315 atoms, SOAP 5/3, 300 sparse points)
+    "forces-descriptors": (4, 300, 5, 3, 4.5, "cur_points", True, 1.5),
+    # covariances dominate (1650 atoms, SOAP 3/3, 1500 sparse points): the model takes
+    # gap_fit's own estimate of these arrays, which gap_fit stays well below (0.6 of it in
+    # the calibration, 0.45 here): safe, and wasteful by design (see GAP_ARRAY_FACTOR)
+    "forces-covariances": (8, 1500, 3, 3, 4.0, "random", True, 2.5),
+    # CUR selection on copies of x dominates (energies only, 6607 atoms, SOAP 6/6)
+    "energies-cur": (2, 300, 6, 6, 5.0, "cur_points", False, 1.5),
+}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", list(INDEPENDENT))
+def test_memory_model_on_independent_settings(tmp_path, name):
+    """The GAP memory model (peak_mem_mb) against real gap_fit runs whose peak RSS is
+    sampled by potune.cluster.runner.run_limited, on settings the constants were not tuned
+    on. Its contract: conservative (a first attempt with mem_mb auto is not killed: model >=
+    measured) and not wasteful beyond the stated factor (1.5 where descriptors or the CUR
+    selection dominate: the 60 MB base is counted whole even for small data; 2.5 where
+    the covariances do). Measured 2026-12-02 (``PYTHONPATH=workflow .venv/bin/python
+    tests/test_resources.py``), measured / model MB: forces-descriptors 157.7 / 205.3
+    (1.30x, 21 s), forces-covariances 186.4 / 398.8 (2.14x, 22 s), energies-cur 79.2 /
+    106.6 (1.34x, 12 s)."""
+    *args, most = INDEPENDENT[name]
+    rss, model, _ = measure_gap_fit(tmp_path, *args)
+    assert rss <= model <= most * rss, f"{name}: measured {rss:.1f} MB, model {model:.1f} MB"
+
+
+def measure_gap_fit(tmp_path: Path, every, n_sparse, n_max, l_max, cutoff, sparse_method, forces):
+    """(measured peak RSS MB, potune's peak_mem_mb, wall s) of one real gap_fit."""
+    import shutil
+
+    from potune import data as D
+    from potune.cluster.runner import run_limited
+
+    frames = D.read_structures(
+        ROOT / "data/zuo2020/Si_train.xyz.gz",
+        require_forces=True,
+        energy_key="energy",
+        forces_key="forces",
+        config_type_key="config_type",
+    )
+    work = tmp_path / f"gap_{every}_{n_sparse}_{n_max}_{l_max}"
+    work.mkdir()
+    train = work / "train.xyz"
+    D.write_structures(train, frames[::every])
+    settings = {"descriptor": "soap", "energy_only": not forces, "e0_method": "average"}
+    hp = {
+        "n_sparse": n_sparse,
+        "n_max": n_max,
+        "l_max": l_max,
+        "cutoff": cutoff,
+        "zeta": 4,
+        "sparse_method": sparse_method,
+    }
+    model = G.peak_mem_mb(hp, settings, S.dataset_stats(train))
+    cmd = G.build_command(hp, settings, train, work / "gap.xml", [14], seed=1)
+    res = run_limited(cmd, work / "log", cwd=work, timeout_s=300)
+    assert res.status == "ok", res.reason
+    shutil.rmtree(work, ignore_errors=True)
+    return res.peak_rss_mb, model, res.wall_s
+
+
+if __name__ == "__main__":
+    import sys
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as tmp:
+        for name, (*args, _) in INDEPENDENT.items():
+            if len(sys.argv) > 1 and name not in sys.argv[1:]:
+                continue
+            rss, model, wall = measure_gap_fit(Path(tmp), *args)
+            print(
+                f"{name}: measured {rss:.1f} MB, model {model:.1f} MB, model/measured {model / rss:.2f}, {wall:.1f} s",
+                flush=True,
+            )

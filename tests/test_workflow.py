@@ -60,7 +60,14 @@ def test_outputs_of_a_search(tiny_run):
     assert (run_dir / "best" / "potential" / "gap.xml").exists()
     errors = pd.read_csv(run_dir / "best" / "test_errors.csv")
     assert list(errors["config_type"])[0] == "all" and {"dia", "bt", "liq"} <= set(errors["config_type"])
-    assert (errors["energy_rmse_mev"] > 0).all()
+    # measured (2026-12-02, this search's seeds): test E 143.09 meV/atom, F 1.1876 eV/Å; the
+    # trivial predictor (training mean energy per atom, zero forces) 333.3 and 1.226. A
+    # constant energy fails the E bound; this tiny search (15 sparse points) beats zero forces
+    # only narrowly, so F is bounded by its measured value (test_fit_accuracy.py bounds both
+    # with wide margins)
+    overall = errors.iloc[0]
+    assert 143.09 / 1.5 <= overall["energy_rmse_mev"] <= 0.6 * 333.3
+    assert 1.1876 / 1.1 <= overall["force_rmse"] <= 1.1876 * 1.1
     png = (run_dir / "convergence.png").read_bytes()
     assert png[:8] == b"\x89PNG\r\n\x1a\n"
     conv = pd.read_csv(run_dir / "convergence.csv")
@@ -138,12 +145,14 @@ def test_figures_and_their_data(tiny_run):
     cost = pd.read_csv(figs / "cost.csv")
     assert cost["pareto"].any() and (cost["predict_ms_per_atom"] > 0).all()
     assert "descriptor_length" in cost.columns and (cost["descriptor_length"] > 0).all()
-    # the Pareto front is not dominated by any trial
+    # the Pareto front, by descriptor length (known for every GAP trial), is not dominated by any trial
+    assert set(cost["cost_measure"]) == {"descriptor_length"}
     for r in cost[cost["pareto"]].itertuples():
-        assert not ((cost["predict_ms_per_atom"] < r.predict_ms_per_atom) & (cost["loss"] < r.loss)).any()
+        assert not ((cost["descriptor_length"] < r.descriptor_length) & (cost["loss"] < r.loss)).any()
     dimer = pd.read_csv(figs / "dimer.csv")
     assert set(dimer["pair"]) == {"Si-Si"} and dimer["distance"].min() < 1.5
     assert "Pareto front" in (run_dir / "summary.md").read_text()
+    assert "Cost measure: descriptor length" in (run_dir / "summary.md").read_text()
 
 
 def test_report_builds(tiny_run):

@@ -360,6 +360,9 @@ def resolve_config(raw: dict, check_files: bool = True, check_programs: bool = F
     _check_unknown_keys(raw, schema, root=schema)
     cfg = deep_merge(load_defaults(), raw)
     check_run_name(cfg.get("run_name"))
+    from .report.references import references
+
+    references(cfg.get("reference"))  # each entry's keys and numbers, named (before the schema's terser message)
     _validate_schema(cfg, schema)
     if not cfg["data"].get("train"):
         raise ConfigError("data.train: no training data given")

@@ -325,6 +325,12 @@ def summary_inputs(wildcards):
         d.update(stage1_table=f"{S1}/trials.csv", stage1_best=f"{S1}/best.yaml", stage1_stop=f"{S1}/stop.yaml")
     if best_found():
         d["refit"] = f"{R}/best/fit.json"
+        # the best trial's validation predictions: is it better than a trivial model?
+        d["valid_predictions"] = f"{R}/best/valid_predictions.npz"
+        if FITTER == "gap" and C["kernel"]["figure"]:
+            d["kernel_figure"] = f"{R}/figures/kernel_stats.json"
+        if FITTER == "gap" and C["kernel"]["similarity_curve"]:
+            d["similarity_curve"] = f"{R}/figures/similarity.json"
         if C["data"].get("test"):
             d["test"] = f"{R}/best/test_metrics.json"
             if C.get("refit_forces"):

@@ -17,12 +17,17 @@ rule kernel_figure:
         stats=f"{R}/figures/kernel_stats.json",
     log:
         f"{R}/logs/kernel_figure.log",
+    # killed on every attempt but the last, or quippy failing: recorded in kernel_stats.json
+    # (status failed), stated in summary.md; the run goes on
+    retries: RES["kernel"]["retries"] + 1
     conda:
         "../../envs/gap.yaml"
     threads: RES["kernel"]["threads"]
     resources:
         mem_mb=lambda wc, attempt: job_mem_mb("kernel", None, None, attempt),
         runtime=lambda wc, attempt: runtime_min(RES["kernel"], attempt),
+        attempt=lambda wc, attempt: attempt,
+        max_attempts=RES["kernel"]["retries"] + 2,
     params:
         settings=C.get("gap", {}),
         kernel=C["kernel"],
@@ -37,14 +42,19 @@ rule similarity_curve:
     output:
         png=f"{R}/figures/similarity.png",
         csv=f"{R}/figures/similarity.csv",
+        status=f"{R}/figures/similarity.json",
     log:
         f"{R}/logs/similarity_curve.log",
+    # as kernel_figure: a failure is recorded in similarity.json and stated in summary.md
+    retries: RES["kernel"]["retries"] + 1
     conda:
         "../../envs/gap.yaml"
     threads: 1
     resources:
         mem_mb=lambda wc, attempt: job_mem_mb("kernel", None, None, attempt),
         runtime=lambda wc, attempt: runtime_min(RES["kernel"], attempt),
+        attempt=lambda wc, attempt: attempt,
+        max_attempts=RES["kernel"]["retries"] + 2,
     params:
         settings=C.get("gap", {}),
         n_reference=C["kernel"]["n_reference"],

@@ -102,3 +102,50 @@ def core_use(work_s: float, run_dir, cores: int | None) -> list[str]:
         f"- core use: fits kept the {int(cores)} core(s) {100 * work_s / (wall * int(cores)):.0f} % busy "
         f"({work_s:.0f} s of fits in {wall:.0f} s of search wall time)"
     ]
+
+
+#: a best trial is flagged poor when its validation energy or force RMSE is more than this
+#: fraction of what a trivial model scores on the same structures: the mean energy per atom
+#: of the validation structures for every structure (RMSE = their standard deviation), zero
+#: force on every atom (RMSE = the RMS of the reference force components)
+POOR_FRACTION = 0.5
+
+
+def trivial_errors(predictions_file) -> dict:
+    """The validation RMSEs of a trivial model, from a ``valid_predictions.npz``:
+    ``energy_rmse_mev`` (the mean energy per atom everywhere) and ``force_rmse`` (zero forces);
+    NaN where the file has no energies/forces."""
+    import numpy as np
+
+    with np.load(predictions_file, allow_pickle=False) as d:
+        e = np.asarray(d["energy_ref_per_atom"], dtype=float) if "energy_ref_per_atom" in d else np.zeros(0)
+        f = np.asarray(d["force_ref"], dtype=float) if "force_ref" in d else np.zeros(0)
+    return {
+        "energy_rmse_mev": 1000.0 * float(e.std()) if e.size > 1 else float("nan"),
+        "force_rmse": float(np.sqrt(np.mean(f**2))) if f.size else float("nan"),
+    }
+
+
+def poor_best_warning(best: dict, trivial: dict, fraction: float = POOR_FRACTION) -> str | None:
+    """A plain warning when the best trial's validation energy or force RMSE (``best``: the
+    ``best.yaml`` fields) exceeds ``fraction`` of a trivial model's (:func:`trivial_errors`);
+    None when it does not."""
+    import math
+
+    parts = []
+    for key, what, unit, fmt, trivial_what in (
+        ("energy_rmse_mev", "energy", "meV/atom", ".3g", "the mean energy per atom for every structure"),
+        ("force_rmse", "force", "eV/Å", ".3g", "zero forces"),
+    ):
+        err, base = float(best.get(key, math.nan)), float(trivial.get(key, math.nan))
+        if math.isfinite(err) and math.isfinite(base) and base > 0 and err > fraction * base:
+            parts.append(
+                f"its validation {what} RMSE {err:{fmt}} {unit} is {err / base:.0%} of what predicting "
+                f"{trivial_what} gives ({base:{fmt}} {unit})"
+            )
+    if not parts:
+        return None
+    return (
+        f"Warning: the best trial {best.get('trial_id')} is a poor potential: {'; '.join(parts)} "
+        f"(flagged above {fraction:.0%}). Widen the search space, raise the budget or check the data."
+    )

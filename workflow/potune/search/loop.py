@@ -152,6 +152,14 @@ def lookahead(opt_cfg: dict) -> int:
     return int(value)
 
 
+def trial_budget(cfg: dict) -> int | None:
+    """The most trials the stop rules allow: ``stop.max_iterations`` x ``optimizer.batch_size``
+    (None when either is not set)."""
+    max_it = (cfg.get("stop") or {}).get("max_iterations")
+    batch = (cfg.get("optimizer") or {}).get("batch_size")
+    return int(max_it) * int(batch) if max_it and batch else None
+
+
 def best_trial(table: pd.DataFrame) -> dict | None:
     """The row with the lowest finite loss among successful trials (None if there is none)."""
     if table is None or len(table) == 0:

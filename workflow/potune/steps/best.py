@@ -11,6 +11,7 @@ from .. import faults
 from ..console import say
 from ..fitters import get_fitter
 from ..io import read_yaml, write_json, write_yaml
+from ..report.references import comparison_rows, references
 from ..report.summary import failure_summary
 from ..search.space import Space
 
@@ -143,7 +144,7 @@ def test_step(
 
     from ..cluster.attempts import guarded_attempt, last_attempt_reason
     from ..errors import FitterError, exception_text, is_fitter_failure
-    from ..evaluate.predict import errors_table, evaluate, save_predictions
+    from ..evaluate.predict import evaluate, save_predictions
     from .fit import refit_failure
 
     fit_json = Path(model_dir).parent / "fit.json"
@@ -178,20 +179,44 @@ def test_step(
         write_json(out_json, metrics)
         say(f"TEST SET NOT EVALUATED: {reason[:300]}")
         return metrics
-    df = errors_table(metrics)
-    ref = cfg.get("reference") or {}
-    df["reference_label"] = ref.get("label", "")
-    df["reference_energy_rmse_mev"] = [ref.get("energy_rmse_mev") if i == 0 else None for i in range(len(df))]
-    df["reference_force_rmse"] = [ref.get("force_rmse") if i == 0 else None for i in range(len(df))]
+    df = errors_with_references(metrics, cfg.get("reference"))
     df.to_csv(out_csv, index=False)
     save_predictions(out_predictions, preds)
     metrics = {"status": "ok", **metrics}
     write_json(out_json, metrics)
     txt = f"test set: E {metrics['energy_rmse_mev']:.2f} meV/atom, F {metrics['force_rmse']:.4f} eV/A"
-    ref_parts = [
-        f"{ref[k]} {u}" for k, u in (("energy_rmse_mev", "meV/atom"), ("force_rmse", "eV/A")) if ref.get(k) is not None
-    ]
-    if ref_parts:
-        txt += f"  ({ref.get('label', 'reference')}: {', '.join(ref_parts)})"
+    for ref in references(cfg.get("reference")):
+        parts = [
+            f"{ref[k]:g} {u}"
+            for k, u in (("energy_rmse_mev", "meV/atom"), ("force_rmse", "eV/A"))
+            if ref[k] is not None
+        ]
+        txt += f"; {ref['label']}: {', '.join(parts)}"
     say(txt)
     return metrics
+
+
+def errors_with_references(metrics: dict, reference=None):
+    """``best/test_errors.csv``: our errors overall and per config_type (``source`` potune),
+    then one row per published reference (``source`` reference, config_type ``all``, its
+    ``label`` and ``note``) with ``energy_ratio`` and ``force_ratio`` = ours / reference.
+
+    Parameters
+    ----------
+    metrics
+        Our test-set metrics (:func:`potune.evaluate.predict.evaluate`).
+    reference
+        The config's ``reference`` (one mapping or a list; see :mod:`potune.report.references`).
+    """
+    import pandas as pd
+
+    from ..evaluate.predict import errors_table
+
+    ours = errors_table(metrics)
+    ours.insert(0, "source", "potune")
+    ours.insert(1, "label", "potune")
+    refs = pd.DataFrame(comparison_rows(metrics, reference))
+    if len(refs):
+        refs.insert(0, "source", "reference")
+        refs["config_type"] = "all"
+    return pd.concat([ours, refs], ignore_index=True) if len(refs) else ours

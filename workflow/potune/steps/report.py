@@ -127,6 +127,13 @@ def summary_step(cfg: dict, inputs: dict, out_md, cores: int | None = None) -> s
                 "relax the resource limits, or check the data, then run again.",
                 "",
             ]
+    warning = None
+    if ok and inputs.get("valid_predictions"):
+        from ..report.summary import poor_best_warning, trivial_errors
+
+        warning = poor_best_warning(best, trivial_errors(inputs["valid_predictions"]))
+        if warning:
+            lines[2:2] = [f"**{warning}**", ""]
     if ok:
         lines += [
             f"## Best trial: {best['trial_id']} (loss {best['loss']:.6g})",
@@ -169,20 +176,25 @@ def summary_step(cfg: dict, inputs: dict, out_md, cores: int | None = None) -> s
     if test_failed and not refit_failed:
         lines += ["", "## Test set", "", f"**The test set was not evaluated: {read_json(inputs['test'])['reason']}**"]
     if ok and "test" in inputs and not test_failed:
+        from ..report.references import markdown_rows
+
         m = read_json(inputs["test"])
-        ref = cfg.get("reference") or {}
+        refs = markdown_rows(m, cfg.get("reference"))
         lines += [
             "",
             "## Test set (refitted on the whole training set)",
             "",
-            "| | E RMSE (meV/atom) | F RMSE (eV/Å) |",
-            "|---|---|---|",
-            f"| potune | {m['energy_rmse_mev']:.3f} | {m['force_rmse']:.4f} |",
+            "| | E RMSE (meV/atom) | F RMSE (eV/Å) |" + (" E ours/theirs | F ours/theirs |" if refs else ""),
+            "|---|---|---|" + ("---|---|" if refs else ""),
+            f"| potune | {m['energy_rmse_mev']:.3f} | {m['force_rmse']:.4f} |" + (" | |" if refs else ""),
+            *refs,
         ]
-        if ref.get("energy_rmse_mev") is not None or ref.get("force_rmse") is not None:
-            lines.append(
-                f"| {ref.get('label', 'reference')} | {ref.get('energy_rmse_mev')} | {ref.get('force_rmse')} |"
-            )
+    for key, what in (("kernel_figure", "Kernel figure"), ("similarity_curve", "Similarity curve")):
+        if key in inputs and read_json(inputs[key]).get("status", "ok") != "ok":
+            lines += [
+                "",
+                f"**{what} failed: {read_json(inputs[key]).get('reason')}** (the other results are complete).",
+            ]
     if ok and "refit_comparison" in inputs and not test_failed:
         from ..report.summary import refit_comparison_lines
 
@@ -193,20 +205,29 @@ def summary_step(cfg: dict, inputs: dict, out_md, cores: int | None = None) -> s
         cost = pd.read_csv(inputs["cost"])
         front = cost[cost["pareto"].astype(bool)] if "pareto" in cost.columns else cost.iloc[:0]
         if len(front):
-            front = front.sort_values("predict_ms_per_atom")
+            from ..report.plots import COST_MEASURES
+
+            measure = str(front["cost_measure"].iloc[0]) if "cost_measure" in front.columns else "predict_ms_per_atom"
+            front = front.sort_values(measure)
+            why = (
+                "descriptor length, a property of the hyperparameters that does not depend on the machine or its load"
+                if measure == "descriptor_length"
+                else "measured prediction time per atom (median of 3 timed passes over up to 256 validation atoms; "
+                "it still depends on the machine and its load)"
+            )
             lines += [
                 "",
                 "## Accuracy vs cost: Pareto front",
                 "",
-                "Trials no other trial beats on both validation loss and measured prediction time "
-                "(`figures/cost.png`).",
+                f"Cost measure: {why}. Trials no other trial beats on both validation loss and "
+                f"{COST_MEASURES[measure].split(' (')[0]} (`figures/cost.png`).",
                 "",
-                "| trial | loss | E RMSE (meV/atom) | F RMSE (eV/Å) | prediction (ms/atom) |",
-                "|---|---|---|---|---|",
+                "| trial | loss | E RMSE (meV/atom) | F RMSE (eV/Å) | descriptor length | prediction (ms/atom) |",
+                "|---|---|---|---|---|---|",
             ]
             lines += [
                 f"| {r.trial_id} | {r.loss:.5g} | {r.energy_rmse_mev:.3f} | {r.force_rmse:.4f} | "
-                f"{r.predict_ms_per_atom:.3f} |"
+                f"{getattr(r, 'descriptor_length', '–')} | {r.predict_ms_per_atom:.3f} |"
                 for r in front.itertuples()
             ]
     text = "\n".join(lines) + "\n"
@@ -224,6 +245,8 @@ def summary_step(cfg: dict, inputs: dict, out_md, cores: int | None = None) -> s
         say(f"summary written to {out_md} (the {'refit' if refit_failed else 'test'} failed: see there)")
     elif ok:
         say(f"summary written to {out_md}")
+    if warning:
+        say(warning)
     else:
         say(f"NO TRIAL SUCCEEDED ({len(table)} failed); no potential was fitted. Summary of the failures: {out_md}")
     return text

@@ -221,8 +221,84 @@ def best_descriptor_step(cfg1: dict, table_file, out_file) -> dict:
     return doc
 
 
-def kernel_figure_step(best_file, train_file, settings: dict, kernel_cfg: dict, png, csv, out_json) -> dict:
-    """Kernel distribution of the best hyperparameters' SOAP (PPSO Figs. 5, 7, 9-11)."""
+def figure_attempt(step: str, what: str, attempts: Path, attempt: int, max_attempts: int | None, work) -> str:
+    """Run ``work()``, the in-process work of a figure job (rules ``kernel_figure``,
+    ``similarity_curve``), so that its failure is a recorded outcome: returns ``''`` when it
+    ran, else why it failed: the job was killed from outside on every attempt but this last
+    one (out of memory, out of time, a segfault of quippy), or quippy could not compute the
+    descriptor (:class:`potune.errors.FitterError`) or ran out of memory. Any other
+    exception is an error of potune and is raised (and noted for the next attempt, see
+    :func:`potune.cluster.attempts.guarded_attempt`).
+
+    Parameters
+    ----------
+    step
+        The fault-injection name of the step (:func:`potune.faults.inject`).
+    what
+        What the reason names ("kernel figure").
+    attempts
+        The job's ``attempts.jsonl``.
+    """
+    killed = last_attempt_reason(attempts, attempt, max_attempts, None, None, what="kernel")
+    if killed:
+        return f"{what} {killed}"
+    with guarded_attempt(attempts, attempt):
+        try:
+            faults.inject(step)
+            work()
+        except (FitterError, MemoryError) as exc:
+            return (exception_text(exc) if isinstance(exc, MemoryError) else str(exc))[:500]
+    return ""
+
+
+def record_figure_failure(what: str, reason: str, png, csv, out_json) -> dict:
+    """A figure job's recorded failure: ``out_json`` ``{"status": "failed", "reason": ...}``,
+    an empty ``csv`` and a figure that says why; the summary states it."""
+    from .report import failed_figure
+
+    out = {"status": "failed", "reason": reason}
+    Path(csv).parent.mkdir(parents=True, exist_ok=True)
+    Path(csv).write_text("")
+    failed_figure(png, f"{what} failed\n{reason[:200]}")
+    write_json(out_json, out)
+    say(f"{what.upper()} FAILED: {reason[:300]}")
+    return out
+
+
+def kernel_figure_step(
+    best_file,
+    train_file,
+    settings: dict,
+    kernel_cfg: dict,
+    png,
+    csv,
+    out_json,
+    attempt: int = 1,
+    max_attempts: int | None = None,
+) -> dict:
+    """Kernel distribution of the best hyperparameters' SOAP (PPSO Figs. 5, 7, 9-11).
+
+    ``out_json`` holds the statistics and ``status`` ``ok``, or ``status`` ``failed`` with
+    ``reason`` when the job was killed on every attempt but the last, or quippy failed
+    (:func:`figure_attempt`); the run goes on and summary.md says so."""
+    attempts = Path(out_json).with_name("kernel_figure_attempts.jsonl")
+    done: dict = {}
+    reason = figure_attempt(
+        "kernel_figure",
+        "kernel figure",
+        attempts,
+        attempt,
+        max_attempts,
+        lambda: done.update(_kernel_figure(best_file, train_file, settings, kernel_cfg, png, csv)),
+    )
+    if reason:
+        return record_figure_failure("kernel figure", reason, png, csv, out_json)
+    doc = {"status": "ok", "reason": "", **done}
+    write_json(out_json, doc)
+    return doc
+
+
+def _kernel_figure(best_file, train_file, settings: dict, kernel_cfg: dict, png, csv) -> dict:
     best = read_yaml(best_file)
     params = best["hyperparameters"]
     frames = read_environments(train_file, kernel_cfg)
@@ -240,7 +316,6 @@ def kernel_figure_step(best_file, train_file, settings: dict, kernel_cfg: dict, 
         "soap_dim": int(sv.vectors.shape[1]),
         "trial_id": best.get("trial_id"),
     }
-    write_json(out_json, doc)
     plt = _plt()
     fig, ax = plt.subplots(figsize=(6, 4))
     keep = (
@@ -266,10 +341,44 @@ def kernel_figure_step(best_file, train_file, settings: dict, kernel_cfg: dict, 
     return doc
 
 
-def similarity_step(best_file, train_file, settings: dict, n_reference: int, png, csv) -> pd.DataFrame:
+def similarity_step(
+    best_file,
+    train_file,
+    settings: dict,
+    n_reference: int,
+    png,
+    csv,
+    out_json=None,
+    attempt: int = 1,
+    max_attempts: int | None = None,
+) -> pd.DataFrame | None:
     """Similarity of selected environments vs interatomic distance, for a dimer data set
     (PPSO Figs. 4, 6, 8): ``k(r, r_ref) = (q(r) . q(r_ref))^zeta`` for every dimer distance
-    ``r`` and ``n_reference`` reference distances spread over the curve."""
+    ``r`` and ``n_reference`` reference distances spread over the curve.
+
+    ``out_json`` (default ``similarity.json`` beside ``csv``) holds ``status`` ``ok``, or
+    ``failed`` with ``reason`` when the job was killed on every attempt but the last, or
+    quippy failed (:func:`figure_attempt`): then the result is None, the run goes on and
+    summary.md says so."""
+    out_json = Path(out_json) if out_json is not None else Path(csv).with_name("similarity.json")
+    attempts = out_json.with_name("similarity_attempts.jsonl")
+    done: list = []
+    reason = figure_attempt(
+        "similarity_curve",
+        "similarity curve",
+        attempts,
+        attempt,
+        max_attempts,
+        lambda: done.append(_similarity(best_file, train_file, settings, n_reference, png, csv)),
+    )
+    if reason:
+        record_figure_failure("similarity curve", reason, png, csv, out_json)
+        return None
+    write_json(out_json, {"status": "ok", "reason": ""})
+    return done[0]
+
+
+def _similarity(best_file, train_file, settings: dict, n_reference: int, png, csv) -> pd.DataFrame:
     best = read_yaml(best_file)
     params = best["hyperparameters"]
     frames = D.read_normalised(train_file)
