@@ -312,7 +312,9 @@ def main() -> None:
         ].to_csv(out / f"proxy_stage_trials{tag}.csv", index=False)
     with pd.option_context("display.width", 250, "display.max_columns", 40):
         print(df.round(3).T.to_string())
-    print(f"\nwritten: {out / f'proxy_stage{tag}.csv'}" + (f", {out / f'proxy_stage_trials{tag}.csv'}" if curves else ""))
+    print(
+        f"\nwritten: {out / f'proxy_stage{tag}.csv'}" + (f", {out / f'proxy_stage_trials{tag}.csv'}" if curves else "")
+    )
 
 
 if __name__ == "__main__":
