@@ -21,6 +21,7 @@ include: "workflow/rules/propose.smk"
 include: "workflow/rules/descriptors.smk"
 include: "workflow/rules/fit.smk"
 include: "workflow/rules/validate.smk"
+include: "workflow/rules/proxy.smk"
 include: "workflow/rules/report.smk"
 include: "workflow/rules/kernel.smk"
 

@@ -8,7 +8,7 @@ from potune.steps.stage1 import collect_stage1
 
 it = int(snakemake.wildcards.iteration)
 iter_dir = Path(snakemake.output.table).parent
-files = {t: str(iter_dir / t / "kernel.json") for t in proposal_trials(snakemake.input.proposals)}
+files = {t: str(iter_dir / t / snakemake.params.result) for t in proposal_trials(snakemake.input.proposals)}
 with logged(snakemake.log[0], "w"):
     collect_stage1(
         snakemake.params.cfg,

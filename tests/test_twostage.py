@@ -232,3 +232,134 @@ def test_dimer_similarity_curve(tmp_path):
         i = int(np.argmin(np.abs(df["distance"] - r_ref)))
         assert df[c].iloc[i] == pytest.approx(1.0) and df[c].min() < 0.99
     assert pd.read_csv(tmp_path / "s.csv").shape == df.shape
+
+
+# ---------------------------------------------------------------------------------------------
+# stage1.objective: proxy (stage 1 scored by low-fidelity GAP fits)
+
+PROXY_CONFIG = ROOT / "tests" / "configs" / "tiny_two_stage_proxy.yaml"
+
+
+def _proxy_cfg():
+    return yaml.safe_load(PROXY_CONFIG.read_text())
+
+
+@pytest.mark.parametrize(
+    "edit,message",
+    [
+        (lambda c: c["stage1"].update(objective="fits"), "stage1.objective"),
+        (lambda c: c["stage1"]["proxy"].update(n_sparce=5), "did you mean 'stage1.proxy.n_sparse'"),
+        (lambda c: c["stage1"]["proxy"].update(n_sparse=0), "stage1.proxy.n_sparse"),
+        (lambda c: c["stage1"]["proxy"].update(max_structures=0), "stage1.proxy.max_structures"),
+        (lambda c: c["stage1"]["proxy"].update(delta=-1.0), "stage1.proxy.delta"),
+        (
+            lambda c: c["stage1"]["space"].update(n_sparse={"type": "integer", "low": 5, "high": 9}),
+            "stage1.space.n_sparse",
+        ),
+    ],
+)
+def test_proxy_config_errors(edit, message, monkeypatch):
+    monkeypatch.chdir(ROOT)
+    cfg = _proxy_cfg()
+    resolve_config(copy.deepcopy(cfg), check_files=False)
+    edit(cfg)
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        resolve_config(cfg, check_files=False)
+
+
+def test_proxy_stage1_config(monkeypatch):
+    """A proxy fit runs with all of ``fixed`` and stage1.proxy's GAP settings over it; the
+    defaults (kernel objective) keep stage 1 as published: descriptor entries only."""
+    from potune.search.twostage import proxy_settings, stage1_config, stage1_objective
+
+    monkeypatch.chdir(ROOT)
+    cfg = resolve_config(_proxy_cfg(), check_files=False)
+    s1 = stage1_config(cfg)
+    assert stage1_objective(cfg) == "proxy"
+    assert s1["fixed"] == {
+        "rcut_hard": 5.0,
+        "n_max": 4,
+        "l_max": 4,
+        "sparse_method": "random",
+        "n_sparse": 8,
+        "delta": 1.0,
+        "sigma_energy": 0.002,
+        "sigma_force": 0.02,
+    }
+    assert proxy_settings(cfg)["energy_only"] is False and proxy_settings(cfg)["descriptor"] == "soap_turbo"
+    kern = resolve_config(_cfg(), check_files=False)
+    assert stage1_objective(kern) == "kernel" and "n_sparse" not in stage1_config(kern)["fixed"]
+
+
+def test_training_subset_seeded_keeps_isolated_atoms():
+    frames = D.read_structures(TINY_TRAIN)
+    single = [i for i, a in enumerate(frames) if len(a) == 1]
+    assert single  # the tiny Si data have the isolated atom
+    a = D.training_subset(frames, 3, seed=0)
+    assert a == D.training_subset(frames, 3, seed=0) and a != D.training_subset(frames, 3, seed=1)
+    assert set(single) <= set(a) and len(a) == 3 + len(single)
+    assert D.training_subset(frames, None, seed=0) == list(range(len(frames)))
+
+
+@pytest.mark.slow
+def test_two_stage_proxy_run(tmp_path):
+    """Stage 1's trials are gap_fit runs at the proxy fidelity (12 of the 24 training dimers,
+    8 sparse points, delta 1, sigmas 2 meV/atom and 20 meV/A), scored on fold 0's validation
+    dimers; stage 2 fits at full fidelity with stage 1's best descriptor held fixed."""
+    cfg = _proxy_cfg()
+    proc = run_tiny(tmp_path, cfg)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-6000:]
+    run = tmp_path / "results" / cfg["run_name"]
+    out = proc.stdout + proc.stderr
+    jobs = re.findall(r"^(?:local)?rule (\w+):$", out, re.M)
+    assert jobs.count("proxy_fit") == 6 and jobs.count("proxy_validate") == 6 and jobs.count("fit") == 4
+    assert "kernel_stats" not in jobs
+    assert (
+        max(i for i, j in enumerate(jobs) if j == "proxy_validate") < jobs.index("best_descriptor") < jobs.index("fit")
+    )
+    # stage 1: proxy fits on the seeded subset, with the proxy's GAP settings
+    assert len(D.read_normalised(run / "stage1" / "proxy" / "train.xyz")) == 12
+    assert len(D.read_normalised(run / "split" / "fold0" / "train.xyz")) == 24
+    s1 = read_table(run / "stage1" / "trials.csv")
+    assert len(s1) == 6 and (s1["status"] == "ok").all()
+    assert (s1["n_sparse"] == 8).all() and (s1["delta"] == 1.0).all()
+    assert (s1["fit_cpu_s"] >= 0).all() and s1["fit_cpu_s"].sum() > 0 and (s1["fit_wall_s"] > 0).all()
+    for log in (run / "stage1").glob("iter*/t*/fit.log"):
+        cmd = log.read_text().splitlines()[0]
+        assert "n_sparse=8 " in cmd and "delta=1.0 " in cmd and "default_sigma={0.002 0.02 " in cmd, cmd
+        assert "force_parameter_name=REF_forces" in cmd
+    for v in (run / "stage1").glob("iter*/t*/valid.json"):
+        assert yaml.safe_load(v.read_text())["status"] == "ok"
+    # the validation loss of the proxy fit is the objective
+    best1 = yaml.safe_load((run / "stage1" / "best.yaml").read_text())
+    assert best1["stage1_objective"] == "proxy" and best1["loss"] == pytest.approx(s1["loss"].min())
+    row = s1[s1["trial_id"] == best1["trial_id"]].iloc[0]
+    assert row["loss"] == pytest.approx(row["energy_rmse_mev"] + 1000 * row["force_rmse"] / 30)
+    # ... recomputed here from the proxy model it fitted, on fold 0's validation dimers
+    from potune.evaluate.predict import evaluate
+
+    model = run / "stage1" / f"iter{int(row['iteration'])}" / row["trial"] / "model"
+    soap.reset_soap_turbo_basis(4)  # another soap_turbo descriptor may have run in this process
+    metrics, _, _ = evaluate(
+        gap.calculator(model), D.read_normalised(run / "split" / "fold0" / "valid.xyz"), "gamma", 0.5
+    )
+    assert metrics["loss"] == pytest.approx(row["loss"], rel=1e-6)
+    assert set(best1["hyperparameters"]) == {"rcut_hard", "n_max", "l_max", *cfg["stage1"]["space"]}
+    # stage 2: full fidelity (all 24 training dimers, n_sparse 30, searched delta and sigmas)
+    for prop in run.glob("iter*/proposals/t*.yaml"):
+        fixed = yaml.safe_load(prop.read_text())["fixed"]
+        assert {k: fixed[k] for k in best1["point"]} == best1["point"] and fixed["n_sparse"] == 30
+    for log in run.glob("iter*/t*/fold0/fit.log"):
+        cmd = log.read_text().splitlines()[0]
+        assert f"rcut_soft={best1['point']['rcut_soft']!r}" in cmd and f"zeta={best1['point']['zeta']}" in cmd
+        assert "n_sparse=30 " in cmd
+    # the final error is bounded: measured loss 80 (E 72 meV/atom, F 0.25 eV/A) with this budget
+    # (stage-2 losses of other trials reach 1900)
+    best = yaml.safe_load((run / "best" / "best.yaml").read_text())
+    assert best["loss"] < 200 and best["energy_rmse_mev"] < 150 and best["force_rmse"] < 0.6, best
+    summary = (run / "summary.md").read_text()
+    assert "## Stage 1: descriptor search by low-fidelity (proxy) GAP fits" in summary
+    assert f"best descriptor: {best1['trial_id']}" in summary and "| n_sparse |" not in summary.split("## Stage 2")[0]
+    # resume: a finished run has nothing left to do
+    again = run_tiny(tmp_path, cfg, extra=["-n"])
+    assert again.returncode == 0 and "Nothing to be done" in again.stdout + again.stderr

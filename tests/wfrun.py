@@ -69,7 +69,8 @@ def assert_same_trials(a: pd.DataFrame, b: pd.DataFrame, rtol: float = 1e-6) -> 
     params = [
         c
         for c in a.columns
-        if c not in ("params_file", "fit_logs", "fit_time_s", "peak_mem_mb", "predict_ms_per_atom", "reason")
+        if c
+        not in ("params_file", "fit_logs", "fit_time_s", "fit_cpu_s", "peak_mem_mb", "predict_ms_per_atom", "reason")
         and not c.startswith(("loss", "energy_", "force_"))
     ]
     pd.testing.assert_frame_equal(a[params].reset_index(drop=True), b[params].reset_index(drop=True))

@@ -480,7 +480,7 @@ SEARCH_DEFINING: dict[str, tuple | None] = {
     "fixed": None,
     "optimizer": None,
     "strategy": None,
-    "stage1": ("space", "optimizer"),
+    "stage1": ("space", "optimizer", "objective", "proxy"),
     "kernel": ("n_sample", "seed", "bins", "max_structures", "objective"),
 }
 

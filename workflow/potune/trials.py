@@ -2,7 +2,7 @@
 
 Columns: ``iteration``, ``trial``, ``trial_id``, every hyperparameter (searched and fixed),
 ``status`` (ok / failed), ``reason``, ``loss``, validation errors (``energy_rmse_mev`` in
-meV/atom, ``force_rmse`` in eV/Å, MAEs), ``fit_time_s`` (summed over folds),
+meV/atom, ``force_rmse`` in eV/Å, MAEs), ``fit_time_s`` (wall) and ``fit_cpu_s`` (the fitter processes' CPU), summed over folds,
 ``peak_mem_mb``, ``predict_ms_per_atom``, ``n_folds``, per-config_type errors
 (``energy_rmse_mev[<config_type>]``, ``force_rmse[<config_type>]``), and the files each
 row comes from (``params_file``, ``fit_logs``). A nested SNAP trial
@@ -42,7 +42,7 @@ def trial_row(params_file: str | os.PathLike, fold_dirs: Sequence[str | os.PathL
     for k, v in (prop.get("fixed") or {}).items():
         row.setdefault(k, v)
     status, reason = "ok", ""
-    fit_time, peak = 0.0, 0.0
+    fit_time, fit_cpu, peak = 0.0, 0.0, 0.0
     folds = []
     logs = []
     for i, d in enumerate(fold_dirs):
@@ -51,6 +51,7 @@ def trial_row(params_file: str | os.PathLike, fold_dirs: Sequence[str | os.PathL
         val = read_json(d / "valid.json")
         logs.append(str(d / "fit.log"))
         fit_time += float(fit.get("wall_s") or 0.0)
+        fit_cpu += float(fit.get("cpu_s") or 0.0)
         peak = max(peak, float(fit.get("peak_rss_mb") or 0.0))
         if status == "ok":
             if fit["status"] != "ok":
@@ -82,6 +83,7 @@ def trial_row(params_file: str | os.PathLike, fold_dirs: Sequence[str | os.PathL
         for m in METRICS:
             row[m] = math.nan
     row["fit_time_s"] = fit_time
+    row["fit_cpu_s"] = fit_cpu
     row["peak_mem_mb"] = peak
     row["n_folds"] = len(fold_dirs)
     row["descriptor_length"] = fit.get("descriptor_length") if fold_dirs else None
@@ -101,6 +103,7 @@ def order_columns(df: pd.DataFrame, param_names: Sequence[str]) -> pd.DataFrame:
         "loss",
         *METRICS,
         "fit_time_s",
+        "fit_cpu_s",
         "peak_mem_mb",
         "descriptor_length",
         "n_folds",

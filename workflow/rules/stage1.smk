@@ -1,7 +1,8 @@
 # Stage 1 of the PPSO two-stage strategy (strategy: two_stage): SOAP hyperparameters and zeta
-# searched by the shape of the kernel distribution of the training environments; no GAP is
-# fitted. Its own loop: checkpoint `propose_descriptors` -> `kernel_stats` per trial ->
-# `collect_descriptors`, under R/stage1/. Stage 2 is the ordinary loop (propose.smk), whose
+# searched by the shape of the kernel distribution of the training environments (no GAP is
+# fitted), or with stage1.objective: proxy by low-fidelity GAP fits (proxy.smk). Its own
+# loop: checkpoint `propose_descriptors` -> `kernel_stats` (or `proxy_fit` + `proxy_validate`)
+# per trial -> `collect_descriptors`, under R/stage1/. Stage 2 is the ordinary loop (propose.smk), whose
 # `propose` reads R/stage1/best.yaml and holds that descriptor fixed.
 # Paths and input functions: workflow/rules/twostage_common.smk.
 
@@ -71,6 +72,7 @@ checkpoint collect_descriptors:
         "../../envs/potune.yaml"
     params:
         cfg={"space": C1["space"], "fixed": C1["fixed"]} if TWO_STAGE else {},
+        result=S1_RESULT,
     script:
         "../../scripts/collect_descriptors.py"
 
@@ -101,7 +103,7 @@ rule best_descriptor:
     conda:
         "../../envs/potune.yaml"
     params:
-        cfg={k: C1[k] for k in ("space", "fixed", "kernel")} if TWO_STAGE else {},
+        cfg={k: C1[k] for k in ("space", "fixed", "kernel", "stage1")} if TWO_STAGE else {},
     script:
         "../../scripts/best_descriptor.py"
 
@@ -117,6 +119,6 @@ rule stage1_convergence:
     conda:
         "../../envs/potune.yaml"
     params:
-        title=f"{C['run_name']}: stage 1 (kernel objective)",
+        title=f"{C['run_name']}: stage 1 ({stage1_objective(C)} objective)",
     script:
         "../../scripts/convergence.py"

@@ -1,11 +1,16 @@
 # Strategy two_stage (PPSO): stage-1 paths and the input functions that walk the
 # `propose_descriptors` checkpoint; the extra targets of two_stage runs, kernel figures and
 # the refit with forces. Rules: stage1.smk, kernel.smk.
-from potune.search.twostage import is_two_stage, stage1_config
+from potune.search.twostage import is_two_stage, proxy_settings, stage1_config, stage1_objective
+from potune.steps.stage1 import PROXY_RESULT
 
 TWO_STAGE = is_two_stage(C)
 C1 = stage1_config(C) if TWO_STAGE else None
 S1 = f"{R}/stage1"
+# stage 1's objective: kernel (kernel.json per trial, no fit) or proxy (a low-fidelity fit,
+# validated: valid.json per trial, proxy.smk)
+S1_RESULT = PROXY_RESULT if TWO_STAGE and stage1_objective(C) == "proxy" else "kernel.json"
+PROXY_SETTINGS = proxy_settings(C)
 
 
 def stage1_best_input(wildcards):
@@ -26,7 +31,7 @@ def s1_iteration_results(wildcards):
     from potune.steps.propose import proposal_trials
 
     it = wildcards.iteration
-    return [f"{S1}/iter{it}/{t}/kernel.json" for t in proposal_trials(s1_proposals_dir(it))]
+    return [f"{S1}/iter{it}/{t}/{S1_RESULT}" for t in proposal_trials(s1_proposals_dir(it))]
 
 
 def s1_loop_end():

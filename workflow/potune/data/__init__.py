@@ -19,7 +19,7 @@ from .read import (
     write_structures,
     xyz_layout_error,
 )
-from .split import config_type_counts, kfold_split, random_split, split_folds
+from .split import config_type_counts, kfold_split, random_split, seeded_subset, split_folds, training_subset
 
 __all__ = [
     "ALWAYS_TRAIN",
@@ -33,11 +33,13 @@ __all__ = [
     "energy_scale_warning",
     "kfold_split",
     "random_split",
+    "seeded_subset",
     "read_normalised",
     "read_structures",
     "species",
     "species_of_file",
     "split_folds",
+    "training_subset",
     "write_structures",
     "xyz_layout_error",
 ]

@@ -23,6 +23,25 @@ def _group_by_config_type(frames: Sequence, always_train: Sequence[str]) -> tupl
     return dict(sorted(groups.items())), pinned
 
 
+def seeded_subset(n: int, cap: int | None, seed: int) -> np.ndarray:
+    """Sorted indices of a seeded random subset of ``cap`` of ``n`` items (all when ``cap``
+    is None or not smaller than ``n``)."""
+    if cap is None or int(cap) >= n:
+        return np.arange(n)
+    return np.sort(np.random.default_rng(int(seed)).choice(n, int(cap), replace=False))
+
+
+def training_subset(
+    frames: Sequence, cap: int | None, seed: int, always_train: Sequence[str] = ALWAYS_TRAIN
+) -> list[int]:
+    """Indices of a seeded subset of ``cap`` training structures (stage 1's proxy fits): the
+    isolated atoms and ``always_train`` config_types, which the e0 needs, are kept beside the
+    ``cap`` structures drawn from the others."""
+    groups, pinned = _group_by_config_type(frames, always_train)
+    rest = sorted(i for idx in groups.values() for i in idx)
+    return sorted(pinned + [rest[j] for j in seeded_subset(len(rest), cap, seed)])
+
+
 def random_split(
     frames: Sequence, fraction: float, seed: int, always_train: Sequence[str] = ALWAYS_TRAIN
 ) -> tuple[list[int], list[int]]:

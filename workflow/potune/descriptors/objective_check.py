@@ -26,13 +26,8 @@ def read_environments(train_file: str | os.PathLike, kernel_cfg: dict) -> list:
     """Training structures for the kernel statistics (a seeded subset if
     ``kernel.max_structures`` is set)."""
     frames = D.read_normalised(train_file)
-    cap = kernel_cfg.get("max_structures")
-    if cap and len(frames) > int(cap):
-        idx = np.sort(
-            np.random.default_rng(int(kernel_cfg.get("seed", 0))).choice(len(frames), int(cap), replace=False)
-        )
-        frames = [frames[i] for i in idx]
-    return frames
+    idx = D.seeded_subset(len(frames), kernel_cfg.get("max_structures"), int(kernel_cfg.get("seed", 0)))
+    return [frames[i] for i in idx]
 
 
 def descriptor_kernel_stats(frames: Sequence, params: dict, settings: dict, kernel_cfg: dict):

@@ -38,16 +38,30 @@ def stage1_summary_lines(table_file, best_file, stop_file) -> list[str]:
     table = read_table(table_file)
     best = read_yaml(best_file)
     n_failed = int((table["status"] != "ok").sum())
-    lines = [
-        "## Stage 1: descriptor search by kernel statistics (no GAP fitted)",
-        "",
-        f"- descriptor trials: {len(table)} in {table['iteration'].nunique()} iteration(s), {n_failed} failed; "
-        f"total kernel time {table['kernel_time_s'].sum():.0f} s",
-        f"- stop reason: {read_yaml(stop_file)['reason']}",
-        f"- best descriptor: {best['trial_id']} (objective {best['loss']:.5g}; kernel mean "
-        f"{best['kernel_mean']:.4f}, std {best['kernel_std']:.4f}, skew {best['kernel_skew']:.3f}); "
-        "stage 2 held these values fixed:",
-        "",
+    head = f"- descriptor trials: {len(table)} in {table['iteration'].nunique()} iteration(s), {n_failed} failed; "
+    if best.get("stage1_objective") == "proxy":
+        lines = [
+            "## Stage 1: descriptor search by low-fidelity (proxy) GAP fits",
+            "",
+            head + f"total proxy fit CPU time {table['fit_cpu_s'].sum():.0f} s, wall {table['fit_wall_s'].sum():.0f} s",
+            f"- stop reason: {read_yaml(stop_file)['reason']}",
+            f"- best descriptor: {best['trial_id']} (proxy validation loss {best['loss']:.5g}; E RMSE "
+            f"{best['energy_rmse_mev']:.3g} meV/atom, F RMSE {best['force_rmse']:.4g} eV/Å at proxy fidelity); "
+            "stage 2 held these values fixed:",
+            "",
+        ]
+    else:
+        lines = [
+            "## Stage 1: descriptor search by kernel statistics (no GAP fitted)",
+            "",
+            head + f"total kernel time {table['kernel_time_s'].sum():.0f} s",
+            f"- stop reason: {read_yaml(stop_file)['reason']}",
+            f"- best descriptor: {best['trial_id']} (objective {best['loss']:.5g}; kernel mean "
+            f"{best['kernel_mean']:.4f}, std {best['kernel_std']:.4f}, skew {best['kernel_skew']:.3f}); "
+            "stage 2 held these values fixed:",
+            "",
+        ]
+    lines += [
         "| descriptor hyperparameter | value |",
         "|---|---|",
     ]

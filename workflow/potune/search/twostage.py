@@ -1,9 +1,13 @@
 """PPSO's two-stage strategy (Kondati Natarajan & Caro, arXiv:2101.00049).
 
-Stage 1 searches the SOAP shape hyperparameters and zeta by the shape of the kernel
-distribution of the training environments (:mod:`potune.descriptors.kernel`) — no GAP is fitted. Stage 2
-is the ordinary search loop over the GAP hyperparameters (delta, sigma_E, sigma_F,
-n_sparse, ...) by validation loss, with stage 1's best descriptor held fixed.
+Stage 1 searches the SOAP shape hyperparameters and zeta. Its objective
+(``stage1.objective``) is either the shape of the kernel distribution of the training
+environments (``kernel``, PPSO as published, :mod:`potune.descriptors.kernel`: no GAP is
+fitted) or the validation loss of a cheap, low-fidelity GAP fit (``proxy``: a seeded subset
+of fold 0's training structures, few sparse points, fixed delta and sigmas, optionally
+energies only; ``stage1.proxy``). Stage 2 is the ordinary search loop over the GAP
+hyperparameters (delta, sigma_E, sigma_F, n_sparse, ...) by validation loss, at full
+fidelity, with stage 1's best descriptor held fixed.
 
 Configuration (see config/README.md): ``strategy: two_stage``; ``stage1: {space, optimizer,
 stop}`` for stage 1 (``stage1.optimizer`` is merged over ``optimizer``); the top-level
@@ -25,15 +29,32 @@ from ..io import read_yaml
 from ..merge import deep_merge
 from .space import Space
 
+#: the GAP hyperparameters a proxy fit sets from ``stage1.proxy`` (over ``fixed``)
+PROXY_HYPERPARAMETERS = ("n_sparse", "delta", "sigma_energy", "sigma_force")
+
 
 def is_two_stage(cfg: dict) -> bool:
     return cfg.get("strategy", "joint") == "two_stage"
 
 
+def stage1_objective(cfg: dict) -> str:
+    """``kernel`` (PPSO's kernel distribution, no fit) or ``proxy`` (low-fidelity GAP fits)."""
+    return (cfg.get("stage1") or {}).get("objective", "kernel")
+
+
+def proxy_settings(cfg: dict) -> dict:
+    """The fitter settings of a stage-1 proxy fit: ``gap`` with ``energy_only`` from ``stage1.proxy``."""
+    proxy = (cfg.get("stage1") or {}).get("proxy") or {}
+    return {**(cfg.get("gap") or {}), "energy_only": bool(proxy.get("energy_only", False))}
+
+
 def stage1_config(cfg: dict) -> dict:
     """The configuration stage 1 runs with: its own space, optimiser (``stage1.optimizer``
     merged over ``optimizer``; priors only from ``stage1.optimizer.priors``) and stop rules;
-    ``fixed`` reduced to the descriptor hyperparameters and zeta."""
+    ``fixed`` reduced to the descriptor hyperparameters and zeta (objective ``kernel``), or,
+    for objective ``proxy``, all of ``fixed`` with the proxy's GAP hyperparameters
+    (:data:`PROXY_HYPERPARAMETERS`, from ``stage1.proxy``) over it: what each proxy fit is
+    run with, recorded in every stage-1 proposal."""
     s1 = cfg.get("stage1") or {}
     opt = deep_merge(cfg["optimizer"], s1.get("optimizer") or {})
     opt["priors"] = (s1.get("optimizer") or {}).get("priors")
@@ -41,7 +62,12 @@ def stage1_config(cfg: dict) -> dict:
     out["space"] = copy.deepcopy(s1.get("space") or {})
     out["optimizer"] = opt
     out["stop"] = copy.deepcopy(s1.get("stop") or {})
-    out["fixed"] = {k: v for k, v in (cfg.get("fixed") or {}).items() if k in STAGE1_HYPERPARAMETERS}
+    fixed = cfg.get("fixed") or {}
+    if stage1_objective(cfg) == "proxy":
+        proxy = s1.get("proxy") or {}
+        out["fixed"] = {**fixed, **{k: proxy[k] for k in PROXY_HYPERPARAMETERS if proxy.get(k) is not None}}
+    else:
+        out["fixed"] = {k: v for k, v in fixed.items() if k in STAGE1_HYPERPARAMETERS}
     return out
 
 

@@ -15,6 +15,13 @@ from ..fitters import get_fitter
 from ..io import read_yaml, write_json, write_yaml
 
 
+def _children_cpu_s() -> float:
+    """CPU seconds (user + system) of this process's finished child processes so far: the
+    fitter's programs (gap_fit), all their threads included."""
+    t = os.times()
+    return t.children_user + t.children_system
+
+
 def fit_step(
     params_file: str | os.PathLike,
     train_file: str | os.PathLike,
@@ -36,6 +43,10 @@ def fit_step(
     The time and memory limits are enforced inside the job, a little under what the job was
     granted (:func:`potune.resources.time_limit_s`, :func:`potune.resources.mem_limit_mb`),
     so that the failure is recorded before a scheduler would kill the job.
+
+    The result (``result_file``) records ``wall_s`` and ``cpu_s``: the CPU seconds of the
+    fitter's child processes (gap_fit; for snap, whose fit runs in this process, only what
+    it starts), the measure the strategies are compared by (benchmarks/strategies.py).
 
     Parameters
     ----------
@@ -83,6 +94,7 @@ def fit_step(
     extra = {"descriptors": descriptors} if descriptors else {}
     if prop.get("inner"):
         extra.update(inner=prop["inner"], valid_file=valid_file)
+    cpu0 = _children_cpu_s()
     with guarded_attempt(attempts, attempt):
         faults.inject("fit", prop["trial_id"])
         try:
@@ -112,6 +124,7 @@ def fit_step(
         "status": res.status,
         "reason": res.reason,
         "wall_s": res.wall_s,
+        "cpu_s": _children_cpu_s() - cpu0,
         "peak_rss_mb": res.peak_rss_mb,
         "returncode": res.returncode,
         "attempt": attempt,

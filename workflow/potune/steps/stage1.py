@@ -1,6 +1,8 @@
 """The two-stage strategy's rule steps: stage 1's descriptor trials by kernel statistics
-(no GAP fitted), its trial table and best descriptor, the kernel and similarity figures of
-the best SOAP, and the comparison of the refit with forces. Its configuration is in
+(no GAP fitted) or by proxy fits (the training subset here; the fit and its validation are
+the ordinary :func:`potune.steps.fit.fit_step` and :func:`potune.steps.validate.validate_step`),
+its trial table and best descriptor, the kernel and similarity figures of the best SOAP,
+and the comparison of the refit with forces. Its configuration is in
 :mod:`potune.search.twostage`.
 """
 
@@ -25,6 +27,7 @@ from ..io import read_json, read_yaml, write_json, write_yaml
 from ..report.plots import _plt
 from ..search.loop import best_trial
 from ..search.space import Space
+from ..search.twostage import stage1_objective
 from ..trials import append_rows, read_table, write_table
 from .collect import same_exception
 
@@ -38,6 +41,28 @@ STAGE1_COLUMNS = [
     "n_pairs",
     "kernel_time_s",
 ]
+#: the columns of a stage-1 trial scored by a proxy fit (objective proxy)
+PROXY_COLUMNS = [
+    "energy_rmse_mev",
+    "force_rmse",
+    "energy_mae_mev",
+    "force_mae",
+    "fit_wall_s",
+    "fit_cpu_s",
+]
+#: a proxy trial's result file (its fit.json beside it); a kernel trial's is kernel.json
+PROXY_RESULT = "valid.json"
+
+
+def proxy_train_step(train_file, out_file, max_structures: int | None, seed: int, always_train) -> int:
+    """Stage 1's proxy training set: a seeded subset of ``max_structures`` of the fold-0
+    training structures (plus its isolated atoms / ``always_train`` config_types). Returns
+    the number of structures written."""
+    frames = D.read_normalised(train_file)
+    idx = D.training_subset(frames, max_structures, seed, always_train)
+    D.write_structures(out_file, [frames[i] for i in idx])
+    say(f"stage 1 proxy fits: {len(idx)} of the {len(frames)} training structures of fold 0 (seed {seed})")
+    return len(idx)
 
 
 def kernel_step(
@@ -102,25 +127,34 @@ def kernel_step(
     return out
 
 
-def stage1_row(params_file, kernel_json) -> dict:
+def stage1_row(params_file, result_json) -> dict:
+    """One stage-1 trial's table row from its proposal and its result: ``kernel.json``
+    (kernel statistics), or ``valid.json`` of a proxy fit, whose ``fit.json`` is beside it."""
     prop = read_yaml(params_file)
-    res = read_json(kernel_json)
+    res = read_json(result_json)
     row = {"iteration": int(prop["iteration"]), "trial": prop["trial"], "trial_id": prop["trial_id"], **prop["point"]}
     for k, v in (prop.get("fixed") or {}).items():
         row.setdefault(k, v)
     row["status"], row["reason"] = res["status"], res.get("reason", "")
     row["loss"] = res.get("loss", math.nan) if res["status"] == "ok" else math.nan
-    for c in STAGE1_COLUMNS:
+    if Path(result_json).name == PROXY_RESULT:
+        fit = read_json(Path(result_json).with_name("fit.json"))
+        res = {**res, "fit_wall_s": fit.get("wall_s", math.nan), "fit_cpu_s": fit.get("cpu_s", math.nan)}
+        columns = PROXY_COLUMNS
+    else:
+        columns = STAGE1_COLUMNS
+    for c in columns:
         row[c] = res.get(c, math.nan)
     row["params_file"] = str(params_file)
     return row
 
 
-def collect_stage1(cfg1: dict, iteration: int, previous_table, proposals_dir, kernel_files: dict[str, str], out_table):
-    """Append one stage-1 iteration to the stage-1 table (``cfg1``: :func:`stage1_config`)."""
+def collect_stage1(cfg1: dict, iteration: int, previous_table, proposals_dir, result_files: dict[str, str], out_table):
+    """Append one stage-1 iteration to the stage-1 table (``cfg1``: :func:`stage1_config`;
+    ``result_files``: trial -> its ``kernel.json`` or, proxy fits, ``valid.json``)."""
     prev = read_table(previous_table) if previous_table else None
-    rows = [stage1_row(Path(proposals_dir) / f"{t}.yaml", f) for t, f in sorted(kernel_files.items())]
-    common = same_exception([read_json(f).get("exception") for _, f in sorted(kernel_files.items())])
+    rows = [stage1_row(Path(proposals_dir) / f"{t}.yaml", f) for t, f in sorted(result_files.items())]
+    common = same_exception([read_json(f).get("exception") for _, f in sorted(result_files.items())])
     if common:
         raise PotuneError(
             f"stage 1: every descriptor trial of iteration {iteration} ({len(rows)}) failed with the same Python "
@@ -131,7 +165,7 @@ def collect_stage1(cfg1: dict, iteration: int, previous_table, proposals_dir, ke
     table = append_rows(prev, rows, names)
     head = [
         c
-        for c in ["iteration", "trial", "trial_id", *names, "status", "reason", "loss", *STAGE1_COLUMNS]
+        for c in ["iteration", "trial", "trial_id", *names, "status", "reason", "loss", *STAGE1_COLUMNS, *PROXY_COLUMNS]
         if c in table.columns
     ]
     table = table[head + [c for c in table.columns if c not in head]]
@@ -139,7 +173,7 @@ def collect_stage1(cfg1: dict, iteration: int, previous_table, proposals_dir, ke
     best = best_trial(table)
     n_failed = sum(r["status"] != "ok" for r in rows)
     txt = (
-        f"best kernel objective {float(best['loss']):.5g} (trial {best['trial_id']})"
+        f"best stage-1 objective {float(best['loss']):.5g} (trial {best['trial_id']})"
         if best
         else "no successful trial yet"
     )
@@ -156,24 +190,33 @@ def best_descriptor_step(cfg1: dict, table_file, out_file) -> dict:
         raise RuntimeError(f"stage 1: no descriptor trial succeeded ({len(table)} failed); reasons: {reasons}")
     space = Space.from_config(cfg1["space"])
     point = space.to_dict([best[n] for n in space.names])
+    objective = stage1_objective(cfg1)
+    # the descriptor held in stage 2 (a proxy's own GAP settings, n_sparse, delta, ..., are not)
+    fixed = {k: v for k, v in (cfg1.get("fixed") or {}).items() if k in STAGE1_HYPERPARAMETERS}
     doc = {
         "trial_id": best["trial_id"],
         "iteration": int(best["iteration"]),
         "loss": float(best["loss"]),
         **{
             c: (int(best[c]) if c in ("soap_dim", "n_env", "n_pairs") else float(best[c]))
-            for c in STAGE1_COLUMNS
+            for c in STAGE1_COLUMNS + PROXY_COLUMNS
             if c in best
         },
         "point": point,
-        "fixed": cfg1.get("fixed") or {},
-        "hyperparameters": {**(cfg1.get("fixed") or {}), **point},
-        "objective": (cfg1.get("kernel") or {}).get("objective"),
+        "fixed": fixed,
+        "hyperparameters": {**fixed, **point},
+        "stage1_objective": objective,
+        "objective": (cfg1.get("kernel") or {}).get("objective") if objective == "kernel" else None,
     }
     write_yaml(out_file, doc)
+    what = (
+        f"std {float(best['kernel_std']):.4f}, skew {float(best['kernel_skew']):.3f}"
+        if objective == "kernel"
+        else f"proxy fit E {float(best['energy_rmse_mev']):.3g} meV/atom, F {float(best['force_rmse']):.4g} eV/A"
+    )
     say(
-        f"stage 1 done: best descriptor {best['trial_id']} (objective {float(best['loss']):.5g}, "
-        f"std {float(best['kernel_std']):.4f}, skew {float(best['kernel_skew']):.3f}); stage 2 holds it fixed"
+        f"stage 1 done: best descriptor {best['trial_id']} (objective {float(best['loss']):.5g}, {what}); "
+        "stage 2 holds it fixed"
     )
     return doc
 
