@@ -555,8 +555,7 @@ def xpot_table2_notes(ctx: Context, searches: list[TableSearch]) -> list[str]:
         "rfac0 0.5-1.5, eweight 100-15000 and fweight 0.1-500 per config_type (log-uniform), loss alpha = 0.75, "
         f"{b['n_initial']} Hammersley points then GP (bayes, batch {b['batch']}, lookahead {b['lookahead']}), "
         "all searched jointly "
-        "(snap.nested: false, as XPOT; at equal time the joint search was ahead of the nested one for qSNAP, "
-        "benchmarks/README.md).",
+        "(snap.nested: false, XPOT's method; potune's nested search is compared with it in the README).",
         *wall_note(ctx),
         f"quick variant: {', '.join(elements)}; GAP (held-out protocol) with SOAP n_max = l_max = 3, 50 sparse "
         "points, 2 x 2 "
