@@ -237,7 +237,9 @@ def _workflow_async(space: Space, cfg: dict, fn, budget: int):
             x = [p.point[k] for k in space.names]
             y = fn(np.array(x, dtype=float))
             points.append(x)
-            table.append({"iteration": n, "trial": p.trial, "trial_id": p.trial_id, **p.point, "status": "ok", "loss": y})
+            table.append(
+                {"iteration": n, "trial": p.trial, "trial_id": p.trial_id, **p.point, "status": "ok", "loss": y}
+            )
             yield [x], [y], dt
         if len(table) >= budget:
             return
@@ -423,10 +425,7 @@ def plot(df: pd.DataFrame, path: Path) -> None:
                 if xcol == "wall":
                     grid = np.linspace(0, float(d["wall"].max()), 200)
                     per = pd.DataFrame(
-                        {
-                            sd: [g.loc[g["wall"] <= t, "regret"].min() for t in grid]
-                            for sd, g in e.groupby("seed")
-                        },
+                        {sd: [g.loc[g["wall"] <= t, "regret"].min() for t in grid] for sd, g in e.groupby("seed")},
                         index=grid,
                     )
                 else:
@@ -500,7 +499,9 @@ def main(argv: list[str] | None = None) -> int:
         df["iteration"], df["lookahead"] = df["round"] - 1, 0
     df["iteration"] = df["iteration"].fillna(df["round"] - 1).astype(int)
     df["lookahead"] = df["lookahead"].fillna(0).astype(int)
-    df = simulated_wall(df.drop(columns=["wall"], errors="ignore"), fit_time_sampler(args.fit_times, args.fit_time_sigma))
+    df = simulated_wall(
+        df.drop(columns=["wall"], errors="ignore"), fit_time_sampler(args.fit_times, args.fit_time_sigma)
+    )
     csv = args.out / "optimisers.csv"
     df.to_csv(csv, index=False)
     png = args.out / "optimisers.png"

@@ -778,7 +778,14 @@ def test_lookahead_many_pending_deterministic_whatever_the_completion_order():
             now = max([end[m] for m in range(told + 1)], default=0.0) if told is not None else 0.0
             finished = sorted((m for m in end if end[m] <= now), key=lambda m: end[m])  # completion order
             rows = [
-                {"iteration": m, "trial": "t00", "trial_id": f"{m}-00", "status": "ok", "loss": loss(points[m]), **points[m]}
+                {
+                    "iteration": m,
+                    "trial": "t00",
+                    "trial_id": f"{m}-00",
+                    "status": "ok",
+                    "loss": loss(points[m]),
+                    **points[m],
+                }
                 for m in finished
             ]
             visible = [r for r in rows if told is not None and r["iteration"] <= told]  # iter<told>/table.csv

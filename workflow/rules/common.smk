@@ -174,17 +174,6 @@ def iteration_results(wildcards):
     return iteration_result_files(wildcards.iteration)
 
 
-_TABLES = {}
-
-
-def _table(path):
-    """A cumulative trial table, read once per version of the file."""
-    key = (path, os.path.getmtime(path))
-    if key not in _TABLES:
-        _TABLES[key] = read_table(path)
-    return _TABLES[key]
-
-
 def walk_loop(propose_checkpoint, collect_checkpoint, prefix, stop_cfg, search, ahead=0, results=None):
     """(last iteration, stop reason, files ahead) of a search loop: walk its `propose` and
     `collect` checkpoints until a stop rule holds.
@@ -226,12 +215,25 @@ def walk_loop(propose_checkpoint, collect_checkpoint, prefix, stop_cfg, search, 
             raise
         if started is None:
             started = float(read_yaml(f"{prefix}/iter0/proposals/meta.yaml")["started_at"])
-        stop, reason = should_stop(
-            _table(table_file), stop_cfg, n + 1, started_at=started, now=os.path.getmtime(table_file), search=search
-        )
+        stop, reason = _stop_after(table_file, stop_cfg, n, started, search)
         if stop:
             return n, reason, []
         n += 1
+
+
+_STOPS = {}
+
+
+def _stop_after(table_file, stop_cfg, n, started, search):
+    """should_stop after iteration n, computed once per version of its table: the walk is
+    repeated after every checkpoint, and the answer depends only on the table, its time and
+    the configuration (fixed for this driver), so the walk costs O(iterations) look-ups, not
+    O(iterations) table reads and stop-rule evaluations."""
+    mtime = os.path.getmtime(table_file)
+    key = (table_file, mtime, n, started)
+    if key not in _STOPS:
+        _STOPS[key] = should_stop(read_table(table_file), stop_cfg, n + 1, started_at=started, now=mtime, search=search)
+    return _STOPS[key]
 
 
 def _ahead_files(propose_checkpoint, prefix, iterations, results):
