@@ -131,6 +131,9 @@ OPTIMISERS: dict[str, dict] = {
         for q in (8, 4)
         for liar in ("kb", "lp", "cl_min")
     },
+    # levers of the asynchronous search: a longer initial design, a fixed acquisition
+    "bayes-async-b8-n16": {"kind": "bayes", "batch_size": 1, "lookahead": 7, "n_initial": 16},
+    "bayes-async-b8-EI": {"kind": "bayes", "batch_size": 1, "lookahead": 7, "n_initial": 8, "acq_func": "EI"},
     "pso": {"kind": "pso", "batch_size": 8},
     "sobol": {"kind": "sobol", "batch_size": 8},
     "random": {"kind": "random", "batch_size": 8},
