@@ -134,6 +134,8 @@ OPTIMISERS: dict[str, dict] = {
     # levers of the asynchronous search: a longer initial design, a fixed acquisition
     "bayes-async-b8-n16": {"kind": "bayes", "batch_size": 1, "lookahead": 7, "n_initial": 16},
     "bayes-async-b8-EI": {"kind": "bayes", "batch_size": 1, "lookahead": 7, "n_initial": 8, "acq_func": "EI"},
+    "bayes-async-b8-n16-EI": {"kind": "bayes", "batch_size": 1, "lookahead": 7, "n_initial": 16, "acq_func": "EI"},
+    "bayes-async-b8-n12": {"kind": "bayes", "batch_size": 1, "lookahead": 7, "n_initial": 12},
     "pso": {"kind": "pso", "batch_size": 8},
     "sobol": {"kind": "sobol", "batch_size": 8},
     "random": {"kind": "random", "batch_size": 8},

@@ -753,6 +753,9 @@ def test_lookahead_conditioning_sets(ahead):
         assert sorted([*range(0 if told is None else told + 1), *pending]) == list(range(n))
     assert in_flight({"batch_size": 1, "lookahead": ahead}) == ahead + 1
     assert in_flight({"batch_size": 4, "lookahead": ahead}) == 4 * (ahead + 1)
+    # the initial design covers every trial proposed before any loss is known
+    assert make_optimizer(MIXED, {"kind": "bayes", "batch_size": 2, "lookahead": ahead}).n_initial == 2 * (ahead + 1)
+    assert make_optimizer(MIXED, {"kind": "bayes", "batch_size": 2, "lookahead": ahead, "n_initial": 3}).n_initial == 3
 
 
 def test_lookahead_many_pending_deterministic_whatever_the_completion_order():

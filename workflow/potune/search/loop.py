@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from .optimizers import make_optimizer
+from .optimizers import in_flight, lookahead, make_optimizer  # noqa: F401 (lookahead, in_flight: used by the rules)
 from .space import Space
 
 #: loss told for a failed trial when nothing finite has been seen yet
@@ -143,24 +143,6 @@ def propose(
     return props, opt.state()
 
 
-def lookahead(opt_cfg: dict) -> int:
-    """Iterations proposed before the previous one has finished (``optimizer.lookahead``;
-    ``null``: 1, except 0 for ``pso``, whose generations need the previous one's losses).
-
-    With lookahead L, iteration n is proposed from the trials of the iterations before n - L,
-    with the proposals of iterations n - L ... n - 1 as pending points (see
-    :func:`conditioning`), so up to ``batch_size * (L + 1)`` trials are in flight."""
-    value = opt_cfg.get("lookahead")
-    if value is None:
-        return 0 if opt_cfg.get("kind", "bayes") == "pso" else 1
-    value = int(value)
-    if value < 0:
-        from ..errors import ConfigError
-
-        raise ConfigError(f"optimizer.lookahead: {value} is negative; use 0 (each iteration waits) or more")
-    return value
-
-
 def conditioning(iteration: int, ahead: int) -> tuple[int | None, list[int]]:
     """What iteration ``iteration`` is proposed from, with lookahead ``ahead``: (the last
     iteration whose table it is told, or None for none; the iterations whose proposals are
@@ -168,11 +150,6 @@ def conditioning(iteration: int, ahead: int) -> tuple[int | None, list[int]]:
     end, so the proposals are the same whatever that order is."""
     told = iteration - 1 - int(ahead)
     return (told if told >= 0 else None), list(range(max(0, iteration - int(ahead)), iteration))
-
-
-def in_flight(opt_cfg: dict) -> int:
-    """The most trials fitted at once: ``batch_size * (lookahead + 1)``."""
-    return int(opt_cfg.get("batch_size", 4)) * (lookahead(opt_cfg) + 1)
 
 
 def best_trial(table: pd.DataFrame) -> dict | None:
