@@ -58,7 +58,7 @@ import argparse  # noqa: E402
 import math  # noqa: E402
 import sys  # noqa: E402
 import time  # noqa: E402
-from collections.abc import Callable  # noqa: E402
+from collections.abc import Callable, Sequence  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 import numpy as np  # noqa: E402
@@ -118,6 +118,24 @@ OPTIMISERS: dict[str, dict] = {
         for q in (8, 4)
         for liar in ("kb", "lp", "cl_min")
     },
+    # asynchronous: batch 1, lookahead q - 1 (q trials in flight): iteration n is proposed
+    # from the iterations before n - q + 1, the q - 1 before it pending (optimizer.lookahead)
+    **{
+        f"bayes-async-b{q}" + ("" if liar == "kb" else f"-{liar}"): {
+            "kind": "bayes",
+            "batch_size": 1,
+            "lookahead": q - 1,
+            "n_initial": 8,
+            "liar": liar,
+        }
+        for q in (8, 4)
+        for liar in ("kb", "lp", "cl_min")
+    },
+    # levers of the asynchronous search: a longer initial design, a fixed acquisition
+    "bayes-async-b8-n16": {"kind": "bayes", "batch_size": 1, "lookahead": 7, "n_initial": 16},
+    "bayes-async-b8-EI": {"kind": "bayes", "batch_size": 1, "lookahead": 7, "n_initial": 8, "acq_func": "EI"},
+    "bayes-async-b8-n16-EI": {"kind": "bayes", "batch_size": 1, "lookahead": 7, "n_initial": 16, "acq_func": "EI"},
+    "bayes-async-b8-n12": {"kind": "bayes", "batch_size": 1, "lookahead": 7, "n_initial": 12},
     "pso": {"kind": "pso", "batch_size": 8},
     "sobol": {"kind": "sobol", "batch_size": 8},
     "random": {"kind": "random", "batch_size": 8},
@@ -199,16 +217,55 @@ def _workflow(space: Space, cfg: dict, fn, budget: int):
         yield xs, ys, dt
 
 
+def _workflow_async(space: Space, cfg: dict, fn, budget: int):
+    """Ours asynchronous (``optimizer.lookahead`` L, batch 1): iteration n is proposed by
+    ``propose`` from the trials of iterations before n - L (the cumulative table the workflow
+    reads), with the points of n - L ... n - 1 pending, as the workflow's walk does."""
+    from potune.search.loop import conditioning, lookahead
+
+    ahead = lookahead(cfg)
+    table: list[dict] = []
+    points: list[list] = []
+    for n in range(budget):
+        told, pending = conditioning(n, ahead)
+        seen = [r for r in table if told is not None and r["iteration"] <= told]
+        t0 = time.perf_counter()
+        props, _ = propose(
+            pd.DataFrame(seen) if seen else None,
+            space,
+            cfg,
+            n,
+            pending=[dict(zip(space.names, points[m])) for m in pending],
+        )
+        dt = time.perf_counter() - t0
+        for p in props[: budget - len(table)]:
+            x = [p.point[k] for k in space.names]
+            y = fn(np.array(x, dtype=float))
+            points.append(x)
+            table.append(
+                {"iteration": n, "trial": p.trial, "trial_id": p.trial_id, **p.point, "status": "ok", "loss": y}
+            )
+            yield [x], [y], dt
+        if len(table) >= budget:
+            return
+
+
 def run_one(fname: str, label: str, seed: int, budget: int) -> list[dict]:
     """One search; one row per evaluation."""
     fn, bounds, fmin = FUNCTIONS[fname]
     space = space_for(bounds)
     cfg = {**OPTIMISERS[label], "seed": seed}
-    batch = int(cfg["batch_size"])
+    ahead = int(cfg.get("lookahead") or 0)
+    batch = int(cfg["batch_size"]) * (ahead + 1)  # trials in flight
     driver = {"skopt-seq": _skopt_seq, "optuna-tpe": _optuna_tpe}.get(cfg["kind"], _workflow)
+    if ahead:
+        driver = _workflow_async
     out: list[dict] = []
     best = math.inf
-    for rnd, (xs, ys, dt) in enumerate(driver(space, cfg, fn, budget)):
+    for it, (xs, ys, dt) in enumerate(driver(space, cfg, fn, budget)):
+        # a round: the time of one fit when all fits take as long; asynchronous, iteration n
+        # ends in round n // (lookahead + 1) + 1
+        rnd = it // (ahead + 1)
         for y in ys:
             best = min(best, y)
             out.append(
@@ -219,12 +276,76 @@ def run_one(fname: str, label: str, seed: int, budget: int) -> list[dict]:
                     "seed": seed,
                     "evaluation": len(out) + 1,
                     "round": rnd + 1,
+                    "iteration": it,
+                    "lookahead": ahead,
                     "best_so_far": best,
                     "regret": best - fmin,
                     "propose_s": dt,
                 }
             )
     return out
+
+
+# ----------------------------------------------------------------------------- simulated wall time
+#: fit_time_s (s) of the 18 successful trials of a real search: the qSNAP Li XPOT-protocol
+#: search of ``python -m potune.paper`` (results/paper/runs/paper-xpot-qsnap-Li-xpot/iter8/
+#: table.csv, 9 iterations x 2, Zuo Li data, cached descriptors; median 0.63 s, log-sd 0.43)
+REAL_FIT_TIMES_S = [
+    0.637, 0.658, 0.557, 0.521, 0.531, 0.546, 0.631, 0.682, 0.848,
+    0.608, 0.627, 0.63, 1.059, 0.925, 1.524, 0.297, 0.39, 0.24,
+]  # fmt: skip
+
+
+def fit_time_sampler(source: str | None, sigma: float | None):
+    """Draws of fit times in units of their median: resampled from ``source`` (a
+    ``trials.csv``, column ``fit_time_s``; None: :data:`REAL_FIT_TIMES_S`), or a lognormal of
+    log-sd ``sigma`` when given."""
+    if sigma is not None:
+        return lambda rng, n: rng.lognormal(0.0, float(sigma), n)
+    times = (
+        np.asarray(REAL_FIT_TIMES_S)
+        if source is None
+        else pd.to_numeric(pd.read_csv(source)["fit_time_s"], errors="coerce").dropna().to_numpy()
+    )
+    times = times / np.median(times)
+    return lambda rng, n: rng.choice(times, n)
+
+
+def simulated_wall(df: pd.DataFrame, draw) -> pd.DataFrame:
+    """Add ``wall`` (end time of each evaluation, in median fit times) to ``df``: fit times
+    drawn per (seed, evaluation), the same for every optimiser. Iteration i (a round of a
+    batch optimiser, one trial of an asynchronous one) starts when every iteration up to
+    i - lookahead - 1 has ended (the workflow's rule: its proposal needs that table), all its
+    trials at once (enough cores for the trials in flight); the proposal time is neglected."""
+    out = []
+    for (_, _, seed), d in df.groupby(["function", "optimiser", "seed"], sort=False):
+        d = d.sort_values("evaluation").copy()
+        dur = draw(np.random.default_rng([int(seed), 2024]), int(d["evaluation"].max()))[d["evaluation"].to_numpy() - 1]
+        ahead = int(d["lookahead"].iloc[0]) if "lookahead" in d else 0
+        ends = np.zeros(len(d))
+        it_end: dict[int, float] = {}
+        its = d["iteration"].to_numpy() if "iteration" in d else d["round"].to_numpy() - 1
+        for i in sorted(set(its)):
+            start = max((e for m, e in it_end.items() if m <= i - ahead - 1), default=0.0)
+            sel = its == i
+            ends[sel] = start + dur[sel]
+            it_end[i] = float(ends[sel].max())
+        d["wall"] = ends
+        out.append(d)
+    return pd.concat(out)
+
+
+def regret_at_times(df: pd.DataFrame, times: Sequence[float]) -> pd.DataFrame:
+    """Median (over seeds) best regret among evaluations ended by each simulated time."""
+    rows = []
+    for (fname, lab), d in df.groupby(["function", "optimiser"], sort=False):
+        row = {"function": fname, "optimiser": lab}
+        for t in times:
+            per = [g.loc[g["wall"] <= t, "regret"].min() for _, g in d.groupby("seed")]
+            row[f"t={t:g}"] = float(np.median([v if np.isfinite(v) else np.inf for v in per]))
+        row["wall_all"] = float(d.groupby("seed")["wall"].max().median())
+        rows.append(row)
+    return pd.DataFrame(rows)
 
 
 # ----------------------------------------------------------------------------- report
@@ -295,24 +416,32 @@ def plot(df: pd.DataFrame, path: Path) -> None:
     import matplotlib.pyplot as plt
 
     fnames = list(dict.fromkeys(df["function"]))
-    fig, axes = plt.subplots(len(fnames), 2, figsize=(11, 3.4 * len(fnames)), squeeze=False)
+    cols = ("evaluation", "round", "wall") if "wall" in df else ("evaluation", "round")
+    fig, axes = plt.subplots(len(fnames), len(cols), figsize=(5.5 * len(cols), 3.4 * len(fnames)), squeeze=False)
     for r, fname in enumerate(fnames):
         d = df[df["function"] == fname]
-        for c, xcol in enumerate(("evaluation", "round")):
+        for c, xcol in enumerate(cols):
             ax = axes[r, c]
             for lab in OPTIMISERS:
                 e = d[d["optimiser"] == lab]
                 if not len(e):
                     continue
-                # best-so-far at the end of each round / after each evaluation
-                per = e.groupby([xcol, "seed"])["regret"].min().unstack("seed")
+                # best-so-far at the end of each round / after each evaluation / by each time
+                if xcol == "wall":
+                    grid = np.linspace(0, float(d["wall"].max()), 200)
+                    per = pd.DataFrame(
+                        {sd: [g.loc[g["wall"] <= t, "regret"].min() for t in grid] for sd, g in e.groupby("seed")},
+                        index=grid,
+                    )
+                else:
+                    per = e.groupby([xcol, "seed"])["regret"].min().unstack("seed")
                 med, lo, hi = per.median(axis=1), per.quantile(0.25, axis=1), per.quantile(0.75, axis=1)
                 ax.plot(med.index, med.to_numpy(), label=lab, drawstyle="steps-post")
                 ax.fill_between(med.index, lo.to_numpy(), hi.to_numpy(), alpha=0.15, step="post")
             ax.set_yscale("log")
-            ax.set_xlabel(xcol + "s")
+            ax.set_xlabel("simulated wall time (median fit times)" if xcol == "wall" else xcol + "s")
             ax.set_ylabel("regret (best so far − minimum)")
-            ax.set_title(f"{fname}: vs {xcol}s")
+            ax.set_title(f"{fname}: vs " + ("simulated wall time" if xcol == "wall" else f"{xcol}s"))
             ax.grid(alpha=0.3)
         axes[r, 0].legend(fontsize=8)
     fig.tight_layout()
@@ -335,6 +464,18 @@ def main(argv: list[str] | None = None) -> int:
         metavar="CSV",
         help="run nothing: combine these CSVs (e.g. one per function, run side by side) "
         "into <out>/optimisers.csv, the plot and the summary",
+    )
+    ap.add_argument(
+        "--fit-times",
+        help="trials.csv whose fit_time_s the simulated wall time resamples (default: REAL_FIT_TIMES_S)",
+    )
+    ap.add_argument("--fit-time-sigma", type=float, help="instead: lognormal fit times of this log-sd")
+    ap.add_argument(
+        "--times",
+        type=float,
+        nargs="+",
+        default=[4.0, 8.0, 16.0],
+        help="simulated wall times (median fit times) at which to report regret",
     )
     args = ap.parse_args(argv)
     if args.quick:
@@ -359,6 +500,13 @@ def main(argv: list[str] | None = None) -> int:
                     flush=True,
                 )
         df = pd.DataFrame(rows)
+    if "iteration" not in df:  # CSVs of an earlier version: synchronous rounds
+        df["iteration"], df["lookahead"] = df["round"] - 1, 0
+    df["iteration"] = df["iteration"].fillna(df["round"] - 1).astype(int)
+    df["lookahead"] = df["lookahead"].fillna(0).astype(int)
+    df = simulated_wall(
+        df.drop(columns=["wall"], errors="ignore"), fit_time_sampler(args.fit_times, args.fit_time_sigma)
+    )
     csv = args.out / "optimisers.csv"
     df.to_csv(csv, index=False)
     png = args.out / "optimisers.png"
@@ -372,6 +520,16 @@ def main(argv: list[str] | None = None) -> int:
     if len(bc):
         print("\nagainst sequential skopt (persistent Optimizer, XPOT-style) at equal evaluations:")
         print(bc.to_string(index=False, float_format=lambda v: f"{v:.4g}"))
+    source = (
+        f"lognormal, log-sd {args.fit_time_sigma}"
+        if args.fit_time_sigma is not None
+        else (args.fit_times or "REAL_FIT_TIMES_S (qSNAP Li search)")
+    )
+    print(
+        f"\nmedian regret by simulated wall time (units: the median fit time; fit times from {source}; "
+        "wall_all: median time to end every evaluation):"
+    )
+    print(regret_at_times(df, args.times).to_string(index=False, float_format=lambda v: f"{v:.4g}"))
     print(f"\nwrote {csv} and {png}; total {time.perf_counter() - t_all:.0f} s")
     return 0
 

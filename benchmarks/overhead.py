@@ -28,6 +28,9 @@ Usage::
     .venv/bin/python benchmarks/overhead.py --quick     # < 3 min
     .venv/bin/python benchmarks/overhead.py             # full: 10/25/50 x 8 (~30 min on 2 idle cores)
     .venv/bin/python benchmarks/overhead.py --profile   # also cProfile the driver of the largest run
+    # asynchronous proposals: batch 1, 2 trials in flight, growing searches, scaling only
+    .venv/bin/python benchmarks/overhead.py --skip-overhead --depths --batch 1 --lookahead 1 \
+        --iterations 25 50 100 200
 
 Writes ``benchmarks/out/overhead.csv`` (one row per measurement) and prints a table.
 Other processes on the machine inflate the wall times, not the driver's CPU time.
@@ -82,8 +85,11 @@ sys.exit(rc)
 """
 
 
-def make_config(results_dir: Path, run_name: str, data: Path, iterations: int, batch: int) -> dict:
-    """A tiny real GAP search: C dimers, 10 sparse points, Sobol proposals only."""
+def make_config(
+    results_dir: Path, run_name: str, data: Path, iterations: int, batch: int, lookahead: int | None = None
+) -> dict:
+    """A tiny real GAP search: C dimers, 10 sparse points, Sobol proposals only
+    (``lookahead``: optimizer.lookahead, None for the default)."""
     return {
         "run_name": run_name,
         "results_dir": str(results_dir),
@@ -106,7 +112,13 @@ def make_config(results_dir: Path, run_name: str, data: Path, iterations: int, b
             "sigma_energy": {"type": "real", "low": 0.001, "high": 0.05, "prior": "log-uniform"},
             "sigma_force": {"type": "real", "low": 0.01, "high": 0.3, "prior": "log-uniform"},
         },
-        "optimizer": {"kind": "bayes", "batch_size": batch, "n_initial": iterations * batch, "seed": 3},
+        "optimizer": {
+            "kind": "bayes",
+            "batch_size": batch,
+            "n_initial": iterations * batch,
+            "seed": 3,
+            "lookahead": lookahead,
+        },
         "stop": {"max_iterations": iterations},
         "resources": {
             "fit": {"threads": 1, "mem_mb": 2000, "runtime": 5},
@@ -319,6 +331,7 @@ def print_table(rows: list[dict]) -> None:
         "depth",
         "iterations",
         "batch",
+        "lookahead",
         "trials",
         "cores",
         "wall_s",
@@ -367,6 +380,12 @@ def main(argv=None) -> int:
         help="continue searches of this many iterations (run by the plain loop) with Snakemake",
     )
     ap.add_argument("--extra", type=int, default=None, help="iterations Snakemake adds at each depth")
+    ap.add_argument(
+        "--lookahead",
+        type=int,
+        default=None,
+        help="optimizer.lookahead of the scaling and depth runs (default: the optimiser's, 1)",
+    )
     ap.add_argument("--cores", type=int, default=2, help="--cores of the scaling runs")
     ap.add_argument(
         "--profile",
@@ -438,8 +457,11 @@ def main(argv=None) -> int:
         for i, it in enumerate(iters):
             n = it * batch
             prof = a.profile and i == len(iters) - 1
-            cfg = make_config(work / "res", f"scaling_{it}x{batch}", data, it, batch)
-            print(f"[scaling] {it} iterations x {batch} trials, snakemake --cores {a.cores} ...", flush=True)
+            cfg = make_config(work / "res", f"scaling_{it}x{batch}", data, it, batch, a.lookahead)
+            print(
+                f"[scaling] {it} iterations x {batch} trials, lookahead {a.lookahead}, snakemake --cores {a.cores} ...",
+                flush=True,
+            )
             s = run_snakemake(cfg, work, cores=a.cores, profile=prof)
             cpu = s["cpu_user_s"] + s["cpu_sys_s"]
             rows.append(
@@ -447,6 +469,7 @@ def main(argv=None) -> int:
                     "measure": "scaling" + ("_profiled" if prof else ""),
                     "iterations": it,
                     "batch": batch,
+                    "lookahead": a.lookahead,
                     "trials": n,
                     "cores": a.cores,
                     "wall_s": s["process_wall_s"],
@@ -470,7 +493,7 @@ def main(argv=None) -> int:
             shutil.rmtree(work / "res" / cfg["run_name"], ignore_errors=True)  # keep the disk small
         if depths:
             top = max(depths) + extra
-            base = make_config(work / "res", "depth_base", data, top, batch)
+            base = make_config(work / "res", "depth_base", data, top, batch, a.lookahead)
             print(f"[depth] plain loop runs {max(depths)} iterations x {batch} trials ...", flush=True)
             lp = run_plain_loop(base, until=max(depths))
             rows.append(
@@ -508,6 +531,7 @@ def main(argv=None) -> int:
                         "measure": "depth",
                         "iterations": k + extra,
                         "batch": batch,
+                        "lookahead": a.lookahead,
                         "trials": n,
                         "depth": k,
                         "cores": a.cores,

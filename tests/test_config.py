@@ -295,3 +295,16 @@ def test_shipped_yaml_is_plain_data():
     for p in [REPO / "config" / "config.yaml", TINY]:
         assert "!!" not in p.read_text()
         yaml.safe_load(p.read_text())
+
+
+def test_lookahead_bounds(cfg, tmp_path):
+    """optimizer.lookahead: any whole number from 0 to 64 (null: the optimiser's default)."""
+    cfg["results_dir"] = str(tmp_path)
+    for ok in (None, 0, 1, 7, 64):
+        c = copy.deepcopy(cfg)
+        c["optimizer"]["lookahead"] = ok
+        assert resolve_config(c)["optimizer"]["lookahead"] == ok
+    for bad in (-1, 65, 1.5, "2"):
+        c = copy.deepcopy(cfg)
+        c["optimizer"]["lookahead"] = bad
+        assert "optimizer.lookahead" in error_of(c)

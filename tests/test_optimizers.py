@@ -738,6 +738,74 @@ def test_lookahead_pending_points_are_taken_and_proposals_deterministic(cfg):
     }
 
 
+@pytest.mark.parametrize("ahead", [0, 1, 3, 7])
+def test_lookahead_conditioning_sets(ahead):
+    """Lookahead L: iteration n is told the trials of the iterations before n - L and has the
+    proposals of n - L ... n - 1 pending. With batch 1 and L = cores - 1, proposal n
+    conditions on exactly the trials < n - in_flight + 1, the other in-flight ones pending."""
+    from potune.search.loop import conditioning, in_flight
+
+    for n in range(12):
+        told, pending = conditioning(n, ahead)
+        assert told == (n - ahead - 1 if n > ahead else None)
+        assert pending == list(range(max(0, n - ahead), n))
+        # every earlier iteration is either told or pending, never both, never neither
+        assert sorted([*range(0 if told is None else told + 1), *pending]) == list(range(n))
+    assert in_flight({"batch_size": 1, "lookahead": ahead}) == ahead + 1
+    assert in_flight({"batch_size": 4, "lookahead": ahead}) == 4 * (ahead + 1)
+    # the initial design covers every trial proposed before any loss is known
+    assert make_optimizer(MIXED, {"kind": "bayes", "batch_size": 2, "lookahead": ahead}).n_initial == 2 * (ahead + 1)
+    assert make_optimizer(MIXED, {"kind": "bayes", "batch_size": 2, "lookahead": ahead, "n_initial": 3}).n_initial == 3
+
+
+def test_lookahead_many_pending_deterministic_whatever_the_completion_order():
+    """Batch 1, lookahead 3 (4 trials in flight), simulated asynchronously: fits take random
+    times, so when iteration n is proposed a different set of later trials has finished and
+    the table rows come in another order. The workflow tells n the table of iteration
+    n - 4 (the cumulative file), the rest pending: the proposals are the same whatever the
+    fit times, and a pending point is never proposed again."""
+    from potune.search.loop import conditioning
+
+    cfg = {"kind": "bayes", "batch_size": 1, "seed": 3, "n_initial": 3}
+    ahead, n_it = 3, 8
+
+    def loss(point):
+        return (float(point["cutoff"]) - 4.2) ** 2 + 0.1 * float(point["n_max"])
+
+    def run(timing_seed):
+        durations = np.random.default_rng(timing_seed).lognormal(0.0, 1.0, n_it)
+        points, end, rows = {}, {}, []
+        for n in range(n_it):
+            told, pending = conditioning(n, ahead)
+            # proposed once every iteration up to `told` has ended (and a slot is free)
+            now = max([end[m] for m in range(told + 1)], default=0.0) if told is not None else 0.0
+            finished = sorted((m for m in end if end[m] <= now), key=lambda m: end[m])  # completion order
+            rows = [
+                {
+                    "iteration": m,
+                    "trial": "t00",
+                    "trial_id": f"{m}-00",
+                    "status": "ok",
+                    "loss": loss(points[m]),
+                    **points[m],
+                }
+                for m in finished
+            ]
+            visible = [r for r in rows if told is not None and r["iteration"] <= told]  # iter<told>/table.csv
+            table = pd.DataFrame(visible) if visible else None
+            props, _ = propose(table, MIXED, cfg, n, pending=[points[m] for m in pending])
+            assert len(props) == 1
+            points[n] = props[0].point
+            end[n] = now + durations[n]
+            key = tuple(map(str, points[n].values()))
+            assert all(key != tuple(map(str, points[m].values())) for m in pending)
+        return [points[n] for n in range(n_it)]
+
+    first = run(0)
+    assert run(1) == first
+    assert len({tuple(map(str, p.values())) for p in first}) == n_it
+
+
 def test_lookahead_refused_for_pso_and_resolved_by_default():
     from potune.search.loop import lookahead
     from potune.search.optimizers import check_optimizer_config

@@ -208,11 +208,14 @@ def test_slurm_search_equals_local_and_survives_driver_kill(tmp_path, reference,
 
 
 @pytest.mark.slow
-def test_kill_driver_mid_lookahead_then_resume(tmp_path):
-    """optimizer.lookahead 1: killed while iteration 1's fits run (possibly before iteration
-    0's table exists), the resumed search ends with exactly the trials of an uninterrupted
-    one and fits nothing twice."""
-    over = {"optimizer": {"lookahead": 1}, "stop": {"max_iterations": 3}}
+@pytest.mark.parametrize(
+    "ahead, batch, iterations, wait_for", [(1, 2, 3, 1), (3, 1, 6, 2)], ids=["lookahead1", "batch1-lookahead3"]
+)
+def test_kill_driver_mid_lookahead_then_resume(tmp_path, ahead, batch, iterations, wait_for):
+    """optimizer.lookahead L: killed while iteration ``wait_for``'s fits run (possibly before
+    iteration 0's table exists, with up to L iterations proposed ahead), the resumed search
+    ends with exactly the trials of an uninterrupted one and fits nothing twice."""
+    over = {"optimizer": {"lookahead": ahead, "batch_size": batch}, "stop": {"max_iterations": iterations}}
     (tmp_path / "ref").mkdir()
     ref_cfg, ref_run = tiny_config(tmp_path / "ref", "ref", **over)
     snakemake(ref_cfg, "--cores", "2")
@@ -222,7 +225,9 @@ def test_kill_driver_mid_lookahead_then_resume(tmp_path):
     args = ("--cores", "2", f"{run}/trials.csv")
     drv = start_driver(cfg, *args)
     try:
-        wait_until(lambda: any(run.glob("iter1/t*/fold0/attempts.jsonl")), 400, drv, "iteration 1's fits")
+        wait_until(
+            lambda: any(run.glob(f"iter{wait_for}/t*/fold0/attempts.jsonl")), 400, drv, f"iteration {wait_for}'s fits"
+        )
         done_before = fit_files(run)
     finally:
         kill9(drv)

@@ -225,25 +225,32 @@ def test_raising_max_iterations_extends_the_search_without_refitting(tiny_run):
     assert "max_iterations (3) reached" in (run_dir / "summary.md").read_text()
 
 
-def test_lookahead_search_does_not_depend_on_completion_order(tmp_path):
-    """optimizer.lookahead 1 (the default for bayes): iteration n is proposed while n - 1
-    runs, from the iterations before n - 1. One core or two (fits ending in another order,
-    proposals written at other times) give the same trials, and iteration 1 had iteration 0's
-    trials as pending points."""
+@pytest.mark.parametrize(
+    "ahead, batch, iterations, cores",
+    [(1, 2, 2, (1, 2)), pytest.param(2, 1, 4, (1, 3), marks=pytest.mark.slow)],
+    ids=["lookahead1", "batch1-lookahead2"],
+)
+def test_lookahead_search_does_not_depend_on_completion_order(tmp_path, ahead, batch, iterations, cores):
+    """optimizer.lookahead L (1: the default for bayes): iteration n is proposed while
+    n - L ... n - 1 run, from the iterations before n - L. One core or more (fits ending in
+    another order, proposals written at other times) give the same trials, and iteration n
+    had the L iterations before it as pending points."""
     from wfrun import snakemake as run_snakemake
     from wfrun import tiny_config
     from wfrun import trials as read_trials
 
-    over = {"stop": {"max_iterations": 2}, "optimizer": {"lookahead": 1}}
+    over = {"stop": {"max_iterations": iterations}, "optimizer": {"lookahead": ahead, "batch_size": batch}}
     tables = []
-    for cores in (1, 2):
-        (tmp_path / f"c{cores}").mkdir()
-        cfg, run = tiny_config(tmp_path / f"c{cores}", "la", **over)
-        run_snakemake(cfg, "--cores", str(cores), timeout=900)
+    for c in cores:
+        (tmp_path / f"c{c}").mkdir()
+        cfg, run = tiny_config(tmp_path / f"c{c}", "la", **over)
+        run_snakemake(cfg, "--cores", str(c), timeout=900)
         tables.append(read_trials(run))
-        state = yaml.safe_load((run / "iter1" / "proposals" / "optimizer_state.yaml").read_text())
-        assert state["pending_trials"] == 2
+        for n in range(1, iterations):
+            state = yaml.safe_load((run / f"iter{n}" / "proposals" / "optimizer_state.yaml").read_text())
+            assert state["pending_trials"] == batch * min(n, ahead)
+        assert not (run / f"iter{iterations}").exists()  # never beyond max_iterations
     a, b = tables
-    assert len(a) == 4
+    assert len(a) == batch * iterations
     names = ["cutoff", "n_max", "delta", "sigma_energy"]
     pd.testing.assert_frame_equal(a[["trial_id", *names]], b[["trial_id", *names]])

@@ -18,7 +18,7 @@ from potune.config import (
 )
 from potune.errors import PotuneError
 from potune.io import read_yaml
-from potune.search.loop import lookahead, should_stop
+from potune.search.loop import conditioning, lookahead, should_stop
 from potune.cluster import resources as _resources
 from potune.cluster.resources import runtime_min, runtime_ms
 from potune.cluster.resume import (
@@ -145,13 +145,13 @@ LOOKAHEAD = lookahead(C["optimizer"])
 
 
 def propose_table(wildcards):
-    m = int(wildcards.iteration) - 1 - LOOKAHEAD
-    return [] if m < 0 else [f"{R}/iter{m}/table.csv"]
+    told, _ = conditioning(int(wildcards.iteration), LOOKAHEAD)
+    return [] if told is None else [f"{R}/iter{told}/table.csv"]
 
 
 def pending_proposals(wildcards):
-    n = int(wildcards.iteration)
-    return [f"{R}/iter{m}/proposals" for m in range(max(0, n - LOOKAHEAD), n)]
+    _, pending = conditioning(int(wildcards.iteration), LOOKAHEAD)
+    return [f"{R}/iter{m}/proposals" for m in pending]
 
 
 def iteration_trials(iteration):
@@ -174,25 +174,15 @@ def iteration_results(wildcards):
     return iteration_result_files(wildcards.iteration)
 
 
-_TABLES = {}
-
-
-def _table(path):
-    """A cumulative trial table, read once per version of the file."""
-    key = (path, os.path.getmtime(path))
-    if key not in _TABLES:
-        _TABLES[key] = read_table(path)
-    return _TABLES[key]
-
-
 def walk_loop(propose_checkpoint, collect_checkpoint, prefix, stop_cfg, search, ahead=0, results=None):
     """(last iteration, stop reason, files ahead) of a search loop: walk its `propose` and
     `collect` checkpoints until a stop rule holds.
 
-    With ``ahead`` = 1 (optimizer.lookahead), while iteration n runs the walk also asks for
-    iteration n + 1 (when stop.max_iterations allows it): its proposals first, then, once they
-    exist, its trials' result files (``results(n + 1)``), so that its fits start before
-    iteration n has finished. These are the third element; they are fits the stop rules may
+    With ``ahead`` = L > 0 (optimizer.lookahead), while iteration n runs the walk also asks
+    for iterations n + 1 ... n + L (those stop.max_iterations allows): for each, its proposals
+    first, then, once they exist, its trials' result files (``results(n + k)``), so that
+    their fits start before iteration n has finished (iteration n + k is proposed from the
+    table of the iterations before n + k - L <= n, which exists). These are the third element; they are fits the stop rules may
     not need in the end (target_loss, patience, wall time), kept for an extended search.
 
     Each iteration's `propose` is asked for before its `collect`, so that the job walking the
@@ -220,28 +210,45 @@ def walk_loop(propose_checkpoint, collect_checkpoint, prefix, stop_cfg, search, 
             table_file = collect_checkpoint.get(iteration=n).output.table
         except IncompleteCheckpointException as exc:
             if not os.path.exists(exc.targetfile):
-                if ahead and (max_it is None or n + 1 < int(max_it)):
-                    return n, None, _ahead_files(propose_checkpoint, prefix, n + 1, results)
-                return n, None, []
+                last = n + int(ahead) if max_it is None else min(n + int(ahead), int(max_it) - 1)
+                return n, None, _ahead_files(propose_checkpoint, prefix, range(n + 1, last + 1), results)
             raise
         if started is None:
             started = float(read_yaml(f"{prefix}/iter0/proposals/meta.yaml")["started_at"])
-        stop, reason = should_stop(
-            _table(table_file), stop_cfg, n + 1, started_at=started, now=os.path.getmtime(table_file), search=search
-        )
+        stop, reason = _stop_after(table_file, stop_cfg, n, started, search)
         if stop:
             return n, reason, []
         n += 1
 
 
-def _ahead_files(propose_checkpoint, prefix, n, results):
-    """Iteration n's proposals while they do not exist (a plain input: this job is looked at
-    again when they are written); then its trials' result files."""
-    proposals = f"{prefix}/iter{n}/proposals"
-    if not os.path.exists(proposals):
-        return [proposals]
-    propose_checkpoint.get(iteration=n)  # a finished checkpoint whose output exists is waited for
-    return results(n)
+_STOPS = {}
+
+
+def _stop_after(table_file, stop_cfg, n, started, search):
+    """should_stop after iteration n, computed once per version of its table: the walk is
+    repeated after every checkpoint, and the answer depends only on the table, its time and
+    the configuration (fixed for this driver), so the walk costs O(iterations) look-ups, not
+    O(iterations) table reads and stop-rule evaluations."""
+    mtime = os.path.getmtime(table_file)
+    key = (table_file, mtime, n, started)
+    if key not in _STOPS:
+        _STOPS[key] = should_stop(read_table(table_file), stop_cfg, n + 1, started_at=started, now=mtime, search=search)
+    return _STOPS[key]
+
+
+def _ahead_files(propose_checkpoint, prefix, iterations, results):
+    """The files of the iterations ``iterations`` (those ahead of the one running): for each,
+    its proposals while they do not exist (a plain input: this job is looked at again when
+    they are written), then its trials' result files."""
+    files = []
+    for n in iterations:
+        proposals = f"{prefix}/iter{n}/proposals"
+        if not os.path.exists(proposals):
+            files.append(proposals)
+            continue
+        propose_checkpoint.get(iteration=n)  # a finished checkpoint whose output exists is waited for
+        files += results(n)
+    return files
 
 
 def loop_end():

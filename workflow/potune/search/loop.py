@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from .optimizers import make_optimizer
+from .optimizers import in_flight, lookahead, make_optimizer  # noqa: F401 (lookahead, in_flight: used by the rules)
 from .space import Space
 
 #: loss told for a failed trial when nothing finite has been seen yet
@@ -143,13 +143,13 @@ def propose(
     return props, opt.state()
 
 
-def lookahead(opt_cfg: dict) -> int:
-    """Iterations proposed before the previous one has finished (``optimizer.lookahead``;
-    ``null``: 1, except 0 for ``pso``, whose generations need the previous one's losses)."""
-    value = opt_cfg.get("lookahead")
-    if value is None:
-        return 0 if opt_cfg.get("kind", "bayes") == "pso" else 1
-    return int(value)
+def conditioning(iteration: int, ahead: int) -> tuple[int | None, list[int]]:
+    """What iteration ``iteration`` is proposed from, with lookahead ``ahead``: (the last
+    iteration whose table it is told, or None for none; the iterations whose proposals are
+    its pending points). Only the configuration fixes these, never the order in which fits
+    end, so the proposals are the same whatever that order is."""
+    told = iteration - 1 - int(ahead)
+    return (told if told >= 0 else None), list(range(max(0, iteration - int(ahead)), iteration))
 
 
 def trial_budget(cfg: dict) -> int | None:

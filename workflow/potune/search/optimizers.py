@@ -25,12 +25,35 @@ def register(kind: str):
     return deco
 
 
+def lookahead(opt_cfg: dict) -> int:
+    """Iterations proposed before the previous one has finished (``optimizer.lookahead``;
+    ``null``: 1, except 0 for ``pso``, whose generations need the previous one's losses).
+
+    With lookahead L, iteration n is proposed from the trials of the iterations before n - L,
+    with the proposals of iterations n - L ... n - 1 as pending points (see
+    :func:`potune.search.loop.conditioning`), so up to ``batch_size * (L + 1)`` trials are in flight."""
+    value = opt_cfg.get("lookahead")
+    if value is None:
+        return 0 if opt_cfg.get("kind", "bayes") == "pso" else 1
+    value = int(value)
+    if value < 0:
+        raise ConfigError(f"optimizer.lookahead: {value} is negative; use 0 (each iteration waits) or more")
+    return value
+
+
+def in_flight(opt_cfg: dict) -> int:
+    """The most trials fitted at once: ``batch_size * (lookahead + 1)``; also the default
+    ``n_initial`` of ``bayes`` (every trial proposed before any loss is known comes from the
+    initial design, not from random points)."""
+    return int(opt_cfg.get("batch_size", 4)) * (lookahead(opt_cfg) + 1)
+
+
 @register("bayes")
 def _make_bayes(space: Space, cfg: dict) -> BayesOptimizer:
     return BayesOptimizer(
         space,
         seed=int(cfg.get("seed", 0)),
-        n_initial=int(cfg.get("n_initial") or cfg.get("batch_size", 4)),
+        n_initial=int(cfg.get("n_initial") or in_flight(cfg)),
         initial_design=cfg.get("initial_design", "sobol"),
         base_estimator=cfg.get("base_estimator", "GP"),
         acq_func=cfg.get("acq_func", "gp_hedge"),
