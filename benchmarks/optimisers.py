@@ -221,7 +221,8 @@ def _workflow_async(space: Space, cfg: dict, fn, budget: int):
     """Ours asynchronous (``optimizer.lookahead`` L, batch 1): iteration n is proposed by
     ``propose`` from the trials of iterations before n - L (the cumulative table the workflow
     reads), with the points of n - L ... n - 1 pending, as the workflow's walk does."""
-    from potune.search.loop import conditioning, lookahead
+    from potune.search.loop import conditioning
+    from potune.search.optimizers import lookahead
 
     ahead = lookahead(cfg)
     table: list[dict] = []

@@ -743,7 +743,8 @@ def test_lookahead_conditioning_sets(ahead):
     """Lookahead L: iteration n is told the trials of the iterations before n - L and has the
     proposals of n - L ... n - 1 pending. With batch 1 and L = cores - 1, proposal n
     conditions on exactly the trials < n - in_flight + 1, the other in-flight ones pending."""
-    from potune.search.loop import conditioning, in_flight
+    from potune.search.loop import conditioning
+    from potune.search.optimizers import in_flight
 
     for n in range(12):
         told, pending = conditioning(n, ahead)
@@ -807,8 +808,7 @@ def test_lookahead_many_pending_deterministic_whatever_the_completion_order():
 
 
 def test_lookahead_refused_for_pso_and_resolved_by_default():
-    from potune.search.loop import lookahead
-    from potune.search.optimizers import check_optimizer_config
+    from potune.search.optimizers import check_optimizer_config, lookahead
 
     assert lookahead({"kind": "bayes"}) == 1 and lookahead({"kind": "pso"}) == 0
     assert lookahead({"kind": "bayes", "lookahead": 0}) == 0

@@ -91,14 +91,15 @@ def proposed(run_dir: str | os.PathLike) -> dict[int, tuple[int, float]]:
     return out
 
 
-def finished_trials(run_dir: str | os.PathLike, n_folds: int) -> dict[str, TrialResult]:
+def finished_trials(run_dir: str | os.PathLike, n_folds: int, skip=()) -> dict[str, TrialResult]:
     """Trial id -> :class:`TrialResult` of every trial whose ``n_folds`` folds are validated
     (``fold<f>/valid.json`` and ``fit.json`` present). A trial fails when any fold failed;
-    its loss and RMSEs are the means over folds, as in the trial table."""
+    its loss and RMSEs are the means over folds, as in the trial table. Trials whose id is in
+    ``skip`` (already known to the caller: a finished trial does not change) are not read."""
     out = {}
     for it, d in _iterations(Path(run_dir)):
         for t in sorted(d.glob("t*")):
-            if not _TRIAL.match(t.name):
+            if not _TRIAL.match(t.name) or f"{it}-{t.name[1:]}" in skip:
                 continue
             fits = [_read(t / f"fold{f}" / "fit.json") for f in range(n_folds)]
             valids = [_read(t / f"fold{f}" / "valid.json") for f in range(n_folds)]
@@ -251,7 +252,7 @@ class Watcher:
                 self._proposed.add(it)
                 if when >= fresh:
                     events.append((when, f"iteration {it}: {n} trial(s) proposed"))
-        for tid, t in finished_trials(self.run_dir, self.n_folds).items():
+        for tid, t in finished_trials(self.run_dir, self.n_folds, skip=self._trials).items():
             if tid not in self._trials:
                 self._trials[tid] = t
                 if t.finished_at >= fresh:

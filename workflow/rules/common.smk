@@ -18,7 +18,8 @@ from potune.config import (
 )
 from potune.errors import PotuneError
 from potune.io import read_yaml
-from potune.search.loop import conditioning, lookahead, should_stop
+from potune.search.loop import conditioning, should_stop
+from potune.search.optimizers import lookahead
 from potune.cluster import resources as _resources
 from potune.cluster.resources import runtime_min, runtime_ms
 from potune.cluster.resume import (

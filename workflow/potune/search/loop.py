@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from .optimizers import in_flight, lookahead, make_optimizer  # noqa: F401 (lookahead, in_flight: used by the rules)
+from .optimizers import make_optimizer
 from .space import Space
 
 #: loss told for a failed trial when nothing finite has been seen yet
