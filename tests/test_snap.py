@@ -198,6 +198,25 @@ def test_lammps_error_is_a_failed_descriptor_computation(si_train, tmp_path):
     assert not (tmp_path / "desc" / "blocks.npz").exists()
 
 
+def test_descriptors_into_a_relative_folder(si_train, tmp_path, monkeypatch):
+    """A relative results_dir (the shipped configs' ``results``) gives relative paths: the
+    descriptor program runs in its output folder, so every path it gets must be absolute."""
+    monkeypatch.chdir(tmp_path)
+    spec = snap.descriptor_spec({"twojmax": 2, "rcutfac": 4.5}, {})
+    meta = snap.compute_descriptors(spec, si_train, Path("results") / "desc", Path("results") / "desc.log")
+    assert meta["status"] == "ok", meta
+    assert (tmp_path / "results" / "desc" / "blocks.npz").exists()
+
+
+def test_descriptor_program_that_cannot_start_its_work_stops_the_run(si_train, tmp_path, monkeypatch):
+    """The program exiting non-zero without its own failure record (which it always writes for
+    a FitSNAP/LAMMPS error) is potune's bug: it raises instead of becoming a failed trial."""
+    monkeypatch.setattr(sys, "executable", "/bin/false")
+    spec = snap.descriptor_spec({"twojmax": 2}, {})
+    with pytest.raises(RuntimeError, match="descriptor program failed before computing"):
+        snap.compute_descriptors(spec, si_train, tmp_path / "desc", tmp_path / "desc.log")
+
+
 def test_failed_descriptor_job_makes_failed_trials(si_train, tmp_path):
     """A descriptor computation that fails (here: past its time limit) is cached as failed;
     every fit handed that cache is a failed trial with its reason."""
