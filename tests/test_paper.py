@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -13,6 +14,7 @@ from conftest import ROOT
 
 from potune.config import resolve_config
 from potune.report.paper import (
+    METHODS,
     PPSO_TABLE3_DESCRIPTOR_SPACE,
     PPSO_TABLE3_GAP_SPACE,
     PROTOCOLS,
@@ -108,8 +110,17 @@ def test_paper_quick(tmp_path):
     t2 = pd.read_csv(out / "xpot_table2.csv")
     assert list(t2["element"]) == ["Si", "Si", "Si"]
     assert list(t2["potential"]) == ["GAP (potune-optimised)"] + ["qSNAP (potune-optimised)"] * 2
-    # qSNAP with both protocols: XPOT's (validated on the test split) and held-out
+    # qSNAP with both protocols: XPOT's (validated on the test split) and held-out, by default
+    # with potune's nested method
     assert list(t2["protocol"]) == [PROTOCOLS["heldout"], PROTOCOLS["xpot"], PROTOCOLS["heldout"]]
+    assert list(t2["method"]) == ["-", METHODS["nested"], METHODS["nested"]]
+    for run in t2["run"].iloc[1:]:  # each outer trial ran its 5 inner solves over the weights
+        inner = sorted((out / "runs" / run).glob("iter*/**/model/inner.csv"))
+        assert len(inner) == 4 and all(len(pd.read_csv(f)) == 5 for f in inner), run
+    # the protocol switch: the first trial (the same Hammersley point and inner Sobol solves in
+    # both) has another validation loss; the best may coincide at this budget (it did once)
+    first = [pd.read_csv(out / "runs" / run / "trials.csv").iloc[0] for run in t2["run"].iloc[1:]]
+    assert first[0]["rcutfac"] == first[1]["rcutfac"] and first[0]["loss"] != pytest.approx(first[1]["loss"])
     assert list(t2["published E"]) == [4.18, 6.28, 6.28] and list(t2["published F"]) == [0.12, 0.29, 0.29]
     assert list(t2["XPOT-optimised E"].iloc[1:]) == [3.31, 3.31]
     assert (t2["E RMSE (meV/atom)"] > 0).all() and (t2["evaluations"] == 4).all()
@@ -148,3 +159,61 @@ def test_paper_quick(tmp_path):
     ):
         assert (out / name).exists(), name
     assert "published" in (out / "xpot_table2.md").read_text()
+    # XPOT's joint method still runs (one tiny search, beside the nested ones in the same --out)
+    proc = subprocess.run(
+        [sys.executable, "-m", "potune.paper", "--cores", "2", "--quick", "--out", str(out)]
+        + ["--only", "xpot_table2", "--methods", "joint", "--protocols", "xpot"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    joint = pd.read_csv(out / "xpot_table2.csv")
+    assert list(joint["method"]) == [METHODS["joint"]] and list(joint["protocol"]) == [PROTOCOLS["xpot"]]
+    assert list(joint["evaluations"]) == [4] and joint["E RMSE (meV/atom)"].iloc[0] > 0
+    assert not list((out / "runs" / joint["run"].iloc[0]).glob("iter*/**/model/inner.csv"))  # no inner search
+    assert {"paper-xpot-qsnap-Si-xpot-quick", "paper-xpot-qsnap-Si-xpot-nested-quick"} <= {
+        p.name for p in (out / "runs").iterdir()
+    }
+
+
+#: config/examples/qsnap-*-nested.yaml: (file, element, protocol); the measured nested searches
+NESTED_EXAMPLES = [
+    ("qsnap-li-xpot-nested.yaml", "Li", "xpot"),
+    ("qsnap-cu-xpot-nested.yaml", "Cu", "xpot"),
+    ("qsnap-ni-xpot-nested.yaml", "Ni", "xpot"),
+    ("qsnap-si-xpot-nested.yaml", "Si", "xpot"),
+    ("qsnap-cu-heldout-nested.yaml", "Cu", "heldout"),
+]
+SHARED = ROOT.parent / "shared" / "data"
+
+
+@pytest.mark.parametrize(("name", "element", "protocol"), NESTED_EXAMPLES)
+def test_nested_examples_are_the_papers_nested_search(tmp_path, name, element, protocol):
+    """Each example config/examples/qsnap-*-nested.yaml (what was measured in the README) is the
+    nested search xpot_table2 runs for that element and protocol (``--methods nested``): the same
+    space (in the same order: the optimisers' dimensions), fixed values, snap settings (inner
+    solves), optimiser, loss, split and stop; only paths, run name and resources may differ."""
+    from potune.fitters.snap.nested import inner_config, outer_space
+    from potune.report import paper
+
+    if not (SHARED / "zuo2020" / f"{element}_train.xyz.gz").exists() and element != "Si":
+        pytest.skip(f"../shared/data/zuo2020/{element}_train.xyz.gz not present")
+    ctx = Context(out=tmp_path, cores=2, quick=False, shared=SHARED, elements=[element], protocols=[protocol])
+    (search,) = [s for s in paper.xpot_table2_searches(ctx) if s.kind == "qSNAP"]
+    assert search.method == "nested" and search.cfg["run_name"] == f"paper-xpot-qsnap-{element}-{protocol}-nested"
+    ours = search.cfg
+    example = yaml.safe_load((ROOT / "config" / "examples" / name).read_text())
+    # the data: the same files (the example's paths are ../shared/data/zuo2020/...), test as validation for xpot
+    assert {k: Path(v).name for k, v in example["data"].items()} == {k: Path(v).name for k, v in ours["data"].items()}
+    resolved = [resolve_config({**c, "results_dir": str(tmp_path)}, check_files=False) for c in (example, ours)]
+    for key in ("space", "fixed", "snap", "optimizer", "loss", "split", "stop"):
+        assert resolved[0][key] == resolved[1][key], key
+    # the same order of the outer and of the inner dimensions (dict equality ignores order)
+    for c in resolved:
+        assert c["snap"]["nested"] is True
+    assert list(outer_space(resolved[0]["space"], True)) == list(outer_space(resolved[1]["space"], True))
+    assert list(inner_config(resolved[0])["space"]) == list(inner_config(resolved[1])["space"])
+    assert resolved[1]["snap"]["inner"]["evaluations"] == paper.XPOT_QSNAP_NESTED_BUDGET["inner"][element]
+    assert resolved[1]["optimizer"]["batch_size"] * resolved[1]["stop"]["max_iterations"] == 40

@@ -20,6 +20,7 @@ def test_paper_rejects_bad_arguments(capsys, tmp_path):
         (["--elements", "Xx"], "invalid choice: 'Xx'"),
         (["--only", "no_such_table"], "invalid choice: 'no_such_table'"),
         (["--protocols", "test"], "invalid choice: 'test'"),
+        (["--methods", "both"], "invalid choice: 'both'"),
     ):
         with pytest.raises(SystemExit) as exc:
             paper.main([*argv, "--out", str(tmp_path / "out")])
@@ -126,27 +127,32 @@ def _fake_searches(monkeypatch):
 
 
 def test_xpot_table2_quick_runs_both_protocols_as_xpot_did(tmp_path):
-    """Quick: Si only, GAP (held-out) and one qSNAP search per protocol; the two qSNAP searches
-    differ only in their validation data: XPOT's protocol validates on the published test split."""
+    """Quick: Si only, GAP (held-out) and one qSNAP search per protocol, by default potune's
+    nested method; the two qSNAP searches differ only in their validation data: XPOT's protocol
+    validates on the published test split."""
     from potune.config import resolve_config
 
     ctx = paper.Context(out=tmp_path, cores=2, quick=True, shared=None)
     searches = paper.xpot_table2_searches(ctx)
-    assert [(s.element, s.kind, s.protocol) for s in searches] == [
-        ("Si", "GAP", "heldout"),
-        ("Si", "qSNAP", "xpot"),
-        ("Si", "qSNAP", "heldout"),
+    assert [(s.element, s.kind, s.protocol, s.method) for s in searches] == [
+        ("Si", "GAP", "heldout", None),
+        ("Si", "qSNAP", "xpot", "nested"),
+        ("Si", "qSNAP", "heldout", "nested"),
     ]
     gap, xp, ho = (s.cfg for s in searches)
     assert gap["run_name"] == "paper-xpot-gap-Si-alpha0.5-quick"  # shared with xpot_fig6
-    assert (xp["run_name"], ho["run_name"]) == ("paper-xpot-qsnap-Si-xpot-quick", "paper-xpot-qsnap-Si-heldout-quick")
+    assert (xp["run_name"], ho["run_name"]) == (
+        "paper-xpot-qsnap-Si-xpot-nested-quick",
+        "paper-xpot-qsnap-Si-heldout-nested-quick",
+    )
     test = str(ROOT / "data" / "zuo2020" / "Si_test.xyz.gz")
     assert xp["split"] == {"method": "file"} and xp["data"]["validation"] == xp["data"]["test"] == test
     assert ho["split"]["method"] == "random" and "validation" not in ho["data"]
     same = {k: v for k, v in xp.items() if k not in ("run_name", "split", "data")}
     assert same == {k: v for k, v in ho.items() if k not in ("run_name", "split", "data")}
     assert xp["fixed"] == {"twojmax": 4, "quadratic": True, "solver": "svd", "rmin0": 0.0}
-    assert xp["snap"] == {"nested": False} and xp["loss"] == {"kind": "weighted", "alpha": 0.75}
+    assert xp["snap"] == {"nested": True, "inner": {"evaluations": 5}}  # tiny: 5 solves per trial
+    assert xp["loss"] == {"kind": "weighted", "alpha": 0.75}
     opt = xp["optimizer"]
     # 2 Hammersley points, then a GP told their losses (no lookahead): the protocols' searches part
     assert (opt["initial_design"], opt["n_initial"], opt["default_first"], opt["lookahead"]) == (
@@ -157,19 +163,41 @@ def test_xpot_table2_quick_runs_both_protocols_as_xpot_did(tmp_path):
     )
     assert opt["batch_size"] * xp["stop"]["max_iterations"] == 4  # tiny budget
     for s in searches:  # each is a valid configuration, with the three published references (#17)
-        resolve_config({**s.cfg, "results_dir": str(tmp_path / "runs")}, check_files=False)
+        resolved = resolve_config({**s.cfg, "results_dir": str(tmp_path / "runs")}, check_files=False)
+        if s.kind == "qSNAP":
+            assert resolved["snap"]["nested"] is True
         labels = [r["label"] for r in s.cfg["reference"]]
         assert labels == ["Zuo 2020 GAP", "Zuo 2020 qSNAP", "XPOT-optimised qSNAP"]
         assert s.cfg["reference"] == paper.zuo_references("Si")
+    # both methods: per protocol the nested and XPOT's joint search, under names that coexist;
+    # the joint ones keep the names they had before the nested ones (so they resume)
+    ctx.methods = ["joint", "nested"]
+    both = paper.xpot_table2_searches(ctx)
+    assert [(s.protocol, s.method) for s in both[1:]] == [
+        ("xpot", "nested"),
+        ("xpot", "joint"),
+        ("heldout", "nested"),
+        ("heldout", "joint"),
+    ]
+    assert [s.cfg["run_name"] for s in both[1:]] == [
+        "paper-xpot-qsnap-Si-xpot-nested-quick",
+        "paper-xpot-qsnap-Si-xpot-quick",
+        "paper-xpot-qsnap-Si-heldout-nested-quick",
+        "paper-xpot-qsnap-Si-heldout-quick",
+    ]
+    joint = both[2].cfg
+    assert joint["snap"] == {"nested": False} and joint["space"] == xp["space"]
+    assert joint["optimizer"] == opt and joint["stop"] == xp["stop"]  # quick: the same tiny outer budget
 
 
 def test_xpot_table2_full_budget_is_xpots(tmp_path):
-    """Full budget: twojmax as XPOT's inputs, 150 evaluations of which 32 Hammersley points,
-    rmin0 fixed 0 and XPOT's bounds with one weight pair per config_type."""
-    ctx = paper.Context(out=tmp_path, cores=2, quick=False, shared=None, elements=["Si"])
+    """Full budget, joint method: twojmax as XPOT's inputs, 150 evaluations of which 32 Hammersley
+    points, rmin0 fixed 0 and XPOT's bounds with one weight pair per config_type."""
+    ctx = paper.Context(out=tmp_path, cores=2, quick=False, shared=None, elements=["Si"], methods=["joint"])
     (_, xp, ho) = paper.xpot_table2_searches(ctx)
     for s in (xp, ho):
         cfg = s.cfg
+        assert s.method == "joint" and cfg["run_name"] == f"paper-xpot-qsnap-Si-{s.protocol}"
         assert cfg["fixed"]["twojmax"] == 8 and cfg["fixed"]["rmin0"] == 0.0
         assert cfg["optimizer"]["batch_size"] * cfg["stop"]["max_iterations"] == 150
         assert cfg["optimizer"]["n_initial"] == 32 and cfg["optimizer"]["initial_design"] == "hammersly"
@@ -183,6 +211,25 @@ def test_xpot_table2_full_budget_is_xpots(tmp_path):
     assert paper.XPOT_TWOJMAX == {"Si": 8, "Li": 6, "Cu": 6, "Ni": 6}
     with pytest.raises(ValueError, match="unknown protocol"):
         paper.qsnap_zuo_config(xp.cfg["data"]["train"], xp.cfg["data"]["test"], "x", 1, 1, protocol="test")
+    with pytest.raises(ValueError, match="unknown method"):
+        paper.qsnap_budget(ctx, "both")
+
+
+def test_xpot_table2_full_budget_nested(tmp_path):
+    """Full budget, nested method (the default): 40 outer trials from 8 Hammersley points with
+    the optimiser's default lookahead, 20 inner solves for Si (60 for Li), XPOT's space."""
+    ctx = paper.Context(out=tmp_path, cores=2, quick=False, shared=None, elements=["Si"])
+    (_, xp, ho) = paper.xpot_table2_searches(ctx)
+    joint = paper.Context(out=tmp_path, cores=2, quick=False, shared=None, elements=["Si"], methods=["joint"])
+    (_, jxp, _) = paper.xpot_table2_searches(joint)
+    for s in (xp, ho):
+        cfg = s.cfg
+        assert s.method == "nested" and cfg["run_name"] == f"paper-xpot-qsnap-Si-{s.protocol}-nested"
+        assert cfg["snap"] == {"nested": True, "inner": {"evaluations": 20}}
+        assert cfg["optimizer"]["batch_size"] * cfg["stop"]["max_iterations"] == 40
+        assert cfg["optimizer"]["n_initial"] == 8 and "lookahead" not in cfg["optimizer"]
+        assert cfg["space"] == jxp.cfg["space"] and cfg["fixed"] == jxp.cfg["fixed"]
+    assert paper.XPOT_QSNAP_NESTED_BUDGET["inner"] == {"Si": 20, "Li": 60, "Cu": 20, "Ni": 20}
 
 
 def test_xpot_table2_protocols_option_selects_rows(tmp_path):
@@ -193,22 +240,39 @@ def test_xpot_table2_protocols_option_selects_rows(tmp_path):
 
 
 def test_xpot_table2_table_labels_each_protocol(monkeypatch, tmp_path):
-    """The table (assembled from fixed results, no search) says which protocol each number used,
-    beside the published qSNAP and XPOT's numbers; --protocols reaches the experiment."""
+    """The table (assembled from fixed results, no search) says which protocol and method each
+    number used, beside the published qSNAP and XPOT's numbers; --protocols and --methods reach
+    the experiment."""
     ran = _fake_searches(monkeypatch)
     out = tmp_path / "out"
     assert paper.main(["--quick", "--only", "xpot_table2", "--out", str(out)]) == 0
     t = pd.read_csv(out / "xpot_table2.csv")
     assert list(t["potential"]) == ["GAP (potune-optimised)"] + ["qSNAP (potune-optimised)"] * 2
     assert list(t["protocol"]) == [paper.PROTOCOLS["heldout"], paper.PROTOCOLS["xpot"], paper.PROTOCOLS["heldout"]]
+    assert list(t["method"]) == ["-", "nested (potune)", "nested (potune)"]
+    assert list(t["inner solves"].fillna(0)) == [0, 5, 5]
     assert list(t["E RMSE (meV/atom)"]) == [5.0, 6.0, 7.0] and list(t["run"]) == ran
     assert list(t["published E"]) == [4.18, 6.28, 6.28] and list(t["published F"]) == [0.12, 0.29, 0.29]
     assert list(t["XPOT-optimised E"].fillna(0)) == [0, 3.31, 3.31]
     md = (out / "xpot_table2.md").read_text()
     assert "validation = the published test split" in md and "what users should do" in md
-    assert "snap.nested: false" in md and "quick variant" in md
+    assert "tuned on the test split" in md
+    assert "snap.nested: true" in md and "snap.nested: false" not in md and "quick variant" in md
+    assert "--methods joint" in md  # says how to get XPOT's method
     ran.clear()
     assert paper.main(["--quick", "--only", "xpot_table2", "--protocols", "xpot", "--out", str(out)]) == 0
-    assert ran == ["paper-xpot-qsnap-Si-xpot-quick"]
+    assert ran == ["paper-xpot-qsnap-Si-xpot-nested-quick"]
     md = (out / "xpot_table2.md").read_text()
     assert "validation = the published test split" in md and "what users should do" not in md
+    ran.clear()
+    assert paper.main(["--quick", "--only", "xpot_table2", "--methods", "joint", "--out", str(out)]) == 0
+    assert ran == [
+        "paper-xpot-gap-Si-alpha0.5-quick",
+        "paper-xpot-qsnap-Si-xpot-quick",
+        "paper-xpot-qsnap-Si-heldout-quick",
+    ]
+    t = pd.read_csv(out / "xpot_table2.csv")
+    assert list(t["method"]) == ["-", "joint (XPOT's method)", "joint (XPOT's method)"]
+    assert t["inner solves"].isna().all()
+    md = (out / "xpot_table2.md").read_text()
+    assert "snap.nested: false" in md and "snap.nested: true" not in md and "--methods nested" in md

@@ -9,7 +9,8 @@ evaluations, sparse points) that finish in minutes; their numbers are labelled a
 Usage::
 
     python -m potune.paper --cores 2 [--quick] [--only xpot_table2 ...] [--out results/paper]
-                           [--elements Si Li] [--protocols xpot heldout] [--searches K]
+                           [--elements Si Li] [--protocols xpot heldout] [--methods nested joint]
+                           [--searches K]
                            [--snakemake-args "--profile slurm"]
 
 ``--searches K`` runs up to K of an experiment's searches at the same time (each with
@@ -97,6 +98,19 @@ PROTOCOLS = {
     "xpot": "XPOT (validated on the test set)",
     "heldout": "held-out (20 % of training per config_type; test untouched)",
 }
+#: the qSNAP search methods of xpot_table2 (``--methods``; default ``nested``) and how the table
+#: labels them. ``nested``: potune's method (``snap.nested: true``): the outer GP proposes the
+#: descriptor hyperparameters rcutfac and rfac0, each trial's job computes the descriptors once
+#: and runs ``snap.inner.evaluations`` weighted least-squares solves over the weights on them;
+#: ``joint``: XPOT's method (``snap.nested: false``): one GP over all dimensions, weights included,
+#: every evaluation a full fit.
+METHODS = {
+    "nested": "nested (potune)",
+    "joint": "joint (XPOT's method)",
+}
+#: the methods a plain run uses: potune's, whose budget keeps a full run affordable (the joint
+#: search costs 3.5x the fit CPU on Li: README, "XPOT Table II under XPOT's protocol")
+DEFAULT_METHODS = ("nested",)
 
 
 @dataclass
@@ -117,6 +131,8 @@ class Context:
     elements: list[str] | None = None
     #: the validation protocols of XPOT Table II (keys of PROTOCOLS; None: all)
     protocols: list[str] | None = None
+    #: the qSNAP search methods of XPOT Table II (keys of METHODS; None: DEFAULT_METHODS)
+    methods: list[str] | None = None
 
     def say(self, msg: str) -> None:
         line = f"[potune paper] {msg}"
@@ -401,6 +417,7 @@ def qsnap_zuo_config(
     n_initial: int = 32,
     nested: bool = False,
     lookahead: int | None = None,
+    inner_evaluations: int | None = None,
 ) -> dict:
     """The qSNAP search of XPOT's Table II on one Zuo 2020 element, as in XPOT's inputs:
     quadratic SNAP with ``twojmax`` (XPOT: Si 8; Li, Cu, Ni 6), rmin0 fixed at 0, searching
@@ -412,7 +429,11 @@ def qsnap_zuo_config(
     ``protocol`` (a key of :data:`PROTOCOLS`) is the only difference between the two searches
     of an element: ``xpot`` validates on ``test`` (``split.method: file``), as XPOT computes its
     loss on the test groups; ``heldout`` validates on 20 % of each training config_type. Both
-    search all dimensions jointly (``snap.nested: false``, as XPOT) unless ``nested``."""
+    search all dimensions jointly (``snap.nested: false``, as XPOT) unless ``nested``: then the
+    outer optimiser searches rcutfac and rfac0 and each trial's job ``inner_evaluations``
+    (default: ``snap.inner``'s, 60) least-squares solves over the weights (``snap.nested: true``).
+    The order of ``space`` (rcutfac, rfac0, the energy weights, the force weights) is the order
+    of the optimiser's dimensions, of the outer and of the inner search."""
     if protocol not in PROTOCOLS:
         raise ValueError(f"unknown protocol {protocol!r}; one of {', '.join(PROTOCOLS)}")
     cts = _config_types(str(train))
@@ -439,8 +460,11 @@ def qsnap_zuo_config(
         "loss": {"kind": "weighted", "alpha": 0.75},
         "fixed": {"twojmax": twojmax, "quadratic": True, "solver": "svd", "rmin0": 0.0},
         "space": space,
-        # XPOT's joint search (the nested search, #16, is the default otherwise)
-        "snap": {"nested": bool(nested)},
+        # XPOT's joint search, or potune's nested one (the default of snap.nested is auto)
+        "snap": {
+            "nested": bool(nested),
+            **({"inner": {"evaluations": int(inner_evaluations)}} if nested and inner_evaluations else {}),
+        },
         "optimizer": {
             "kind": "bayes",
             "batch_size": batch,
@@ -465,6 +489,39 @@ def qsnap_zuo_config(
 #: losses (with lookahead 1 it would not, and both protocols would evaluate the same 4 points)
 XPOT_QSNAP_BUDGET = {"iterations": 75, "batch": 2, "n_initial": 32, "lookahead": 1}
 XPOT_QSNAP_BUDGET_QUICK = {"iterations": 2, "batch": 2, "n_initial": 2, "lookahead": 0}
+#: the nested search's budget (potune's method), as measured with config/examples/qsnap-*-nested.yaml
+#: (tests/test_paper.py checks they are the same searches): 40 outer trials (20 iterations x 2,
+#: 8 Hammersley points first, the optimiser's default lookahead), each trial ``inner[element]``
+#: least-squares solves over the weights. Li: 60 (snap.inner's default): 4 config_types, so 8
+#: weights (7 free ratios once one is pinned); Cu and Ni: 20, their data has no config_type, so one
+#: eweight/fweight pair whose ratio is the only free weight; Si: 20 although it has Li's 8
+#: weights: twojmax 8 makes 1595 columns (495 at twojmax 6), ~1.5 s per solve.
+#: Quick: 2 x 2 outer trials from 2 Hammersley points, lookahead 0 (as the joint quick search),
+#: 5 solves each.
+XPOT_QSNAP_NESTED_BUDGET = {
+    "iterations": 20,
+    "batch": 2,
+    "n_initial": 8,
+    "lookahead": None,
+    "inner": {"Si": 20, "Li": 60, "Cu": 20, "Ni": 20},
+}
+XPOT_QSNAP_NESTED_BUDGET_QUICK = {
+    "iterations": 2,
+    "batch": 2,
+    "n_initial": 2,
+    "lookahead": 0,
+    "inner": dict.fromkeys(ZUO_ELEMENTS, 5),
+}
+
+
+def qsnap_budget(ctx: Context, method: str) -> dict:
+    """The budget of xpot_table2's qSNAP searches by ``method`` (a key of :data:`METHODS`),
+    full or quick."""
+    if method == "nested":
+        return XPOT_QSNAP_NESTED_BUDGET_QUICK if ctx.quick else XPOT_QSNAP_NESTED_BUDGET
+    if method == "joint":
+        return XPOT_QSNAP_BUDGET_QUICK if ctx.quick else XPOT_QSNAP_BUDGET
+    raise ValueError(f"unknown method {method!r}; one of {', '.join(METHODS)}")
 
 
 @dataclass
@@ -477,35 +534,47 @@ class TableSearch:
     cfg: dict
     published: tuple[float, float]
     xpot: tuple[float | None, float | None] = (None, None)
+    method: str | None = None  # qSNAP: a key of METHODS; GAP: None
+
+
+def qsnap_run_name(element: str, protocol: str, method: str, quick: bool) -> str:
+    """The run name of one qSNAP search of xpot_table2: the joint searches keep the names they
+    had before the nested ones were added (``paper-xpot-qsnap-<el>-<protocol>``, so they resume),
+    the nested ones end in ``-nested``; both coexist in one ``--out``."""
+    return f"paper-xpot-qsnap-{element}-{protocol}{'-nested' if method == 'nested' else ''}{'-quick' if quick else ''}"
 
 
 def xpot_table2_searches(ctx: Context) -> list[TableSearch]:
     """The searches of XPOT Table II, in the table's order: per element the GAP search
-    (held-out protocol) and one qSNAP search per protocol of ``ctx.protocols`` (default all).
-    Quick: Si only, tiny budgets and qSNAP twojmax 4."""
+    (held-out protocol) and, per protocol of ``ctx.protocols`` (default all), one qSNAP search
+    per method of ``ctx.methods`` (default :data:`DEFAULT_METHODS`; budgets:
+    :func:`qsnap_budget`). Quick: Si only, tiny budgets and qSNAP twojmax 4."""
     elements = ctx.elements or (["Si"] if ctx.quick else list(ZUO_ELEMENTS))
     protocols = [p for p in PROTOCOLS if p in (ctx.protocols or PROTOCOLS)]
-    q = "-quick" if ctx.quick else ""
-    b = XPOT_QSNAP_BUDGET_QUICK if ctx.quick else XPOT_QSNAP_BUDGET
+    methods = [m for m in METHODS if m in (ctx.methods or DEFAULT_METHODS)]
     out = []
     for el in elements:
         pub = ZUO_PUBLISHED[el]
         if "heldout" in protocols:
             out.append(TableSearch(el, "GAP", "heldout", gap_zuo_config(ctx, el), (pub[0], pub[1])))
         for prot in protocols:
-            cfg = qsnap_zuo_config(
-                zuo_file(ctx, el, "train"),
-                zuo_file(ctx, el, "test"),
-                f"paper-xpot-qsnap-{el}-{prot}{q}",
-                iterations=b["iterations"],
-                batch=b["batch"],
-                twojmax=4 if ctx.quick else XPOT_TWOJMAX[el],
-                protocol=prot,
-                n_initial=b["n_initial"],
-                lookahead=b["lookahead"],
-            )
-            cfg["reference"] = zuo_references(el)
-            out.append(TableSearch(el, "qSNAP", prot, cfg, (pub[2], pub[3]), (pub[4], pub[5])))
+            for method in methods:
+                b = qsnap_budget(ctx, method)
+                cfg = qsnap_zuo_config(
+                    zuo_file(ctx, el, "train"),
+                    zuo_file(ctx, el, "test"),
+                    qsnap_run_name(el, prot, method, ctx.quick),
+                    iterations=b["iterations"],
+                    batch=b["batch"],
+                    twojmax=4 if ctx.quick else XPOT_TWOJMAX[el],
+                    protocol=prot,
+                    n_initial=b["n_initial"],
+                    lookahead=b["lookahead"],
+                    nested=method == "nested",
+                    inner_evaluations=b["inner"][el] if method == "nested" else None,
+                )
+                cfg["reference"] = zuo_references(el)
+                out.append(TableSearch(el, "qSNAP", prot, cfg, (pub[2], pub[3]), (pub[4], pub[5]), method))
     return out
 
 
@@ -515,6 +584,7 @@ def xpot_table2_row(ctx: Context, s: TableSearch, run_dir: Path, result: dict) -
         "element": s.element,
         "potential": f"{s.kind} (potune-optimised)",
         "protocol": PROTOCOLS[s.protocol],
+        "method": METHODS[s.method] if s.method else "-",
         "E RMSE (meV/atom)": result["test_energy_rmse_mev"],
         "F RMSE (eV/Å)": result["test_force_rmse"],
         "published E": s.published[0],
@@ -522,6 +592,8 @@ def xpot_table2_row(ctx: Context, s: TableSearch, run_dir: Path, result: dict) -
         "XPOT-optimised E": s.xpot[0],
         "XPOT-optimised F": s.xpot[1],
         "evaluations": result["evaluations"],
+        # the nested search's least-squares solves per evaluation (outer trial) over the weights
+        "inner solves": s.cfg["snap"]["inner"]["evaluations"] if s.method == "nested" else None,
         "failed": result["failed"],
         "run": s.cfg["run_name"],
         **budget(ctx, run_dir),
@@ -529,9 +601,11 @@ def xpot_table2_row(ctx: Context, s: TableSearch, run_dir: Path, result: dict) -
 
 
 def xpot_table2_notes(ctx: Context, searches: list[TableSearch]) -> list[str]:
+    """The notes of the table: the data, the published numbers, what each protocol and each
+    qSNAP method of ``searches`` is and their budgets."""
     elements = list(dict.fromkeys(s.element for s in searches))
     protocols = list(dict.fromkeys(s.protocol for s in searches))
-    b = XPOT_QSNAP_BUDGET_QUICK if ctx.quick else XPOT_QSNAP_BUDGET
+    methods = [m for m in METHODS if any(s.method == m for s in searches)]
     notes = [
         "Test-set errors of the potential refitted with the best hyperparameters on the whole training set "
         "(the published Zuo et al. 2020 train/test split).",
@@ -540,8 +614,9 @@ def xpot_table2_notes(ctx: Context, searches: list[TableSearch]) -> list[str]:
         "protocol column: which data the search's loss was computed on. "
         + (
             f"'{PROTOCOLS['xpot']}': XPOT's protocol, validation = the published test split (split.method: file), "
-            "so its test errors are errors on the set the hyperparameters were tuned on - the apples-to-apples "
-            "comparison with XPOT's numbers, not an estimate of the error on unseen data. "
+            "so the hyperparameters are tuned on the test split and its test errors are errors on the set they "
+            "were tuned on - the apples-to-apples comparison with XPOT's numbers, not an estimate of the error on "
+            "unseen data. "
             if "xpot" in protocols
             else ""
         )
@@ -551,20 +626,49 @@ def xpot_table2_notes(ctx: Context, searches: list[TableSearch]) -> list[str]:
             if "heldout" in protocols
             else ""
         ),
-        "qSNAP (both protocols the same search but for the validation data): quadratic, rmin0 fixed 0, rcutfac 3-6, "
-        "rfac0 0.5-1.5, eweight 100-15000 and fweight 0.1-500 per config_type (log-uniform), loss alpha = 0.75, "
-        f"{b['n_initial']} Hammersley points then GP (bayes, batch {b['batch']}, lookahead {b['lookahead']}), "
-        "all searched jointly "
-        "(snap.nested: false, XPOT's method; potune's nested search is compared with it in the README).",
+        "qSNAP (every protocol and method the same space and loss; the protocols differ only in the validation "
+        "data): quadratic, rmin0 fixed 0, rcutfac 3-6, rfac0 0.5-1.5, eweight 100-15000 and fweight 0.1-500 per "
+        "config_type (log-uniform), loss alpha = 0.75, Hammersley points first, then GP (bayes, no default point "
+        "first).",
+    ]
+    for m in methods:
+        b = qsnap_budget(ctx, m)
+        look = "lookahead 1, the optimiser's default" if b["lookahead"] is None else f"lookahead {b['lookahead']}"
+        if m == "nested":
+            inner = sorted({b["inner"][el] for el in elements})
+            per_el = (
+                f"{inner[0]}"
+                if len(inner) == 1
+                else ", ".join(f"{el} {b['inner'][el]}" for el in elements)
+                + " (Li: 8 weights; Cu, Ni: one eweight/fweight ratio; Si: 8 weights but 1595 columns at twojmax 8)"
+            )
+            notes.append(
+                f"method '{METHODS['nested']}': potune's nested search (snap.nested: true): the outer GP proposes "
+                f"rcutfac and rfac0, {b['iterations']} iterations x {b['batch']} trials = "
+                f"{b['iterations'] * b['batch']} evaluations ({b['n_initial']} Hammersley points first, {look}); "
+                "each trial's job computes the descriptors once and runs weighted least-squares solves over the "
+                f"weights on them (snap.inner.evaluations per trial: {per_el}; Sobol; with svd one weight is pinned "
+                "and the others widened so every ratio of the box stays reachable, config/README.md)"
+                + ("." if ctx.quick else ": the searches of config/examples/qsnap-*-nested.yaml.")
+            )
+        else:
+            notes.append(
+                f"method '{METHODS['joint']}': XPOT's search (snap.nested: false): one GP over all dimensions, "
+                f"weights included, every evaluation a full fit; {b['iterations']} iterations x {b['batch']} "
+                f"trials = {b['iterations'] * b['batch']} evaluations ({b['n_initial']} Hammersley points first, "
+                f"{look})" + (", XPOT's budget." if not ctx.quick else ".")
+            )
+    if set(methods) != set(METHODS):
+        other = next(m for m in METHODS if m not in methods)
+        notes.append(f"the {other} search is run with --methods {other} (default: {' '.join(DEFAULT_METHODS)}).")
+    notes += [
         *wall_note(ctx),
         f"quick variant: {', '.join(elements)}; GAP (held-out protocol) with SOAP n_max = l_max = 3, 50 sparse "
-        "points, 2 x 2 "
-        f"evaluations; qSNAP with twojmax 4, {b['iterations']} x {b['batch']} evaluations - not comparable with "
-        "the published numbers"
+        "points, 2 x 2 evaluations; qSNAP with twojmax 4 and the tiny budgets above - not comparable with the "
+        "published numbers"
         if ctx.quick
         else "budget: GAP (held-out protocol) 5 iterations x 8 trials per element (SOAP n_max = l_max = 6, n_sparse "
-        f"searched in 300-1500); qSNAP {b['iterations']} iterations x {b['batch']} trials = "
-        f"{b['iterations'] * b['batch']} evaluations per element and protocol, twojmax as XPOT's inputs "
+        "searched in 300-1500); qSNAP per element, protocol and method as above, twojmax as XPOT's inputs "
         "(Si 8; Li, Cu, Ni 6)",
     ]
     return notes
@@ -573,7 +677,8 @@ def xpot_table2_notes(ctx: Context, searches: list[TableSearch]) -> list[str]:
 @experiment("xpot_table2")
 def xpot_table2(ctx: Context) -> list[Path]:
     """XPOT Table II: test errors of optimised potentials on Zuo 2020 Si/Li/Cu/Ni vs published,
-    qSNAP with XPOT's protocol (validated on the test set) and with a held-out validation."""
+    qSNAP with XPOT's protocol (validated on the test set) and with a held-out validation, each
+    with the methods of ``ctx.methods`` (potune's nested search, XPOT's joint one)."""
     searches = xpot_table2_searches(ctx)
     done = run_searches(ctx, [s.cfg for s in searches])
     rows = [xpot_table2_row(ctx, s, run_dir, run_result(run_dir)) for s, (run_dir, _) in zip(searches, done)]
@@ -921,6 +1026,16 @@ def main(argv: list[str] | None = None) -> int:
         "the test set, as XPOT) and heldout (validation held out from the training data; also the GAP rows)",
     )
     ap.add_argument(
+        "--methods",
+        nargs="+",
+        choices=list(METHODS),
+        default=None,
+        help="xpot_table2: the qSNAP search methods (default: nested): nested (potune's method, snap.nested: "
+        "true: a GP over rcutfac and rfac0, 40 trials, each with 20-60 least-squares solves over the weights) "
+        "and joint (XPOT's method, snap.nested: false: one GP over all dimensions, 150 full fits, "
+        "about 3.5x the fit CPU of the nested search on Li)",
+    )
+    ap.add_argument(
         "--searches",
         type=int,
         default=1,
@@ -951,6 +1066,7 @@ def main(argv: list[str] | None = None) -> int:
         snakemake_args=shlex.split(args.snakemake_args),
         elements=args.elements,
         protocols=args.protocols,
+        methods=args.methods,
     )
     t0 = time.time()
     written, failed = [], []
