@@ -80,12 +80,15 @@ def compute_descriptors(
     env = {**os.environ, "OMP_NUM_THREADS": str(threads), "OPENBLAS_NUM_THREADS": str(threads)}
     res = run_limited(cmd, log_file, timeout_s=timeout_s, mem_limit_mb=mem_limit_mb, cwd=out, env=env)
     meta = json.loads(meta_file.read_text()) if meta_file.exists() else None
-    if meta is None and res.returncode is not None and res.returncode > 0 and not res.reason.startswith("out of memory"):
+    if (
+        meta is None
+        and res.returncode is not None
+        and res.returncode > 0
+        and not res.reason.startswith("out of memory")
+    ):
         # the program exited by itself before its own error handling (which always writes
         # meta.json for a FitSNAP/LAMMPS failure): potune's bug, not a trial's outcome
-        raise RuntimeError(
-            f"the descriptor program failed before computing anything ({res.reason}); see {log_file}"
-        )
+        raise RuntimeError(f"the descriptor program failed before computing anything ({res.reason}); see {log_file}")
     if res.status != "ok" or meta is None or meta.get("status") != "ok":
         reason = (meta or {}).get("reason") or res.reason or "descriptor computation wrote no result"
         meta = {
