@@ -185,6 +185,7 @@ NESTED_EXAMPLES = [
     ("qsnap-ni-xpot-nested.yaml", "Ni", "xpot"),
     ("qsnap-si-xpot-nested.yaml", "Si", "xpot"),
     ("qsnap-cu-heldout-nested.yaml", "Cu", "heldout"),
+    ("qsnap-si-heldout-nested.yaml", "Si", "heldout"),
 ]
 SHARED = ROOT.parent / "shared" / "data"
 
