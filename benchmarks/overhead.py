@@ -31,6 +31,10 @@ Usage::
     # asynchronous proposals: batch 1, 2 trials in flight, growing searches, scaling only
     .venv/bin/python benchmarks/overhead.py --skip-overhead --depths --batch 1 --lookahead 1 \
         --iterations 25 50 100 200
+    # driver CPU per further iteration at depth; --keep the base, then continue it with
+    # another checkout of the workflow: --depth-base <kept folder>/res/depth_base
+    .venv/bin/python benchmarks/overhead.py --skip-overhead --iterations --depths 50 100 200 \
+        --extra 8 --batch 1 --lookahead 1 --keep
 
 Writes ``benchmarks/out/overhead.csv`` (one row per measurement) and prints a table.
 Other processes on the machine inflate the wall times, not the driver's CPU time.
@@ -128,8 +132,23 @@ def make_config(
     }
 
 
-def run_snakemake(cfg: dict, work: Path, cores: int, profile: bool = False) -> dict:
-    """The search up to its trial table through Snakemake; the driver's own resource use."""
+def driver_cpu_s(pid: int) -> float | None:
+    """CPU seconds (user + system) process ``pid`` has used itself, its children excluded
+    (Linux /proc); None once it has gone."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime, stime
+
+
+def run_snakemake(cfg: dict, work: Path, cores: int, profile: bool = False, trace_from: int | None = None) -> dict:
+    """The search up to its trial table through Snakemake; the driver's own resource use.
+
+    With ``trace_from`` = k, the driver's CPU time is also read (every 0.1 s) when each
+    iteration's table from iteration k on appears: ``trace`` is the list of (iteration,
+    driver CPU s) pairs, so that the cost of one more iteration at a given depth can be
+    told apart from the driver's start-up and DAG building."""
     cfg_file = work / f"{cfg['run_name']}.yaml"
     cfg_file.write_text(yaml.safe_dump(cfg, sort_keys=False))
     target = f"{cfg['results_dir']}/{cfg['run_name']}/trials.csv"
@@ -154,16 +173,28 @@ def run_snakemake(cfg: dict, work: Path, cores: int, profile: bool = False) -> d
     )
     log = work / f"{cfg['run_name']}.snakemake.log"
     t0 = time.perf_counter()
+    run_dir = Path(cfg["results_dir"]) / cfg["run_name"]
+    trace = []
     with open(log, "w") as fh:
-        proc = subprocess.run(
+        proc = subprocess.Popen(
             args, stdout=fh, stderr=subprocess.STDOUT, cwd=REPO, env={**os.environ, "MPLBACKEND": "Agg"}
         )
+        nxt = trace_from
+        while proc.poll() is None:
+            if nxt is not None and (run_dir / f"iter{nxt}" / "table.csv").exists():
+                cpu = driver_cpu_s(proc.pid)
+                if cpu is not None:
+                    trace.append((nxt, cpu))
+                nxt += 1
+                continue
+            time.sleep(0.1)
     wall = time.perf_counter() - t0
     if proc.returncode != 0:
         sys.exit(f"snakemake failed (rc {proc.returncode}); see {log}:\n{log.read_text()[-3000:]}")
     out = json.loads(stats.read_text())
     out["process_wall_s"] = wall
-    out["jobs_s"] = job_seconds(Path(cfg["results_dir"]) / cfg["run_name"])
+    out["jobs_s"] = job_seconds(run_dir)
+    out["trace"] = trace
     if profile:
         out["profile"] = str(stats) + ".prof"
     return out
@@ -265,8 +296,14 @@ def continue_with_snakemake(base: dict, depth: int, extra: int, work: Path, core
     shutil.copytree(src / "split", dst / "split")
     for it in range(depth):
         shutil.copytree(src / f"iter{it}", dst / f"iter{it}")
-    out = run_snakemake(cfg, work, cores=cores, profile=profile)
+    out = run_snakemake(cfg, work, cores=cores, profile=profile, trace_from=depth)
     out["jobs_s"] = job_seconds(dst, from_iteration=depth)
+    # driver CPU per iteration once running at this depth: between the first new
+    # iteration's table and the last one's (start-up, DAG building and the first
+    # iteration's jobs excluded)
+    tr = out["trace"]
+    if len(tr) >= 2 and tr[-1][0] > tr[0][0]:
+        out["cpu_per_iteration"] = (tr[-1][1] - tr[0][1]) / (tr[-1][0] - tr[0][0])
     n_new = len(list(dst.glob(f"iter{depth + extra - 1}/t*/fold0/valid.json")))
     if n_new == 0 or not (dst / "trials.csv").exists():
         sys.exit(f"the continued search at depth {depth} did not run its iterations; see {work}")
@@ -339,6 +376,8 @@ def print_table(rows: list[dict]) -> None:
         "driver_cpu_s",
         "driver_cpu_s_per_trial",
         "driver_maxrss_mb",
+        "driver_cpu_s_first_table",
+        "driver_cpu_s_per_iteration_running",
         "fit_s",
         "total_cpu_s",
         "overhead_s_per_trial",
@@ -380,6 +419,12 @@ def main(argv=None) -> int:
         help="continue searches of this many iterations (run by the plain loop) with Snakemake",
     )
     ap.add_argument("--extra", type=int, default=None, help="iterations Snakemake adds at each depth")
+    ap.add_argument(
+        "--depth-base",
+        default=None,
+        help="continue this search folder (the depth_base of an earlier --keep run with the same "
+        "--batch, --lookahead and at least max(--depths) iterations) instead of running the plain loop",
+    )
     ap.add_argument(
         "--lookahead",
         type=int,
@@ -493,23 +538,29 @@ def main(argv=None) -> int:
             shutil.rmtree(work / "res" / cfg["run_name"], ignore_errors=True)  # keep the disk small
         if depths:
             top = max(depths) + extra
-            base = make_config(work / "res", "depth_base", data, top, batch, a.lookahead)
-            print(f"[depth] plain loop runs {max(depths)} iterations x {batch} trials ...", flush=True)
-            lp = run_plain_loop(base, until=max(depths))
-            rows.append(
-                {
-                    "measure": "depth_base_plain_loop",
-                    "iterations": max(depths),
-                    "batch": batch,
-                    "trials": max(depths) * batch,
-                    "cores": 1,
-                    "wall_s": lp["process_wall_s"],
-                    "wall_s_per_trial": lp["process_wall_s"] / (max(depths) * batch),
-                    "fit_s": lp["jobs_s"],
-                    "total_cpu_s": lp["cpu_s"],
-                }
-            )
-            write_csv(a.out, rows)
+            if a.depth_base:
+                given = Path(a.depth_base).resolve()
+                base = make_config(given.parent, given.name, data, top, batch, a.lookahead)
+                if not (given / f"iter{max(depths) - 1}" / "table.csv").exists():
+                    sys.exit(f"--depth-base {given} has fewer than {max(depths)} iterations")
+            else:
+                base = make_config(work / "res", "depth_base", data, top, batch, a.lookahead)
+                print(f"[depth] plain loop runs {max(depths)} iterations x {batch} trials ...", flush=True)
+                lp = run_plain_loop(base, until=max(depths))
+                rows.append(
+                    {
+                        "measure": "depth_base_plain_loop",
+                        "iterations": max(depths),
+                        "batch": batch,
+                        "trials": max(depths) * batch,
+                        "cores": 1,
+                        "wall_s": lp["process_wall_s"],
+                        "wall_s_per_trial": lp["process_wall_s"] / (max(depths) * batch),
+                        "fit_s": lp["jobs_s"],
+                        "total_cpu_s": lp["cpu_s"],
+                    }
+                )
+                write_csv(a.out, rows)
             for k in sorted(depths):
                 print(
                     f"[depth] snakemake continues at iteration {k} for {extra} iteration(s) x {batch} ...", flush=True
@@ -540,6 +591,8 @@ def main(argv=None) -> int:
                         "driver_cpu_s": cpu,
                         "driver_cpu_s_per_trial": cpu / n,
                         "driver_maxrss_mb": s_["maxrss_mb"],
+                        "driver_cpu_s_per_iteration_running": s_.get("cpu_per_iteration"),
+                        "driver_cpu_s_first_table": s_["trace"][0][1] if s_["trace"] else None,
                         "fit_s": s_["jobs_s"],
                         "total_cpu_s": cpu + s_["children_cpu_s"],
                     }

@@ -117,6 +117,27 @@ def test_rerun_is_a_no_op(tiny_run):
     assert "Nothing to be done" in proc.stdout + proc.stderr
 
 
+def test_finished_iterations_leave_the_dag(tiny_run):
+    """Once the loop has walked past an iteration, later iterations ask for its table and
+    proposals without a producing job (common.smk: settled), so the DAG of a finished search
+    holds its last iteration's jobs only, not every iteration's: Snakemake re-checks every
+    job of the DAG after each checkpoint, which made the driver's cost per iteration grow
+    with the depth of the search (benchmarks/README.md, "Asynchronous proposals")."""
+    import re
+
+    run_dir, cfg, _ = tiny_run
+    cfg_file = run_dir.parents[1] / "config.yaml"
+    proc = snakemake(["--dag", "dot", "--configfile", str(cfg_file), "--", str(run_dir / "trials.csv")])
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    labels = re.findall(r'label = "([a-z_]+)((?:\\n[^"]*)?)"', proc.stdout)
+    rules = [rule for rule, _ in labels]
+    assert rules.count("trials_table") == 1, proc.stdout
+    # iteration 1 of 2 only: its propose, its collect, one fit and one validate per trial
+    assert rules.count("propose") == 1 and rules.count("collect") == 1, proc.stdout
+    assert not any("iteration: 0" in wc for _, wc in labels), proc.stdout
+    assert rules.count("fit") == rules.count("validate") == cfg["optimizer"]["batch_size"], proc.stdout
+
+
 def test_dry_run_of_the_default_config():
     proc = snakemake(["-n", "--cores", "2"])
     assert proc.returncode == 0, proc.stderr[-3000:]

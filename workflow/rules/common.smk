@@ -7,6 +7,7 @@ import warnings
 from pathlib import Path
 
 from snakemake.exceptions import IncompleteCheckpointException, WorkflowError
+from snakemake.ioflags import before_update
 
 from potune.config import (
     check_same_search,
@@ -133,9 +134,29 @@ def proposals_dir(iteration):
     return checkpoints.propose.get(iteration=int(iteration)).output.proposals
 
 
+def settled(path):
+    """``path``, an output of a search-loop checkpoint (an iteration's proposals or table),
+    flagged ``before_update`` once Snakemake has registered that checkpoint as done in this
+    driver (it finished, or its output was found up to date), else as it is.
+
+    A flagged input has no producing job in the DAG, so a later iteration's `propose` or
+    `collect` asking for an earlier iteration's finished table or proposals does not hold
+    that iteration's jobs in the DAG: once the search loop has walked past an iteration, its
+    jobs leave the DAG (Snakemake drops jobs that no target depends on). Without this the
+    DAG holds every earlier iteration, and Snakemake re-checks all of them after each
+    checkpoint (`DAG.update_needrun`), so the driver's cost per iteration grows with the
+    depth of the search (benchmarks/README.md, "Asynchronous proposals"). The path is the
+    same either way, so the flag never changes a job's recorded input files (nothing
+    re-runs for it). An output is registered only once its job has finished in this driver
+    or Snakemake has found it up to date (not incomplete, not older than its inputs, same
+    parameters), as the walk reaches it on each resume (walk_loop); a registered output is
+    not made again by the same driver, so nothing needs to wait for its job any more."""
+    return before_update(path) if path in checkpoints.created_output else path
+
+
 def previous_table(wildcards):
     it = int(wildcards.iteration)
-    return [] if it == 0 else [f"{R}/iter{it - 1}/table.csv"]
+    return [] if it == 0 else [settled(f"{R}/iter{it - 1}/table.csv")]
 
 
 # optimizer.lookahead: iteration n is proposed from the table of the iterations before
@@ -147,12 +168,12 @@ LOOKAHEAD = lookahead(C["optimizer"])
 
 def propose_table(wildcards):
     told, _ = conditioning(int(wildcards.iteration), LOOKAHEAD)
-    return [] if told is None else [f"{R}/iter{told}/table.csv"]
+    return [] if told is None else [settled(f"{R}/iter{told}/table.csv")]
 
 
 def pending_proposals(wildcards):
     _, pending = conditioning(int(wildcards.iteration), LOOKAHEAD)
-    return [f"{R}/iter{m}/proposals" for m in pending]
+    return [settled(f"{R}/iter{m}/proposals") for m in pending]
 
 
 def iteration_trials(iteration):
@@ -201,9 +222,14 @@ def walk_loop(propose_checkpoint, collect_checkpoint, prefix, stop_cfg, search, 
     ``(n, None)``: the caller then asks for that iteration's table as a plain input file. A job whose input is an unresolved checkpoint target is never re-run
     by Snakemake, so the job reading the final table (its output present from a finished
     search whose stop.max_iterations was raised) would otherwise never ask for the next
-    iteration. A checkpoint whose output exists (a resumed run) is still waited for."""
-    n = 0
-    started = None
+    iteration. A checkpoint whose output exists (a resumed run) is still waited for.
+
+    Each walk starts where the previous one of this driver left: an iteration walked past
+    (both checkpoints registered, no stop rule holding after it) stays so for the driver's
+    life (a registered output is not re-run by the same driver; the stop decision depends
+    only on that table and the configuration), so a walk costs O(1) checkpoint look-ups, not
+    O(iterations) (each `.get` also copies Snakemake's set of registered outputs)."""
+    n, started = _WALKED.get(prefix, (0, None))
     max_it = stop_cfg.get("max_iterations")
     while True:
         try:
@@ -220,8 +246,10 @@ def walk_loop(propose_checkpoint, collect_checkpoint, prefix, stop_cfg, search, 
         if stop:
             return n, reason, []
         n += 1
+        _WALKED[prefix] = (n, started)
 
 
+_WALKED = {}  # loop prefix -> (iterations walked past, start time of the search): see walk_loop
 _STOPS = {}
 
 

@@ -24,7 +24,7 @@ def s1_proposals_dir(iteration):
 
 def s1_previous_table(wildcards):
     it = int(wildcards.iteration)
-    return [] if it == 0 else [f"{S1}/iter{it - 1}/table.csv"]
+    return [] if it == 0 else [settled(f"{S1}/iter{it - 1}/table.csv")]
 
 
 def s1_iteration_results(wildcards):
