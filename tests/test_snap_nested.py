@@ -351,7 +351,8 @@ def test_proposal_records_warm_starts_whatever_the_completion_order(tmp_path):
     best = full[full["iteration"] <= 1].sort_values("loss").head(2)
     assert [s["eweight"] for s in starts[0]] == pytest.approx(best["eweight"].tolist())
     # off: the proposals carry no warm_start and no start (as before the switch)
-    off = nested.inner_config(resolve_config(_cfg(), check_files=False))
+    assert nested.inner_config(resolve_config(_cfg(), check_files=False))["warm_start"] == 3  # the default
+    off = nested.inner_config(resolve_config(_cfg(snap={"inner": {"warm_start": False}}), check_files=False))
     assert "warm_start" not in off
     propose_step({**search, "inner": off}, 3, tmp_path / "table.csv", tmp_path / "off")
     assert "start" not in read_yaml(tmp_path / "off" / "t00.yaml")["inner"]
@@ -378,11 +379,14 @@ def test_trial_row_says_whether_a_warm_start_won(tmp_path):
 @pytest.mark.slow
 def test_snakemake_nested_snap_search_end_to_end(tmp_path):
     """2 iterations x 2 trials; the outer search proposes rcutfac only, each fit job tunes
-    eweight and fweight[bt] (20 solves); validate reproduces the inner loss."""
+    eweight and fweight[bt] (20 solves); validate reproduces the inner loss. Lookahead 0 and
+    the default warm start: iteration 1's inner searches start at iteration 0's inner-best
+    weights, carried by the proposals."""
     import yaml
 
     cfg = yaml.safe_load((REPO / "tests" / "configs" / "tiny-snap.yaml").read_text())
     cfg["snap"]["inner"] = {"evaluations": 20}
+    cfg["optimizer"]["lookahead"] = 0
     cfg["results_dir"] = str(tmp_path)
     (tmp_path / "cfg.yaml").write_text(yaml.safe_dump(cfg, sort_keys=False))
     proc = subprocess.run(
@@ -405,7 +409,16 @@ def test_snakemake_nested_snap_search_end_to_end(tmp_path):
         model = snap.read_model(fold / "model")
         assert model["hyperparameters"]["eweight"] == pytest.approx(r.eweight)
         assert model["hyperparameters"]["fweight[bt]"] == pytest.approx(table.loc[r.Index, "fweight[bt]"])
-        assert len(pd.read_csv(fold / "model" / "inner.csv")) == 20
+        inner = pd.read_csv(fold / "model" / "inner.csv")
+        assert len(inner) == 20
+        if r.iteration == 0:  # nothing told yet: a cold inner search
+            assert "start" not in prop["inner"] and "origin" not in inner and np.isnan(r.inner_warm_start)
+        else:  # the two trials of iteration 0, best first, are the first inner rows
+            told = table[table["iteration"] == 0].sort_values("loss")
+            assert [s["eweight"] for s in prop["inner"]["start"]] == pytest.approx(told["eweight"].tolist())
+            assert list(inner["origin"].iloc[:3]) == ["warm", "warm", "sobol"] and r.inner_warm_start == 2
+            for (_, t), (_, w) in zip(told.iterrows(), inner.iloc[:2].iterrows()):
+                assert (w["eweight"], w["fweight[bt]"]) == pytest.approx((t["eweight"], t["fweight[bt]"]))
         assert json.loads((fold / "fit.json").read_text())["inner"]["loss"] == pytest.approx(r.loss, rel=1e-6)
     best = yaml_load(run / "best" / "best.yaml")
     assert {"rcutfac", "eweight", "fweight[bt]"} <= set(best["hyperparameters"])

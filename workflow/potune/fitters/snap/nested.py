@@ -44,11 +44,12 @@ INNER_DEFAULTS = {
     "batch_size": 5,
     "n_initial": 10,
     "initial_design": "sobol",
-    "warm_start": False,
+    "warm_start": 3,
 }
 
 #: told trials whose inner-best weights start each inner search with ``warm_start: true``
-WARM_START_DEFAULT_K = 2
+#: (3: on the Si qSNAP search, benchmarks/README.md "Warm-started inner searches")
+WARM_START_DEFAULT_K = 3
 
 
 def is_inner(name: str) -> bool:
