@@ -176,6 +176,21 @@ def test_model_based_inner_searches_are_deterministic(si_cache, kind):
     assert strip(other[1]) != strip(runs[0][1])  # the seed matters
 
 
+@pytest.mark.parametrize("kind", ["bayes", "pso"])
+def test_model_based_inner_searches_take_warm_starts_as_priors(si_cache, kind):
+    _, blocks = snap.load_blocks(si_cache)
+    vblocks = snap.load_valid_blocks(si_cache)
+    a0 = float(np.sqrt(10.0 * 3000.0))
+    start = [{"eweight": a0, "fweight": 0.5, "eweight[dia]": 30.0}]
+    inner = {**_inner(evaluations=5, kind_=kind), "start": start}
+    runs = [nested.inner_search(blocks, vblocks, BASE, inner, seed=5) for _ in range(2)]
+    rows = runs[0][1]
+    assert len(rows) == 5 and [r["origin"] for r in rows] == ["warm", *[kind] * 4]
+    assert (rows[0]["fweight"], rows[0]["eweight[dia]"]) == pytest.approx((0.5, 30.0))
+    strip = lambda rs: [{k: v for k, v in r.items() if k != "solve_s"} for r in rs]  # noqa: E731
+    assert strip(rows) == strip(runs[1][1])  # deterministic
+
+
 def test_inner_search_computes_its_descriptors_without_a_cache(si_folds, si_cache, tmp_path):
     train, valid = si_folds
     inner = _inner(evaluations=6, kind="gamma")

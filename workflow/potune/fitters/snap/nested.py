@@ -21,6 +21,11 @@ global ``fweight``, else the first used weight of the space) at the geometric me
 range (midpoint for a uniform prior) and widens the ranges of the other used weights so
 that every ratio of the original box stays reachable: ``[low * a0 / a_high, high * a0 /
 a_low]``. With ``ridge`` (or ``solver`` searched) nothing is pinned.
+
+Warm start (``snap.inner.warm_start``): the outer proposal carries, in ``inner["start"]``, the
+inner-best weights of the best trials its optimiser was told (:func:`warm_starts`); the inner
+search evaluates them first (:func:`start_points`: rescaled to the pinned weight, clipped) and
+tells them to its optimiser as priors, then continues with the optimiser's own points.
 """
 
 from __future__ import annotations
