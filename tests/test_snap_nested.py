@@ -176,6 +176,21 @@ def test_model_based_inner_searches_are_deterministic(si_cache, kind):
     assert strip(other[1]) != strip(runs[0][1])  # the seed matters
 
 
+@pytest.mark.parametrize("kind", ["bayes", "pso"])
+def test_model_based_inner_searches_take_warm_starts_as_priors(si_cache, kind):
+    _, blocks = snap.load_blocks(si_cache)
+    vblocks = snap.load_valid_blocks(si_cache)
+    a0 = float(np.sqrt(10.0 * 3000.0))
+    start = [{"eweight": a0, "fweight": 0.5, "eweight[dia]": 30.0}]
+    inner = {**_inner(evaluations=5, kind_=kind), "start": start}
+    runs = [nested.inner_search(blocks, vblocks, BASE, inner, seed=5) for _ in range(2)]
+    rows = runs[0][1]
+    assert len(rows) == 5 and [r["origin"] for r in rows] == ["warm", *[kind] * 4]
+    assert (rows[0]["fweight"], rows[0]["eweight[dia]"]) == pytest.approx((0.5, 30.0))
+    strip = lambda rs: [{k: v for k, v in r.items() if k != "solve_s"} for r in rs]  # noqa: E731
+    assert strip(rows) == strip(runs[1][1])  # deterministic
+
+
 def test_inner_search_computes_its_descriptors_without_a_cache(si_folds, si_cache, tmp_path):
     train, valid = si_folds
     inner = _inner(evaluations=6, kind="gamma")
@@ -257,14 +272,136 @@ def test_trial_row_carries_the_inner_best(tmp_path):
     assert row["inner_loss"] == 0.123 and row["inner_evaluations"] == 60
 
 
+def test_warm_start_points_come_first_rescaled_to_the_pinned_weight(si_cache):
+    """snap.inner.warm_start: the told best weights are the first inner rows (marked warm),
+    rescaled to the pinned weight (svd: the same ratios, the same loss) or clipped into the
+    space; the rest is the cold search's Sobol design from its first point."""
+    _, blocks = snap.load_blocks(si_cache)
+    vblocks = snap.load_valid_blocks(si_cache)
+    inner = _inner(evaluations=6)
+    a0 = float(np.sqrt(10.0 * 3000.0))  # the pinned eweight
+    inside = {"eweight": 2 * a0, "fweight": 2 * 0.5, "eweight[dia]": 2 * 30.0}  # ratios of a point in the box
+    outside = {"eweight": a0, "fweight": 1e-6, "eweight[dia]": 30.0}  # fweight below the widened range
+    best_cold, cold = nested.inner_search(blocks, vblocks, BASE, inner, seed=3)
+    best, rows = nested.inner_search(blocks, vblocks, BASE, {**inner, "start": [inside, outside, inside]}, seed=3)
+    assert len(rows) == 6 and [r["origin"] for r in rows] == ["warm", "warm", "sobol", "sobol", "sobol", "sobol"]
+    assert rows[0]["eweight"] == pytest.approx(a0) and rows[0]["fweight"] == pytest.approx(0.5)
+    assert rows[0]["eweight[dia]"] == pytest.approx(30.0)
+    low = 0.1 * a0 / 3000.0  # the widened lower bound of fweight (pinned_space)
+    assert rows[1]["fweight"] == pytest.approx(low) and rows[1]["eweight[dia]"] == pytest.approx(30.0)
+    # the rescaled start point is the model of the unscaled weights (only ratios matter with svd)
+    coef, _ = snap.solve(blocks, snap.resolve_params({**BASE, **inside}))
+    assert rows[0]["loss"] == pytest.approx(nested.validation_errors(coef, vblocks, "weighted", 0.5)["loss"], rel=1e-6)
+    strip = lambda rs: [{k: v for k, v in r.items() if k not in ("solve_s", "origin", "inner_trial")} for r in rs]  # noqa: E731
+    assert strip(rows[2:]) == strip(cold[:4])  # the Sobol design starts at its first point
+    assert best["warm_start"] == 2 and best["best_origin"] == rows[best["index"]]["origin"]
+    assert best["loss"] == min(r["loss"] for r in rows)
+    # off (no start points, or warm_start false): today's search exactly, no origin column
+    for off in ({**inner, "start": []}, {k: v for k, v in inner.items() if k != "warm_start"}):
+        b, r = nested.inner_search(blocks, vblocks, BASE, off, seed=3)
+        assert strip(r) == strip(cold) and b == best_cold and "origin" not in r[0] and "warm_start" not in b
+
+
+def _told(rows):
+    cols = ["iteration", "trial", "status", "loss", *INNER_SPACE]
+    return pd.DataFrame([dict(zip(cols, r)) for r in rows])
+
+
+def test_warm_starts_are_the_best_told_trials():
+    inner = {**_inner(), "warm_start": 2}
+    table = _told(
+        [
+            (0, "t00", "ok", 0.30, 100.0, 1.0, 10.0),
+            (0, "t01", "failed", float("nan"), 200.0, 2.0, 20.0),
+            (1, "t00", "ok", 0.10, 300.0, 3.0, 30.0),
+            (1, "t01", "ok", 0.20, 400.0, float("nan"), 40.0),  # a weight missing: skipped
+            (2, "t00", "ok", 0.30, 500.0, 5.0, 50.0),  # ties 0-00: the earlier trial first
+        ]
+    )
+    starts = nested.warm_starts(table, inner)
+    assert starts == [
+        {"eweight": 300.0, "fweight": 3.0, "eweight[dia]": 30.0},
+        {"eweight": 100.0, "fweight": 1.0, "eweight[dia]": 10.0},
+    ]
+    assert nested.warm_starts(table.iloc[::-1], inner) == starts  # the rows' order (fits' ending order) is irrelevant
+    assert nested.warm_starts(table, {**inner, "warm_start": 0}) == [] and nested.warm_starts(None, inner) == []
+
+
+def test_proposal_records_warm_starts_whatever_the_completion_order(tmp_path):
+    """The proposal's inner.start comes from the table the outer optimiser was told (with
+    lookahead 1: the iterations before n - 1), so it is the same whatever order the fits
+    ended in, and it is written into the proposal (a resumed search reads it back)."""
+    from potune.io import read_yaml
+    from potune.steps.propose import propose_step
+
+    cfg = resolve_config(_cfg(snap={"inner": {"warm_start": 2, "evaluations": 6}}), check_files=False)
+    inner = nested.inner_config(cfg)
+    assert inner["warm_start"] == 2 and "start" not in inner
+    search = {
+        "space": cfg["space"],
+        "fixed": {},
+        "optimizer": {"kind": "bayes", "batch_size": 2, "seed": 1},
+        "inner": inner,
+    }
+    rng = np.random.default_rng(0)
+    rows = [
+        (it, f"t{j:02d}", "ok", float(rng.uniform(0.1, 1.0)), *rng.uniform(1.0, 100.0, 3), float(rng.uniform(3, 5)))
+        for it in range(3)
+        for j in range(2)
+    ]
+    full = _told(rows)
+    full["rcutfac"] = [r[-1] for r in rows]
+    full["trial_id"] = [f"{r[0]}-{r[1][1:]}" for r in rows]
+    starts = []
+    for order in (range(6), [5, 2, 0, 4, 1, 3]):  # completion orders; iteration 2 still pending at 3
+        told = full.iloc[list(order)]
+        told = told[told["iteration"] <= 1]
+        told.to_csv(tmp_path / "table.csv", index=False)
+        out = tmp_path / f"p{len(starts)}"
+        propose_step(search, 3, tmp_path / "table.csv", out)
+        props = [read_yaml(out / f"t{j:02d}.yaml") for j in range(2)]
+        assert props[0]["inner"]["start"] == props[1]["inner"]["start"]
+        starts.append(props[0]["inner"]["start"])
+    assert starts[0] == starts[1] and len(starts[0]) == 2
+    best = full[full["iteration"] <= 1].sort_values("loss").head(2)
+    assert [s["eweight"] for s in starts[0]] == pytest.approx(best["eweight"].tolist())
+    # off: the proposals carry no warm_start and no start (as before the switch)
+    assert nested.inner_config(resolve_config(_cfg(), check_files=False))["warm_start"] == 3  # the default
+    off = nested.inner_config(resolve_config(_cfg(snap={"inner": {"warm_start": False}}), check_files=False))
+    assert "warm_start" not in off
+    propose_step({**search, "inner": off}, 3, tmp_path / "table.csv", tmp_path / "off")
+    assert "start" not in read_yaml(tmp_path / "off" / "t00.yaml")["inner"]
+    with pytest.raises(ConfigError, match="warm_start"):
+        resolve_config(_cfg(snap={"inner": {"warm_start": -1}}), check_files=False)
+
+
+def test_trial_row_says_whether_a_warm_start_won(tmp_path):
+    from potune.io import write_json, write_yaml
+    from potune.trials import trial_row
+
+    prop = tmp_path / "t00.yaml"
+    write_yaml(prop, {"iteration": 0, "trial": "t00", "trial_id": "0-00", "seed": 1, "point": {"rcutfac": 4.2}})
+    fold = tmp_path / "fold0"
+    inner = {"params": {"eweight": 3.0}, "loss": 0.1, "evaluations": 6, "wall_s": 1.0, "table": "x"}
+    inner.update(warm_start=2, best_origin="warm")
+    write_json(fold / "fit.json", {"status": "ok", "reason": "", "wall_s": 3.0, "peak_rss_mb": 1.0, "inner": inner})
+    m = {"loss": 0.1, "energy_rmse_mev": 1.0, "force_rmse": 0.1, "energy_mae_mev": 1.0, "force_mae": 0.1}
+    write_json(fold / "valid.json", {"status": "ok", "reason": "", **m, "predict_ms_per_atom": 0.1})
+    row = trial_row(prop, [fold])
+    assert row["inner_warm_start"] == 2 and row["inner_best_warm"] is True
+
+
 @pytest.mark.slow
 def test_snakemake_nested_snap_search_end_to_end(tmp_path):
     """2 iterations x 2 trials; the outer search proposes rcutfac only, each fit job tunes
-    eweight and fweight[bt] (20 solves); validate reproduces the inner loss."""
+    eweight and fweight[bt] (20 solves); validate reproduces the inner loss. Lookahead 0 and
+    the default warm start: iteration 1's inner searches start at iteration 0's inner-best
+    weights, carried by the proposals."""
     import yaml
 
     cfg = yaml.safe_load((REPO / "tests" / "configs" / "tiny-snap.yaml").read_text())
     cfg["snap"]["inner"] = {"evaluations": 20}
+    cfg["optimizer"]["lookahead"] = 0
     cfg["results_dir"] = str(tmp_path)
     (tmp_path / "cfg.yaml").write_text(yaml.safe_dump(cfg, sort_keys=False))
     proc = subprocess.run(
@@ -287,7 +424,16 @@ def test_snakemake_nested_snap_search_end_to_end(tmp_path):
         model = snap.read_model(fold / "model")
         assert model["hyperparameters"]["eweight"] == pytest.approx(r.eweight)
         assert model["hyperparameters"]["fweight[bt]"] == pytest.approx(table.loc[r.Index, "fweight[bt]"])
-        assert len(pd.read_csv(fold / "model" / "inner.csv")) == 20
+        inner = pd.read_csv(fold / "model" / "inner.csv")
+        assert len(inner) == 20
+        if r.iteration == 0:  # nothing told yet: a cold inner search
+            assert "start" not in prop["inner"] and "origin" not in inner and np.isnan(r.inner_warm_start)
+        else:  # the two trials of iteration 0, best first, are the first inner rows
+            told = table[table["iteration"] == 0].sort_values("loss")
+            assert [s["eweight"] for s in prop["inner"]["start"]] == pytest.approx(told["eweight"].tolist())
+            assert list(inner["origin"].iloc[:3]) == ["warm", "warm", "sobol"] and r.inner_warm_start == 2
+            for (_, t), (_, w) in zip(told.iterrows(), inner.iloc[:2].iterrows()):
+                assert (w["eweight"], w["fweight[bt]"]) == pytest.approx((t["eweight"], t["fweight[bt]"]))
         assert json.loads((fold / "fit.json").read_text())["inner"]["loss"] == pytest.approx(r.loss, rel=1e-6)
     best = yaml_load(run / "best" / "best.yaml")
     assert {"rcutfac", "eweight", "fweight[bt]"} <= set(best["hyperparameters"])

@@ -375,9 +375,10 @@ def resolve_config(raw: dict, check_files: bool = True, check_programs: bool = F
 
     check_optimizer_config(space, cfg["optimizer"])
     if cfg["fitter"] == "snap":  # the nested search: auto resolved here, so jobs see true/false
-        from .fitters.snap.nested import resolve_nested
+        from .fitters.snap.nested import resolve_nested, warm_start_count
 
         cfg["snap"]["nested"] = resolve_nested(cfg, space.names, n_folds(cfg))
+        warm_start_count((cfg["snap"].get("inner") or {}).get("warm_start"))  # a ConfigError if malformed
     if check_files:
         _check_files(cfg)
         _check_priors(cfg, space)

@@ -9,7 +9,9 @@ row comes from (``params_file``, ``fit_logs``). A nested SNAP trial
 (:mod:`potune.fitters.snap.nested`) shows the weights its inner search chose (the ones the
 model was fitted with) in the weight columns, its best inner validation loss in
 ``inner_loss`` (``loss`` is the validate job's, on the same model: they agree), and
-``inner_evaluations``, ``inner_time_s``, ``inner_table``.
+``inner_evaluations``, ``inner_time_s``, ``inner_table`` (with ``snap.inner.warm_start``
+also ``inner_warm_start``, the warm-start points evaluated, and ``inner_best_warm``, whether
+one of them was the inner best).
 """
 
 from __future__ import annotations
@@ -68,6 +70,9 @@ def trial_row(params_file: str | os.PathLike, fold_dirs: Sequence[str | os.PathL
             row["inner_evaluations"] = inner["evaluations"]
             row["inner_time_s"] = inner["wall_s"]
             row["inner_table"] = inner["table"]
+            if inner.get("warm_start"):  # snap.inner.warm_start: how many start points, and whether one won
+                row["inner_warm_start"] = inner["warm_start"]
+                row["inner_best_warm"] = inner["best_origin"] == "warm"
     row["status"] = status
     row["reason"] = reason
     if status == "ok":

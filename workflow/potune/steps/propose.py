@@ -32,6 +32,9 @@ def propose_step(
     ``stage1_best``: stage 1's ``best.yaml`` (strategy two_stage); its descriptor
     hyperparameters are added to ``fixed``. ``pending_dirs``: the proposals of the
     iterations still running (``optimizer.lookahead``); ``table_file`` then ends before them.
+    With ``inner.warm_start`` every proposal's ``inner.start`` holds the inner-best weights of
+    the best trials of that table (:func:`potune.fitters.snap.nested.warm_starts`), the first
+    points of its inner search.
     """
     from ..search.loop import propose
     from ..trials import read_table
@@ -67,6 +70,13 @@ def propose_step(
             f"optimizer.kind {search_cfg['optimizer']['kind']}: no point left to propose at iteration {iteration} "
             "(every point of the design is already in the trial table or optimizer.priors)"
         )
+    if inner and inner.get("warm_start"):
+        from ..fitters.snap.nested import warm_starts
+
+        # recorded with the proposal: a resumed search reuses them, never a later table's
+        starts = warm_starts(table, inner)
+        if starts:
+            inner = {**inner, "start": starts}
     for p in props:
         write_yaml(
             out / f"{p.trial}.yaml",

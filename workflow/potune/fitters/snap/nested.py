@@ -21,6 +21,11 @@ global ``fweight``, else the first used weight of the space) at the geometric me
 range (midpoint for a uniform prior) and widens the ranges of the other used weights so
 that every ratio of the original box stays reachable: ``[low * a0 / a_high, high * a0 /
 a_low]``. With ``ridge`` (or ``solver`` searched) nothing is pinned.
+
+Warm start (``snap.inner.warm_start``): the outer proposal carries, in ``inner["start"]``, the
+inner-best weights of the best trials its optimiser was told (:func:`warm_starts`); the inner
+search evaluates them first (:func:`start_points`: rescaled to the pinned weight, clipped) and
+tells them to its optimiser as priors, then continues with the optimiser's own points.
 """
 
 from __future__ import annotations
@@ -37,8 +42,19 @@ from .params import PER_CONFIG_TYPE, SETTINGS_DEFAULTS, resolve_params, split_na
 #: plain names of the hyperparameters the inner search tunes (plus eweight[<ct>], fweight[<ct>])
 INNER_HPS = ("eweight", "fweight", "solver", "ridge_alpha")
 
-#: defaults of ``snap.inner``
-INNER_DEFAULTS = {"evaluations": 60, "kind": "sobol", "batch_size": 5, "n_initial": 10, "initial_design": "sobol"}
+#: defaults of ``snap.inner`` (``warm_start``: see :func:`warm_start_count`)
+INNER_DEFAULTS = {
+    "evaluations": 60,
+    "kind": "sobol",
+    "batch_size": 5,
+    "n_initial": 10,
+    "initial_design": "sobol",
+    "warm_start": 3,
+}
+
+#: told trials whose inner-best weights start each inner search with ``warm_start: true``
+#: (3: on the Si qSNAP search, benchmarks/README.md "Warm-started inner searches")
+WARM_START_DEFAULT_K = 3
 
 
 def is_inner(name: str) -> bool:
@@ -78,11 +94,63 @@ def inner_config(cfg: dict) -> dict | None:
     if not s.get("nested"):
         return None
     space = {k: v for k, v in cfg["space"].items() if is_inner(k)}
+    settings = {**INNER_DEFAULTS, **(s.get("inner") or {})}
+    warm = warm_start_count(settings.pop("warm_start", None))
     return {
         "space": space,
-        **{**INNER_DEFAULTS, **(s.get("inner") or {})},
+        **settings,
+        **({"warm_start": warm} if warm else {}),  # off: the proposals are as before the switch
         "loss": {"kind": cfg["loss"]["kind"], "alpha": float(cfg["loss"].get("alpha", 0.5))},
     }
+
+
+def warm_start_count(value) -> int:
+    """``snap.inner.warm_start`` as the number of told trials whose weights start each inner
+    search: ``true`` is :data:`WARM_START_DEFAULT_K`, ``false``/``0``/``None`` is off."""
+    if value is None or value is False:
+        return 0
+    if value is True:
+        return WARM_START_DEFAULT_K
+    if isinstance(value, int) and value >= 0:
+        return int(value)
+    raise ConfigError(f"snap.inner.warm_start: expected true, false or a count >= 0, got {value!r}")
+
+
+def warm_starts(table, inner: dict) -> list[dict]:
+    """The warm-start points of a proposal (``snap.inner.warm_start``): the inner-best weights
+    (the trial table's inner columns, the weights each model was fitted with) of the
+    ``inner["warm_start"]`` best successful trials of ``table`` (lowest ``loss`` first, ties by
+    iteration and trial). ``table`` is the table the outer optimiser was told for the
+    proposal, so the points depend only on the configuration, the seed and that table, never
+    on the order in which fits ended. Empty when off or when no trial qualifies."""
+    k = int(inner.get("warm_start") or 0)
+    if not k or table is None or len(table) == 0:
+        return []
+    import pandas as pd
+
+    names = list(inner["space"])
+    if any(n not in table.columns for n in names):
+        return []
+    loss = pd.to_numeric(table["loss"], errors="coerce")
+    ok = table[(table["status"] == "ok") & loss.notna() & np.isfinite(loss)].assign(_loss=loss)
+    ok = ok.sort_values(["_loss", "iteration", "trial"], kind="stable")
+    out = []
+    for row in ok.to_dict("records"):
+        if any(pd.isna(row[n]) for n in names):
+            continue
+        out.append({n: _plain(row[n]) for n in names})
+        if len(out) == k:
+            break
+    return out
+
+
+def _plain(v):
+    """A table value as a plain Python float/int/str (for the proposal's YAML)."""
+    if isinstance(v, (bool, np.bool_)):
+        return bool(v)
+    if isinstance(v, (int, float, np.integer, np.floating)):
+        return float(v) if isinstance(v, (float, np.floating)) else int(v)
+    return str(v)
 
 
 def outer_space(space_cfg: dict, nested: bool) -> dict:
@@ -190,18 +258,28 @@ def inner_search(
         space = None
     else:
         space = Space.from_config(space_cfg)
-        opt_cfg = {k: v for k, v in inner.items() if k not in ("space", "loss", "evaluations")}
+        opt_cfg = {k: v for k, v in inner.items() if k not in ("space", "loss", "evaluations", "warm_start", "start")}
         opt = make_optimizer(space, {**opt_cfg, "seed": int(seed)})
     total = int(inner["evaluations"]) if space is not None else 1
     batch = max(1, int(inner.get("batch_size", 5)))
+    starts = []
+    if space is not None and inner.get("start"):
+        used = _used_weight_names(groups, set(inner["space"]) | set(base))
+        starts = start_points(inner["start"], space, space_cfg, pinned, used)[:total]
     while len(rows) < total:
-        points = opt.ask(min(batch, total - len(rows))) if space is not None else [[]]
+        warm = len(rows) < len(starts)
+        if warm:  # the warm-start points first, then the optimiser's design
+            points = starts
+        else:
+            points = opt.ask(min(batch, total - len(rows))) if space is not None else [[]]
         if not points:
             break
         losses, failed = [], []
         for pt in points:
             point = {**(space.to_dict(pt) if space is not None else {}), **pinned}
             row = {"inner_trial": len(rows), **point}
+            if starts:
+                row["origin"] = "warm" if warm else str(inner.get("kind", "sobol"))
             t0 = time.perf_counter()
             try:
                 p = resolve_params({**base, **point})
@@ -218,7 +296,8 @@ def inner_search(
             failed.append(row["status"] != "ok")
         if space is not None:
             pen = failure_penalty([r["loss"] for r in rows if r["status"] == "ok"])
-            opt.tell(points, [pen if f else v for v, f in zip(losses, failed)], failed=failed)
+            # warm-start points are told as priors: a design (sobol...) then starts at its first point
+            opt.tell(points, [pen if f else v for v, f in zip(losses, failed)], failed=failed, prior=warm)
     ok = [r for r in rows if r["status"] == "ok"]
     if not ok:
         raise ValueError(f"every inner solve failed (first: {rows[0]['reason'] if rows else 'none run'})")
@@ -231,4 +310,39 @@ def inner_search(
         "force_rmse": best["force_rmse"],
         "index": best["inner_trial"],
         "pinned": pinned,
+        **({"warm_start": len(starts), "best_origin": best["origin"]} if starts else {}),
     }, rows
+
+
+def start_points(starts: Sequence[dict], space, space_cfg: dict, pinned: dict, used: Sequence[str]) -> list[list]:
+    """The warm-start points (``snap.inner.warm_start``) as points of the inner ``space``.
+
+    Each start point (``{name: value}``, e.g. the inner-best weights of an earlier trial) is
+    first rescaled so that its ``pinned`` weight takes the pinned value (with ``svd`` only the
+    ratios of the used weights ``used`` matter, so this keeps the model it stands for), then
+    clipped into the space; a point equal to an earlier one is dropped. A point lacking a
+    dimension of the space raises :class:`ValueError`.
+    """
+    out: list[list] = []
+    for s in starts:
+        missing = [n for n in [*space.names, *pinned] if n not in s]
+        if missing:
+            raise ValueError(f"warm-start point {s} lacks {missing}")
+        vals = dict(s)
+        for anchor, a0 in pinned.items():
+            c = float(a0) / float(s[anchor])
+            vals = {
+                n: float(v) * c if n in used and space_cfg.get(n, {}).get("type") == "real" else v
+                for n, v in vals.items()
+            }
+        pt = space.clip_point(vals, space.to_point(vals))
+        if not any(all(_same(a, b) for a, b in zip(pt, q)) for q in out):
+            out.append(pt)
+    return out
+
+
+def _same(a, b) -> bool:
+    try:
+        return math.isclose(float(a), float(b), rel_tol=1e-12)
+    except (TypeError, ValueError):
+        return a == b
