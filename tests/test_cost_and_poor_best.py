@@ -53,7 +53,7 @@ def test_pareto_front_falls_back_to_measured_time(tmp_path):
 
 
 class _SlowPasses(EMT):
-    """EMT, slow (100 ms per structure) for the first ``slow_calls`` calculations: a busy
+    """EMT, slow (500 ms per structure) for the first ``slow_calls`` calculations: a busy
     machine during one pass."""
 
     def __init__(self, slow_calls: int):
@@ -64,7 +64,7 @@ class _SlowPasses(EMT):
     def calculate(self, *args, **kw):
         self.calls += 1
         if self.calls <= self.slow_calls:
-            time.sleep(0.1)
+            time.sleep(0.5)
         super().calculate(*args, **kw)
 
 
@@ -83,8 +83,9 @@ def test_prediction_time_is_a_median_of_repeats():
     metrics, _, _ = evaluate(calc, frames)
     assert TIMING_REPEATS >= 3
     assert calc.calls >= 3 * (1 + TIMING_REPEATS) - 3  # every structure computed in every pass
-    # one slow pass costs >= 100 ms / 4 atoms = 25 ms per atom; the median ignores it
-    assert metrics["predict_ms_per_atom"] < 10, metrics["predict_ms_per_atom"]
+    # one slow pass costs >= 500 ms / 4 atoms = 125 ms per atom; the median ignores it (the
+    # bound leaves EMT's fast passes, ~0.3 ms per atom idle, room on a loaded machine)
+    assert metrics["predict_ms_per_atom"] < 60, metrics["predict_ms_per_atom"]
 
 
 def test_trivial_errors_and_poor_best_warning(tmp_path):
