@@ -184,7 +184,9 @@ NESTED_EXAMPLES = [
     ("qsnap-cu-xpot-nested.yaml", "Cu", "xpot"),
     ("qsnap-ni-xpot-nested.yaml", "Ni", "xpot"),
     ("qsnap-si-xpot-nested.yaml", "Si", "xpot"),
+    ("qsnap-li-heldout-nested.yaml", "Li", "heldout"),
     ("qsnap-cu-heldout-nested.yaml", "Cu", "heldout"),
+    ("qsnap-ni-heldout-nested.yaml", "Ni", "heldout"),
     ("qsnap-si-heldout-nested.yaml", "Si", "heldout"),
 ]
 SHARED = ROOT.parent / "shared" / "data"
