@@ -27,7 +27,9 @@ Bayesian one so that only the batching differs):
 - ``optuna-tpe-b<q>`` (q = 1, 4, 8): Optuna's TPE with ``constant_liar=True``, q trials asked
   before their results are told; optuna is not a dependency of potune, so these are not run
   by default (run them with ``--optimisers optuna-tpe-b1 ...`` from an environment that has
-  optuna, numpy and pandas).
+  optuna, numpy and pandas);
+- ``optuna-tpe-async-b8`` (``-n16``: 16 start-up trials): the same TPE with 8 trials in flight,
+  trial k asked once the results of trials < k - 7 are told (ours' ``lookahead`` 7 conditioning).
 
 Writes ``<out>/optimisers.csv`` (function, optimiser, batch, seed, evaluation, round,
 best_so_far, regret, propose_s) and ``<out>/optimisers.png`` (median regret over seeds with
@@ -140,6 +142,18 @@ OPTIMISERS: dict[str, dict] = {
     "sobol": {"kind": "sobol", "batch_size": 8},
     "random": {"kind": "random", "batch_size": 8},
     **{f"optuna-tpe-b{q}": {"kind": "optuna-tpe", "batch_size": q, "n_initial": 8} for q in (1, 4, 8)},
+    # Optuna asynchronous: q trials in flight, trial k asked when the results of trials < k - q + 1
+    # are told (the conditioning of ours with lookahead q - 1), the rest running (constant liar)
+    **{
+        f"optuna-tpe-async-b{q}" + ("" if n == 8 else f"-n{n}"): {
+            "kind": "optuna-tpe-async",
+            "batch_size": 1,
+            "lookahead": q - 1,
+            "n_initial": n,
+        }
+        for q in (8,)
+        for n in (8, 16)
+    },
 }
 #: run by default (the Optuna anchor needs its own environment: --optimisers optuna-tpe-b1 ...)
 DEFAULT_OPTIMISERS = [k for k in OPTIMISERS if not k.startswith("optuna")]
@@ -196,6 +210,36 @@ def _optuna_tpe(space: Space, cfg: dict, fn, budget: int):
             study.tell(t, y)
         done += len(trials)
         yield xs, ys, dt
+
+
+def _optuna_tpe_async(space: Space, cfg: dict, fn, budget: int):
+    """Optuna TPE, constant_liar=True, ``lookahead + 1`` trials in flight: trial k is asked
+    once the results of trials < k - lookahead are told (the same conditioning as ours with
+    ``optimizer.lookahead``: :func:`potune.search.loop.conditioning`); the trials in between
+    are running, which TPE's constant liar treats as pending."""
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    sampler = optuna.samplers.TPESampler(
+        seed=int(cfg["seed"]), constant_liar=True, n_startup_trials=int(cfg["n_initial"])
+    )
+    study = optuna.create_study(sampler=sampler, direction="minimize")
+    dists = {p.name: optuna.distributions.FloatDistribution(p.low, p.high) for p in space.params}
+    ahead = int(cfg["lookahead"])
+    asked: list = []
+    ys: list[float] = []
+    told = 0
+    for k in range(budget):
+        while told < k - ahead:  # trials 0 .. k - ahead - 1 have ended
+            study.tell(asked[told], ys[told])
+            told += 1
+        t0 = time.perf_counter()
+        trial = study.ask(dists)
+        dt = time.perf_counter() - t0
+        x = [trial.params[n] for n in space.names]
+        asked.append(trial)
+        ys.append(fn(np.array(x, dtype=float)))
+        yield [x], [ys[-1]], dt
 
 
 def _workflow(space: Space, cfg: dict, fn, budget: int):
@@ -258,9 +302,9 @@ def run_one(fname: str, label: str, seed: int, budget: int) -> list[dict]:
     cfg = {**OPTIMISERS[label], "seed": seed}
     ahead = int(cfg.get("lookahead") or 0)
     batch = int(cfg["batch_size"]) * (ahead + 1)  # trials in flight
-    driver = {"skopt-seq": _skopt_seq, "optuna-tpe": _optuna_tpe}.get(cfg["kind"], _workflow)
-    if ahead:
-        driver = _workflow_async
+    driver = {"skopt-seq": _skopt_seq, "optuna-tpe": _optuna_tpe, "optuna-tpe-async": _optuna_tpe_async}.get(
+        cfg["kind"], _workflow_async if ahead else _workflow
+    )
     out: list[dict] = []
     best = math.inf
     for it, (xs, ys, dt) in enumerate(driver(space, cfg, fn, budget)):
