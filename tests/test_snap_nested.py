@@ -619,3 +619,51 @@ def test_cv_inner_search_is_deterministic_and_records_its_folds(si_folds, si_cv_
     write_json(fold / "valid.json", {"status": "ok", "reason": "", **m, "predict_ms_per_atom": 0.1})
     row = trial_row(prop, [fold])
     assert row["inner_folds"] == 3 and row["inner_loss"] == res.extra["inner"]["loss"]
+
+
+def _snakemake_search(cfg: dict, results: Path) -> Path:
+    import yaml
+
+    cfg = {**cfg, "results_dir": str(results)}
+    results.mkdir(parents=True, exist_ok=True)
+    (results / "cfg.yaml").write_text(yaml.safe_dump(cfg, sort_keys=False))
+    proc = subprocess.run(
+        [sys.executable, "-m", "snakemake", "--cores", "2", "--configfile", str(results / "cfg.yaml")],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    return results / cfg["run_name"]
+
+
+@pytest.mark.slow
+def test_snakemake_nested_search_with_cv_inner_losses_end_to_end(tmp_path):
+    """One iteration x 2 trials with ``snap.inner.folds: 2``: the descriptor caches hold the CV
+    blocks, the trial table records ``inner_folds`` and a CV ``inner_loss`` (not the validate
+    job's loss), and a second run of the same configuration gives the same table."""
+    import yaml
+
+    cfg = yaml.safe_load((REPO / "tests" / "configs" / "tiny-snap.yaml").read_text())
+    cfg["snap"]["inner"] = {"evaluations": 6, "folds": 2}
+    cfg["optimizer"]["lookahead"] = 0
+    cfg["stop"]["max_iterations"] = 1
+    tables = []
+    for name in ("a", "b"):
+        run = _snakemake_search(cfg, tmp_path / name)
+        table = pd.read_csv(run / "trials.csv")
+        assert len(table) == 2 and (table["status"] == "ok").all(), table[["status", "reason"]]
+        assert (table["inner_folds"] == 2).all() and (table["inner_evaluations"] == 6).all()
+        assert not np.allclose(table["inner_loss"], table["loss"], rtol=1e-3)
+        for r in table.itertuples():
+            prop = yaml_load(run / f"iter{r.iteration}" / "proposals" / f"{r.trial}.yaml")
+            assert prop["inner"]["cv"] == {"folds": 2, "seed": 1, "always_train": ["isolated_atom"]}
+            fit = json.loads((run / f"iter{r.iteration}" / r.trial / "fold0" / "fit.json").read_text())
+            assert fit["inner"]["folds"] == 2 and fit["inner"]["loss"] == pytest.approx(r.inner_loss)
+        caches = sorted((run / "descriptors" / "fold0").iterdir())
+        assert caches and all((c / "cv_blocks.npz").exists() for c in caches)
+        assert all(json.loads((c / "meta.json").read_text())["cv"]["folds"] == 2 for c in caches)
+        timing = [c for c in table.columns if c.endswith(("_time_s", "_cpu_s", "_mem_mb", "ms_per_atom"))]
+        tables.append(table.drop(columns=[*timing, "params_file", "fit_logs", "inner_table"]))
+    pd.testing.assert_frame_equal(tables[0], tables[1])
