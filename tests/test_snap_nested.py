@@ -667,3 +667,16 @@ def test_snakemake_nested_search_with_cv_inner_losses_end_to_end(tmp_path):
         timing = [c for c in table.columns if c.endswith(("_time_s", "_cpu_s", "_mem_mb", "ms_per_atom"))]
         tables.append(table.drop(columns=[*timing, "params_file", "fit_logs", "inner_table"]))
     pd.testing.assert_frame_equal(tables[0], tables[1])
+
+
+def test_more_folds_than_training_structures_stop_before_any_job(tmp_path):
+    """``check_inputs`` (run while Snakemake parses the workflow) deals the training fold of
+    the split into the inner CV folds: too many is a config error naming the key."""
+    from potune.data.check import check_inputs
+
+    cfg = resolve_config(_cfg(results_dir=str(tmp_path), snap={"inner": {"folds": 3}}))
+    check_inputs(cfg)
+    n_train = len(D.split_folds(D.read_structures(SI_TRAIN), cfg["split"])[0][0])
+    cfg = resolve_config(_cfg(results_dir=str(tmp_path), snap={"inner": {"folds": n_train + 1}}))
+    with pytest.raises(ConfigError, match=rf"snap\.inner\.folds: k-fold with k={n_train + 1} needs"):
+        check_inputs(cfg)
