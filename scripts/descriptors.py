@@ -11,6 +11,7 @@ descriptors_step(
     mem_mb=snakemake.resources.mem_mb,
     runtime_min=snakemake.resources.runtime,
     valid_file=snakemake.input.get("valid"),
+    cv=snakemake.params.get("cv"),
     attempt=int(snakemake.resources.attempt),
     max_attempts=snakemake.resources.max_attempts,
 )

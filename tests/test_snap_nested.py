@@ -445,3 +445,238 @@ def yaml_load(path):
     import yaml
 
     return yaml.safe_load(Path(path).read_text())
+
+
+# ----------------------------------------------------------------------------- snap.inner.folds
+CV = {"folds": 3, "seed": 5, "always_train": ["isolated_atom"]}
+
+
+@pytest.fixture(scope="module")
+def si_cv_cache(si_folds, tmp_path_factory) -> Path:
+    """The descriptor cache with 3-fold CV blocks of the training fold (liq has one training
+    structure, so it is held out in one fold only)."""
+    train, valid = si_folds
+    out = tmp_path_factory.mktemp("cvcache") / "desc"
+    meta = snap.compute_descriptors(
+        snap.descriptor_spec(BASE, {}), train, out, out.parent / "d.log", valid_file=valid, cv=CV
+    )
+    assert meta["status"] == "ok", meta
+    return out
+
+
+def test_folds_1_leaves_the_proposals_and_cache_keys_as_before():
+    """``snap.inner.folds: 1`` (the default) is the search without the setting: the same
+    proposal ``inner``, the same descriptor cache key, and a run recorded before the key
+    existed is the same search."""
+    from potune.config import search_differences
+
+    before = resolve_config(_cfg(), check_files=False)
+    one = resolve_config(_cfg(snap={"inner": {"folds": 1}}), check_files=False)
+    assert nested.inner_config(one) == nested.inner_config(before)
+    assert "cv" not in nested.inner_config(one) and "folds" not in nested.inner_config(one)
+    recorded = json.loads(json.dumps(before))
+    del recorded["snap"]["inner"]["folds"]
+    assert search_differences(recorded, one) == []
+    three = resolve_config(_cfg(snap={"inner": {"folds": 3}}), check_files=False)
+    assert nested.inner_config(three)["cv"] == {"folds": 3, "seed": 0, "always_train": ["isolated_atom"]}
+    assert search_differences(recorded, three) == ["snap.inner.folds: 1 -> 3"]
+    assert search_differences(before, one) == []
+
+
+@pytest.mark.parametrize("folds", [0, -2, "3", True, 2.5])
+def test_bad_folds_are_config_errors(folds):
+    with pytest.raises(ConfigError, match=r"snap\.inner\.folds"):
+        resolve_config(_cfg(snap={"inner": {"folds": folds}}), check_files=False)
+
+
+def test_folds_need_a_nested_search():
+    with pytest.raises(ConfigError, match=r"snap\.inner\.folds: .*nested"):
+        resolve_config(_cfg(snap={"nested": False, "inner": {"folds": 3}}), check_files=False)
+
+
+def test_more_folds_than_structures_is_a_config_error(si_folds, tmp_path):
+    """The training fold has 11 structures to hold out (the isolated atom stays in)."""
+    train, valid = si_folds
+    with pytest.raises(ConfigError, match=r"snap\.inner\.folds: k-fold with k=12 needs at least 12"):
+        snap.compute_descriptors(
+            snap.descriptor_spec(BASE, {}), train, tmp_path / "c", tmp_path / "c.log", cv={**CV, "folds": 12}
+        )
+
+
+def test_cv_loss_is_the_brute_force_k_fold_loss(si_folds, si_cv_cache):
+    """The CV loss from the cached blocks equals k explicit weighted least squares on the
+    uncompressed rows outside each fold (numpy lstsq), evaluated on the fold's rows and pooled:
+    catches a wrong compression or fold assignment."""
+    from potune.data.split import kfold_split
+    from potune.fitters.snap.descriptors import descriptor_rows, load_cv_blocks
+    from potune.fitters.snap.params import group_weight, resolve_params
+
+    train, _ = si_folds
+    frames = D.read_normalised(train)
+    rows = descriptor_rows(snap.descriptor_spec(BASE, {}), ["Si"], frames, si_cv_cache.parent)
+    cts = np.array([frames[i].info[D.CT] for i in rows["frame"]])
+    n_atoms = np.array([len(frames[i]) for i in rows["frame"]], dtype=float)
+    folds = kfold_split(frames, CV["folds"], CV["seed"], CV["always_train"])
+    cached = load_cv_blocks(si_cv_cache)
+    assert len(cached) == 3
+    for w in (
+        {"eweight": 100.0, "fweight": 1.0, "eweight[dia]": 30.0},
+        {"eweight": 5.0, "fweight": 3.0, "eweight[dia]": 900.0},
+    ):
+        p = resolve_params({**BASE, **w})
+        weight = np.array([group_weight(p, "eweight" if k == 0 else "fweight", ct) for k, ct in zip(rows["kind"], cts)])
+        sq = {"e": 0.0, "esq": 0.0, "f": 0.0}
+        cnt = {"e": 0, "f": 0}
+        for _, held in folds:
+            out = np.isin(rows["frame"], held)
+            coef = np.linalg.lstsq(weight[~out, None] * rows["A"][~out], weight[~out] * rows["b"][~out], rcond=1e-13)[0]
+            r = rows["A"][out] @ coef - rows["b"][out]
+            e = rows["kind"][out] == 0
+            sq["e"] += float(r[e] @ r[e])
+            sq["esq"] += float(((r * np.sqrt(n_atoms[out]))[e] ** 2).sum())
+            sq["f"] += float(r[~e] @ r[~e])
+            cnt["e"] += int(e.sum())
+            cnt["f"] += int((~e).sum())
+        ref_e, ref_esq, ref_f = (np.sqrt(sq[k] / cnt[c]) for k, c in (("e", "e"), ("esq", "e"), ("f", "f")))
+        assert cnt["e"] == 11  # every training structure but the isolated atom held out once
+        got = nested.cv_errors(cached, p, "weighted", 0.5, 1e-13)
+        assert got["loss"] == pytest.approx(0.5 * ref_esq + 0.5 * ref_f, rel=1e-6)
+        assert got["energy_rmse_mev"] == pytest.approx(1000 * ref_e, rel=1e-6)
+        assert got["force_rmse"] == pytest.approx(ref_f, rel=1e-6)
+        gamma = nested.cv_errors(cached, p, "gamma", 0.5, 1e-13)
+        assert gamma["loss"] == pytest.approx(1000 * ref_e + 1000 * ref_f / 30, rel=1e-6)
+
+
+def test_cv_inner_search_is_deterministic_and_records_its_folds(si_folds, si_cv_cache, si_cache, tmp_path):
+    """With ``inner["cv"]`` the fit job scores the weights by the CV loss (not the validation
+    fold's), twice the same; the model is fitted on the whole training file with the chosen
+    weights and ``inner_folds`` reaches the trial table. A cache without the CV blocks is not
+    used (the job computes its own)."""
+    from potune.io import write_json, write_yaml
+    from potune.trials import trial_row
+
+    train, valid = si_folds
+    inner = {**_inner(evaluations=8), "cv": CV}
+    runs = []
+    for name in ("a", "b"):
+        d = tmp_path / name
+        res = snap.fit(
+            BASE,
+            {},
+            train,
+            d,
+            tmp_path / f"{name}.log",
+            [14],
+            seed=4,
+            descriptors=si_cv_cache,
+            valid_file=valid,
+            inner=inner,
+        )
+        assert res.status == "ok", res.reason
+        runs.append((res.extra["inner"], pd.read_csv(d / "inner.csv")))
+    (best, table), (best2, table2) = runs
+    pd.testing.assert_frame_equal(table.drop(columns="solve_s"), table2.drop(columns="solve_s"))
+    assert best == {**best2, "wall_s": best["wall_s"], "solve_s": best["solve_s"], "table": best["table"]}
+    assert best["folds"] == 3 and best["evaluations"] == 8
+    cached = pd.Series(
+        [
+            nested.cv_errors(snap.load_cv_blocks(si_cv_cache), {**BASE, **r}, "weighted", 0.5, 1e-13)["loss"]
+            for r in table[list(INNER_SPACE)].to_dict("records")
+        ]
+    )
+    np.testing.assert_allclose(table["loss"], cached, rtol=1e-12)
+    model = snap.read_model(tmp_path / "a")
+    for k, v in best["params"].items():
+        assert model["hyperparameters"][k] == pytest.approx(v)
+    # the validation fold's loss of the chosen weights is not the inner (CV) loss
+    assert _lammps_metrics(tmp_path / "a", valid)["loss"] != pytest.approx(best["loss"], rel=1e-3)
+    assert (
+        "inner search (3-fold CV on the training structures): 8 evaluations of 3 solves"
+        in (tmp_path / "a.log").read_text()
+    )
+    # a cache without CV blocks is refused, whatever its validation blocks
+    assert "cross-validation" in snap.check_cache(si_cache, snap.descriptor_spec(BASE, {}), train, valid, CV)
+    res = snap.fit(
+        BASE,
+        {},
+        train,
+        tmp_path / "c",
+        tmp_path / "c.log",
+        [14],
+        seed=4,
+        descriptors=si_cache,
+        valid_file=valid,
+        inner=inner,
+    )
+    assert res.extra["inner"]["params"] == pytest.approx(best["params"], rel=1e-9)
+    assert "not usable (no cross-validation blocks" in (tmp_path / "c.log").read_text()
+    # the trial table says the inner loss is a 3-fold CV loss
+    prop = tmp_path / "t00.yaml"
+    write_yaml(prop, {"iteration": 0, "trial": "t00", "trial_id": "0-00", "seed": 4, "point": BASE, "fixed": {}})
+    fold = tmp_path / "fold0"
+    write_json(fold / "fit.json", {"status": "ok", "reason": "", "wall_s": 1.0, "peak_rss_mb": 1.0, **res.extra})
+    m = {"loss": 0.2, "energy_rmse_mev": 1.0, "force_rmse": 0.1, "energy_mae_mev": 1.0, "force_mae": 0.1}
+    write_json(fold / "valid.json", {"status": "ok", "reason": "", **m, "predict_ms_per_atom": 0.1})
+    row = trial_row(prop, [fold])
+    assert row["inner_folds"] == 3 and row["inner_loss"] == res.extra["inner"]["loss"]
+
+
+def _snakemake_search(cfg: dict, results: Path) -> Path:
+    import yaml
+
+    cfg = {**cfg, "results_dir": str(results)}
+    results.mkdir(parents=True, exist_ok=True)
+    (results / "cfg.yaml").write_text(yaml.safe_dump(cfg, sort_keys=False))
+    proc = subprocess.run(
+        [sys.executable, "-m", "snakemake", "--cores", "2", "--configfile", str(results / "cfg.yaml")],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    return results / cfg["run_name"]
+
+
+@pytest.mark.slow
+def test_snakemake_nested_search_with_cv_inner_losses_end_to_end(tmp_path):
+    """One iteration x 2 trials with ``snap.inner.folds: 2``: the descriptor caches hold the CV
+    blocks, the trial table records ``inner_folds`` and a CV ``inner_loss`` (not the validate
+    job's loss), and a second run of the same configuration gives the same table."""
+    import yaml
+
+    cfg = yaml.safe_load((REPO / "tests" / "configs" / "tiny-snap.yaml").read_text())
+    cfg["snap"]["inner"] = {"evaluations": 6, "folds": 2}
+    cfg["optimizer"]["lookahead"] = 0
+    cfg["stop"]["max_iterations"] = 1
+    tables = []
+    for name in ("a", "b"):
+        run = _snakemake_search(cfg, tmp_path / name)
+        table = pd.read_csv(run / "trials.csv")
+        assert len(table) == 2 and (table["status"] == "ok").all(), table[["status", "reason"]]
+        assert (table["inner_folds"] == 2).all() and (table["inner_evaluations"] == 6).all()
+        assert not np.allclose(table["inner_loss"], table["loss"], rtol=1e-3)
+        for r in table.itertuples():
+            prop = yaml_load(run / f"iter{r.iteration}" / "proposals" / f"{r.trial}.yaml")
+            assert prop["inner"]["cv"] == {"folds": 2, "seed": 1, "always_train": ["isolated_atom"]}
+            fit = json.loads((run / f"iter{r.iteration}" / r.trial / "fold0" / "fit.json").read_text())
+            assert fit["inner"]["folds"] == 2 and fit["inner"]["loss"] == pytest.approx(r.inner_loss)
+        caches = sorted((run / "descriptors" / "fold0").iterdir())
+        assert caches and all((c / "cv_blocks.npz").exists() for c in caches)
+        assert all(json.loads((c / "meta.json").read_text())["cv"]["folds"] == 2 for c in caches)
+        timing = [c for c in table.columns if c.endswith(("_time_s", "_cpu_s", "_mem_mb", "ms_per_atom"))]
+        tables.append(table.drop(columns=[*timing, "params_file", "fit_logs", "inner_table"]))
+    pd.testing.assert_frame_equal(tables[0], tables[1])
+
+
+def test_more_folds_than_training_structures_stop_before_any_job(tmp_path):
+    """``check_inputs`` (run while Snakemake parses the workflow) deals the training fold of
+    the split into the inner CV folds: too many is a config error naming the key."""
+    from potune.data.check import check_inputs
+
+    cfg = resolve_config(_cfg(results_dir=str(tmp_path), snap={"inner": {"folds": 3}}))
+    check_inputs(cfg)
+    n_train = len(D.split_folds(D.read_structures(SI_TRAIN), cfg["split"])[0][0])
+    cfg = resolve_config(_cfg(results_dir=str(tmp_path), snap={"inner": {"folds": n_train + 1}}))
+    with pytest.raises(ConfigError, match=rf"snap\.inner\.folds: k-fold with k={n_train + 1} needs"):
+        check_inputs(cfg)

@@ -375,10 +375,12 @@ def resolve_config(raw: dict, check_files: bool = True, check_programs: bool = F
 
     check_optimizer_config(space, cfg["optimizer"])
     if cfg["fitter"] == "snap":  # the nested search: auto resolved here, so jobs see true/false
-        from .fitters.snap.nested import resolve_nested, warm_start_count
+        from .fitters.snap.nested import inner_folds, resolve_nested, warm_start_count
 
         cfg["snap"]["nested"] = resolve_nested(cfg, space.names, n_folds(cfg))
         warm_start_count((cfg["snap"].get("inner") or {}).get("warm_start"))  # a ConfigError if malformed
+        if inner_folds((cfg["snap"].get("inner") or {}).get("folds")) > 1 and not cfg["snap"]["nested"]:
+            raise ConfigError("snap.inner.folds: cross-validated inner losses need a nested search (snap.nested)")
     if check_files:
         _check_files(cfg)
         _check_priors(cfg, space)
@@ -511,13 +513,18 @@ def _flatten(obj: Any, prefix: str = "") -> dict[str, Any]:
     return {prefix.rstrip("."): obj}
 
 
+#: search-defining keys added after runs were recorded without them, with the value that
+#: reproduces those runs exactly: a recorded configuration lacking one is the same search
+ADDED_KEYS: dict[str, Any] = {"snap.inner.folds": 1}
+
+
 def search_differences(old: dict, new: dict) -> list[str]:
     """Dotted keys whose search-defining values differ between two resolved configurations,
     each as ``key: old -> new`` (``space`` compared in order: it is the optimiser's)."""
     a, b = _flatten(search_definition(old)), _flatten(search_definition(new))
     out = []
     for key in sorted(set(a) | set(b)):
-        va, vb = a.get(key, "(absent)"), b.get(key, "(absent)")
+        va, vb = a.get(key, ADDED_KEYS.get(key, "(absent)")), b.get(key, ADDED_KEYS.get(key, "(absent)"))
         if va != vb:
             out.append(f"{key}: {va!r} -> {vb!r}")
     if not out and list(old.get("space") or {}) != list(new.get("space") or {}):

@@ -8,7 +8,9 @@ meV/atom, ``force_rmse`` in eV/Å, MAEs), ``fit_time_s`` (wall) and ``fit_cpu_s`
 row comes from (``params_file``, ``fit_logs``). A nested SNAP trial
 (:mod:`potune.fitters.snap.nested`) shows the weights its inner search chose (the ones the
 model was fitted with) in the weight columns, its best inner validation loss in
-``inner_loss`` (``loss`` is the validate job's, on the same model: they agree), and
+``inner_loss`` (``loss`` is the validate job's, on the same model: they agree; with
+``snap.inner.folds`` k > 1 ``inner_loss`` is the k-fold cross-validation loss on the training
+structures, so they differ, and ``inner_folds`` says k), and
 ``inner_evaluations``, ``inner_time_s``, ``inner_table`` (with ``snap.inner.warm_start``
 also ``inner_warm_start``, the warm-start points evaluated, and ``inner_best_warm``, whether
 one of them was the inner best).
@@ -70,6 +72,8 @@ def trial_row(params_file: str | os.PathLike, fold_dirs: Sequence[str | os.PathL
             row["inner_evaluations"] = inner["evaluations"]
             row["inner_time_s"] = inner["wall_s"]
             row["inner_table"] = inner["table"]
+            if inner.get("folds"):  # snap.inner.folds > 1: inner_loss is the k-fold CV loss on train
+                row["inner_folds"] = inner["folds"]
             if inner.get("warm_start"):  # snap.inner.warm_start: how many start points, and whether one won
                 row["inner_warm_start"] = inner["warm_start"]
                 row["inner_best_warm"] = inner["best_origin"] == "warm"

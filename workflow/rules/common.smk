@@ -95,6 +95,8 @@ if FITTER == "snap":
 
     INNER = inner_config(C)
 INNER_PARAM = {"inner": INNER} if INNER else {}
+# snap.inner.folds > 1: the descriptor caches hold the inner cross-validation's blocks
+CV_PARAM = {"cv": INNER["cv"]} if INNER and INNER.get("cv") else {}
 SEARCH.update(INNER_PARAM)
 DATA = {
     "data": C["data"],

@@ -4,7 +4,8 @@
 # in descriptors/fold<f>/<key> (key: hash of the descriptor hyperparameters and the data);
 # every trial sharing it only re-solves the weighted least squares in rule `fit`. In a
 # nested search (snap.nested) the cache also holds the validation fold's blocks, on which
-# each fit job's inner search measures the validation loss of its weights.
+# each fit job's inner search measures the validation loss of its weights; with
+# snap.inner.folds > 1, the cross-validation blocks of the training structures instead.
 # For other fitters (gap) `fit_extra_inputs` returns nothing and no job of this file runs.
 
 
@@ -30,5 +31,6 @@ rule descriptors:
         max_attempts=RES["fit"]["retries"] + 2,
     params:
         spec=descriptor_spec_for_key,
+        **CV_PARAM,  # snap.inner.folds > 1 only (a new param would re-run older searches' caches)
     script:
         "../../scripts/descriptors.py"

@@ -128,6 +128,23 @@ def check_split(train: Sequence, scfg: dict, name: str) -> None:
             )
 
 
+def check_inner_folds(train: Sequence, cfg: dict) -> None:
+    """With ``snap.inner.folds`` k > 1 (nested SNAP search), every fold's training structures
+    can be dealt into k cross-validation folds (:func:`potune.fitters.snap.descriptors.cv_folds`):
+    a :class:`~potune.errors.ConfigError` naming ``snap.inner.folds`` now, not in a descriptor job."""
+    if cfg.get("fitter") != "snap":
+        return
+    from ..fitters.snap.descriptors import cv_folds
+    from ..fitters.snap.nested import cv_spec
+
+    cv = cv_spec(cfg)
+    if not cv:
+        return
+    folds = split_folds(train, cfg["split"]) or [(list(range(len(train))), [])]  # method file: all of train
+    for tr, _ in folds:
+        cv_folds([train[i] for i in tr], cv)
+
+
 def check_inputs(cfg: dict) -> dict:
     """Read every data file the configuration names and stop with a :class:`DataError`
     naming the file, frame and key if one is unusable. Run before any job starts."""
@@ -137,6 +154,7 @@ def check_inputs(cfg: dict) -> dict:
     train = read_structures(dcfg["train"], require_forces=need_f, **keys)
     check_dataset(train, dcfg["train"])
     check_split(train, cfg["split"], dcfg["train"])
+    check_inner_folds(train, cfg)
     e0_given = (cfg.get("fixed") or {}).get("e0") is not None or "e0" in (cfg.get("space") or {})
     if cfg["fitter"] == "gap" and not e0_given:
         method = cfg["gap"].get("e0_method", "auto")

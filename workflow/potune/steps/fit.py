@@ -153,9 +153,10 @@ def descriptors_step(
     attempt: int = 1,
     max_attempts: int | None = None,
     valid_file: str | os.PathLike | None = None,
+    cv: dict | None = None,
 ) -> dict:
     """Compute one descriptor cache (snap); with ``valid_file`` (nested search) its
-    validation blocks too. A failing computation is recorded in
+    validation blocks too, with ``cv`` (``snap.inner.folds`` > 1) its cross-validation blocks. A failing computation is recorded in
     ``out_dir/meta.json`` (and becomes a failed trial of every fit that uses it), not raised.
 
     A job killed from outside is retried; its last attempt (``attempt``, ``max_attempts``:
@@ -180,7 +181,7 @@ def descriptors_step(
     with guarded_attempt(attempts, attempt):
         faults.inject("descriptors")
         meta = compute_descriptors(
-            spec, train_file, out_dir, log_file, timeout, mem_limit, threads, valid_file=valid_file
+            spec, train_file, out_dir, log_file, timeout, mem_limit, threads, valid_file=valid_file, cv=cv
         )
     if meta["status"] == "ok":
         say(

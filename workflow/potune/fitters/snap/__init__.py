@@ -37,7 +37,9 @@ Nested search
 With weights (or solver settings) and descriptor hyperparameters in the space,
 ``snap.nested`` (default ``auto``) makes the outer optimiser propose only the descriptor
 hyperparameters; each fit job tunes the weights on the cached blocks by the validation loss
-computed from the validation fold's compressed blocks (:mod:`.nested`).
+computed from the validation fold's compressed blocks (:mod:`.nested`); with
+``snap.inner.folds`` k > 1 by the k-fold cross-validation loss on the training structures,
+from the cache's CV blocks.
 
 Modules: :mod:`.params` (names, checks, the descriptor specification and cache keys),
 :mod:`.descriptors` (the descriptor cache: FitSNAP + LAMMPS in a subprocess),
@@ -49,7 +51,7 @@ module of :mod:`potune.fitters` (``HYPERPARAMETERS``, ``fit``, ``calculator``,
 """
 
 from .calculator import calculator, linear_predict
-from .descriptors import check_cache, compute_descriptors, load_blocks, load_valid_blocks
+from .descriptors import check_cache, compute_descriptors, load_blocks, load_cv_blocks, load_valid_blocks
 from .export import read_model, write_model
 from .fit import fit
 from .params import (
@@ -86,6 +88,7 @@ __all__ = [
     "fit",
     "linear_predict",
     "load_blocks",
+    "load_cv_blocks",
     "load_valid_blocks",
     "n_bispectrum",
     "read_model",

@@ -5,7 +5,7 @@ compressed per block.
 Run as a subprocess by :func:`compute_descriptors`, so that a LAMMPS error or
 abort ends only this process::
 
-    python -m potune.fitters.snap.descriptors SPEC.json TRAIN.xyz OUT_DIR [VALID.xyz]
+    python -m potune.fitters.snap.descriptors [--cv=CV.json] SPEC.json TRAIN.xyz OUT_DIR [VALID.xyz]
 
 writes ``OUT_DIR/blocks.npz`` (one compressed ``[A|b]`` block per config_type and row
 kind) and, last, ``OUT_DIR/meta.json`` (``status`` ok/failed, ``reason``, the spec, the
@@ -15,7 +15,10 @@ blocks per config_type, compressed the same way, with kinds ``energy`` (rows of 
 per atom), ``energy_sqrtn`` (the same rows times sqrt(N), whose residuals are dE/sqrt(N))
 and ``force``. The R factor of ``[A | b]`` keeps the part of ``b`` outside the range of
 ``A`` in its last row, so ``|A x - b|^2 == |R[:, :n] x - R[:, n]|^2`` exactly: the
-validation RMSEs of any coefficients follow from these small blocks.
+validation RMSEs of any coefficients follow from these small blocks. With ``CV.json`` (the
+cross-validated inner search, ``snap.inner.folds`` > 1: :func:`.nested.cv_spec`) also
+``OUT_DIR/cv_blocks.npz`` (:func:`compress_cv`): per training fold f, the R factors of the
+training rows outside fold f per (config_type, kind) and fold f's validation blocks.
 
 Conventions (FitSNAP's): an energy row is the sum of the atoms' descriptors divided by the
 number of atoms, its target the energy per atom; force rows are the descriptor gradients,
@@ -51,14 +54,17 @@ def compute_descriptors(
     mem_limit_mb: float | None = None,
     threads: int = 1,
     valid_file: str | os.PathLike | None = None,
+    cv: dict | None = None,
 ) -> dict:
     """Compute and compress the descriptor matrix of ``train_file`` into ``out_dir``
-    (and of ``valid_file``, when given, into ``out_dir/valid_blocks.npz``).
+    (and of ``valid_file``, when given, into ``out_dir/valid_blocks.npz``; with ``cv``, the
+    cross-validation blocks of ``snap.inner.folds`` into ``out_dir/cv_blocks.npz``).
 
     Runs :func:`main` of this module (FitSNAP + LAMMPS) in a subprocess with the time
     and memory limits. Always leaves ``out_dir/meta.json``; returns its content, whose
     ``status`` is ``ok`` or ``failed`` (with ``reason``, e.g. LAMMPS's error message).
-    Never raises for a failing computation.
+    Never raises for a failing computation; raises :class:`~potune.errors.ConfigError` when
+    the training structures cannot be dealt into ``cv["folds"]`` folds (before computing).
     """
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -67,10 +73,19 @@ def compute_descriptors(
         meta_file.unlink()
     spec_file = out / "spec.json"
     atomic_write_text(spec_file, json.dumps(spec, indent=1, sort_keys=True))
+    cv_args = []
+    if cv:
+        from ...data.read import read_normalised
+
+        cv_folds(read_normalised(train_file), cv)  # a ConfigError here, not a failed trial
+        cv_file = out / "cv.json"
+        atomic_write_text(cv_file, json.dumps(cv, indent=1, sort_keys=True))
+        cv_args = [f"--cv={cv_file.resolve()}"]
     cmd = [
         sys.executable,
         "-m",
         "potune.fitters.snap.descriptors",
+        *cv_args,
         str(spec_file.resolve()),  # the program runs in out_dir: every path absolute
         str(Path(train_file).resolve()),
         str(out.resolve()),
@@ -100,6 +115,7 @@ def compute_descriptors(
         }
         (out / "blocks.npz").unlink(missing_ok=True)
         (out / "valid_blocks.npz").unlink(missing_ok=True)
+        (out / "cv_blocks.npz").unlink(missing_ok=True)
         atomic_write_text(meta_file, json.dumps(meta, indent=1))
     else:
         meta["peak_rss_mb"] = res.peak_rss_mb
@@ -113,9 +129,11 @@ def check_cache(
     spec: dict,
     train_file: str | os.PathLike,
     valid_file: str | os.PathLike | None = None,
+    cv: dict | None = None,
 ) -> str:
     """Empty string if ``cache_dir`` holds the descriptors of ``spec`` on ``train_file``
-    (and on ``valid_file``, when given), else why not."""
+    (and on ``valid_file``, when given; and the cross-validation blocks of ``cv``, when
+    given), else why not."""
     meta_file = Path(cache_dir) / "meta.json"
     if not meta_file.exists():
         return f"{meta_file} missing"
@@ -126,6 +144,8 @@ def check_cache(
         return "training data differ"
     if valid_file is not None and meta.get("status") == "ok" and meta.get("valid_sha256") != file_sha256(valid_file):
         return "no validation blocks of this validation data"
+    if cv and meta.get("status") == "ok" and meta.get("cv") != cv:
+        return f"no cross-validation blocks of snap.inner.folds {cv['folds']} (fold seed {cv['seed']})"
     return ""
 
 
@@ -148,6 +168,36 @@ def load_valid_blocks(cache_dir: str | os.PathLike) -> list[dict]:
         raise FileNotFoundError(f"{cache}: no validation blocks")
     with np.load(cache / "valid_blocks.npz") as z:
         return [{**b, "R": z[f"V{i}"]} for i, b in enumerate(meta["valid_blocks"])]
+
+
+def load_cv_blocks(cache_dir: str | os.PathLike) -> list[dict]:
+    """The cross-validation blocks (``snap.inner.folds`` > 1), one dict per fold: ``blocks``
+    (the training rows outside the fold, as :func:`load_blocks`'s) and ``vblocks`` (the
+    fold's, as :func:`load_valid_blocks`'s)."""
+    cache = Path(cache_dir)
+    meta = json.loads((cache / "meta.json").read_text())
+    if not meta.get("cv_blocks"):
+        raise FileNotFoundError(f"{cache}: no cross-validation blocks")
+    folds = [{"blocks": [], "vblocks": []} for _ in range(int(meta["cv"]["folds"]))]
+    with np.load(cache / "cv_blocks.npz") as z:
+        for i, b in enumerate(meta["cv_blocks"]["blocks"]):
+            folds[b["fold"]]["blocks"].append({**b, "R": z[f"C{i}"]})
+        for i, b in enumerate(meta["cv_blocks"]["vblocks"]):
+            folds[b["fold"]]["vblocks"].append({**b, "R": z[f"V{i}"]})
+    return folds
+
+
+def cv_folds(frames: Sequence, cv: dict) -> list[tuple[list[int], list[int]]]:
+    """The (training, held-out) structure indices of each fold of ``cv`` (:func:`.nested.cv_spec`):
+    :func:`potune.data.split.kfold_split`. :class:`~potune.errors.ConfigError` naming
+    ``snap.inner.folds`` when there are fewer structures to hold out than folds."""
+    from ...data.split import kfold_split
+    from ...errors import ConfigError, DataError
+
+    try:
+        return kfold_split(frames, int(cv["folds"]), int(cv["seed"]), cv["always_train"])
+    except DataError as exc:
+        raise ConfigError(f"snap.inner.folds: {exc} in the training fold") from None
 
 
 # ----------------------------------------------------------------------------- the subprocess's side
@@ -290,9 +340,16 @@ def compress(A: np.ndarray, b: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(R[: min(M.shape)])  # scipy's mode "r" pads R with zero rows to M's shape
 
 
-def compute(spec: dict, train_file: str | Path, out_dir: str | Path, valid_file: str | Path | None = None) -> dict:
+def compute(
+    spec: dict,
+    train_file: str | Path,
+    out_dir: str | Path,
+    valid_file: str | Path | None = None,
+    cv: dict | None = None,
+) -> dict:
     """Descriptors of ``train_file`` compressed per (config_type, kind) into ``out_dir``
-    (and of ``valid_file`` into ``valid_blocks.npz``)."""
+    (and of ``valid_file`` into ``valid_blocks.npz``; with ``cv``, :func:`compress_cv`'s
+    blocks into ``cv_blocks.npz``)."""
     from ase.data import chemical_symbols
 
     from ...data.read import CT, read_normalised, species
@@ -337,6 +394,13 @@ def compute(spec: dict, train_file: str | Path, out_dir: str | Path, valid_file:
             "valid_blocks": vblocks,
             "valid_descriptor_s": time.monotonic() - t2,
         }
+    cv_meta = {}
+    if cv:
+        t3 = time.monotonic()
+        cv_desc, cv_arrays = compress_cv(rows, frames, cv)
+        with atomic_output(out / "cv_blocks.npz", suffix=".npz") as tmp:
+            np.savez(tmp, **cv_arrays)
+        cv_meta = {"cv": cv, "cv_blocks": cv_desc, "cv_compress_s": time.monotonic() - t3}
     return {
         "status": "ok",
         "reason": "",
@@ -353,7 +417,61 @@ def compute(spec: dict, train_file: str | Path, out_dir: str | Path, valid_file:
         "descriptor_s": t_desc,
         "compress_s": t_qr,
         **valid,
+        **cv_meta,
     }
+
+
+def compress_cv(rows: dict, frames: Sequence, cv: dict) -> tuple[dict, dict]:
+    """The cross-validation blocks of :func:`cv_folds`'s folds of the training ``frames``
+    (``rows``: their :func:`descriptor_rows`).
+
+    For each fold f: its validation blocks (:func:`compress_validation` of fold f's rows,
+    arrays ``V<i>``), and per (config_type, energy/force) group the R factor of the
+    training rows outside fold f (arrays ``C<i>``). The latter is the R factor of the stacked
+    R factors of the other folds' (and the never held-out structures') rows of the group, so
+    the descriptor rows are factorised once: about one extra :func:`compress` of the
+    training set, plus k small QRs of at most ``k (n + 1)`` rows per group.
+
+    Returns
+    -------
+    (descriptions, arrays)
+        descriptions ``{"blocks": [...], "vblocks": [...]}``, each entry with ``fold``,
+        ``config_type``, ``kind``, ``n_rows`` (the ``C<i>``/``V<i>`` in list order).
+    """
+    from ...data.read import CT
+
+    folds = cv_folds(frames, cv)
+    fold_of = np.full(len(frames), -1)
+    for f, (_, held) in enumerate(folds):
+        fold_of[held] = f
+    row_fold = fold_of[rows["frame"]]
+    cts = np.array([str(frames[i].info.get(CT, "default")) for i in rows["frame"]])
+    parts: dict = {}  # (config_type, kind) -> {fold or -1 (never held out): (R, n_rows)}
+    vdesc, arrays = [], {}
+    for f in range(len(folds)):
+        sel = row_fold == f
+        sub = {k: rows[k][sel] for k in ("A", "b", "kind", "frame")}
+        vb, va = compress_validation(sub, frames)
+        for j, b in enumerate(vb):
+            arrays[f"V{len(vdesc)}"] = va[f"V{j}"]
+            vdesc.append({**b, "fold": f})
+            if b["kind"] in ("energy", "force"):  # unscaled rows: the training blocks' rows
+                parts.setdefault((b["config_type"], b["kind"]), {})[f] = (va[f"V{j}"], b["n_rows"])
+    for ct in sorted(set(cts[row_fold < 0])):
+        for k, name in ((0, "energy"), (1, "force")):
+            sel = (row_fold < 0) & (cts == ct) & (rows["kind"] == k)
+            if sel.any():
+                parts.setdefault((ct, name), {})[-1] = (compress(rows["A"][sel], rows["b"][sel]), int(sel.sum()))
+    cdesc = []
+    for f in range(len(folds)):
+        for (ct, name), by_fold in sorted(parts.items()):
+            rest = [v for g, v in sorted(by_fold.items()) if g != f]
+            if not rest:
+                continue
+            M = np.vstack([R for R, _ in rest])
+            arrays[f"C{len(cdesc)}"] = rest[0][0] if len(rest) == 1 else compress(M[:, :-1], M[:, -1])
+            cdesc.append({"fold": f, "config_type": ct, "kind": name, "n_rows": int(sum(n for _, n in rest))})
+    return {"blocks": cdesc, "vblocks": vdesc}, arrays
 
 
 def compress_validation(rows: dict, frames: Sequence) -> tuple[list[dict], dict]:
@@ -380,6 +498,8 @@ def compress_validation(rows: dict, frames: Sequence) -> tuple[list[dict], dict]
 
 
 def main(argv: Sequence[str]) -> int:
+    cv_file = next((a.split("=", 1)[1] for a in argv if a.startswith("--cv=")), None)
+    argv = [a for a in argv if not a.startswith("--cv=")]
     if len(argv) not in (3, 4):
         print(__doc__, file=sys.stderr)
         return 2
@@ -388,8 +508,9 @@ def main(argv: Sequence[str]) -> int:
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     spec = json.loads(Path(spec_file).read_text())
+    cv = json.loads(Path(cv_file).read_text()) if cv_file else None
     try:
-        meta = compute(spec, train_file, out, valid_file)
+        meta = compute(spec, train_file, out, valid_file, cv)
         rc = 0
     except Exception as exc:  # LAMMPS raises plain Exception with its ERROR line
         traceback.print_exc()

@@ -14,7 +14,7 @@ import numpy as np
 
 from ...cluster.runner import RunResult
 from ...errors import ConfigError
-from .descriptors import check_cache, compute_descriptors, load_blocks, load_valid_blocks
+from .descriptors import check_cache, compute_descriptors, load_blocks, load_cv_blocks, load_valid_blocks
 from .export import MODEL_PREFIX, write_model
 from .params import PER_ELEMENT, descriptor_spec, resolve_params, settings_with_defaults
 from .solve import solve
@@ -50,6 +50,9 @@ def fit(
         solver settings of ``inner["space"]`` are tuned on the cached blocks by the
         validation loss (every solve in ``model_dir/inner.csv``), and the model written is
         the one with the best inner weights; the result's ``extra["inner"]`` holds them.
+        With ``inner["cv"]`` (``snap.inner.folds`` > 1) the inner loss is the k-fold CV loss
+        on the training structures instead (the cache then holds their CV blocks too), and
+        ``extra["inner"]["folds"]`` says k.
 
     Never raises for a failing fit: the outcome is in the returned status/reason.
     """
@@ -87,8 +90,9 @@ def fit(
     if nested and valid_file is None:
         return failed("nested search without a validation file", 0.0)
     vfile = valid_file if nested else None
+    cv = inner.get("cv") if nested else None
     if descriptors is not None:
-        why = check_cache(descriptors, spec, train_file, vfile)
+        why = check_cache(descriptors, spec, train_file, vfile, cv)
         if why:
             with open(log, "a") as fh:
                 fh.write(f"descriptor cache {descriptors} not usable ({why}); computing the descriptors here\n")
@@ -97,7 +101,7 @@ def fit(
     work = model_dir / "_work"
     if cache is None:
         meta = compute_descriptors(
-            spec, train_file, work, work / "descriptors.log", timeout_s, mem_limit_mb, threads, valid_file=vfile
+            spec, train_file, work, work / "descriptors.log", timeout_s, mem_limit_mb, threads, valid_file=vfile, cv=cv
         )
         with open(log, "a") as fh:
             fh.write((work / "descriptors.log").read_text(errors="replace"))
@@ -118,7 +122,11 @@ def fit(
         # BLAS threads beyond the job's share make LAPACK's SVD many times slower on a busy node
         with threadpool_limits(limits=max(1, int(threads))):
             if nested:
-                extra["inner"] = _inner(blocks, load_valid_blocks(cache), params, inner, seed, settings, model_dir, log)
+                cv_blocks = load_cv_blocks(cache) if cv else None
+                extra["inner"] = _inner(
+                    blocks, load_valid_blocks(cache), params, inner, seed, settings, model_dir, log, cv_blocks
+                )
+                del cv_blocks
                 p = resolve_params({**params, **extra["inner"]["params"]})
             t2 = time.monotonic()
             coef, errors = solve(blocks, p, float(settings["svd_rcond"]))
@@ -155,22 +163,31 @@ def fit(
     return RunResult(0, "ok", "", time.monotonic() - t0, peak, extra)
 
 
-def _inner(blocks, vblocks, params: dict, inner: dict, seed: int, settings: dict, model_dir: Path, log: Path) -> dict:
-    """Run the inner search, write ``model_dir/inner.csv``, log it; the best as a dict."""
+def _inner(
+    blocks, vblocks, params: dict, inner: dict, seed: int, settings: dict, model_dir: Path, log: Path, cv_blocks=None
+) -> dict:
+    """Run the inner search (k-fold CV on ``cv_blocks`` when given), write
+    ``model_dir/inner.csv``, log it; the best as a dict."""
     import pandas as pd
 
     from ...io import atomic_write_text
     from .nested import inner_search
 
     t0 = time.monotonic()
-    best, rows = inner_search(blocks, vblocks, params, inner, seed, float(settings["svd_rcond"]))
+    best, rows = inner_search(blocks, vblocks, params, inner, seed, float(settings["svd_rcond"]), cv_blocks)
     wall = time.monotonic() - t0
     table = model_dir / "inner.csv"
     atomic_write_text(table, pd.DataFrame(rows).to_csv(index=False))
     solve_s = [r["solve_s"] for r in rows]
     with open(log, "a") as fh:
         fh.write(
-            f"inner search: {len(rows)} solves in {wall:.2f} s (solves {sum(solve_s):.2f} s, "
+            (
+                f"inner search ({len(cv_blocks)}-fold CV on the training structures): {len(rows)} evaluations "
+                f"of {len(cv_blocks)} solves"
+                if cv_blocks
+                else f"inner search: {len(rows)} solves"
+            )
+            + f" in {wall:.2f} s (solves {sum(solve_s):.2f} s, "
             f"median {1000 * float(np.median(solve_s)):.1f} ms); best inner trial {best['index']}: "
             f"loss {best['loss']:.6g} with {json.dumps(best['params'])}"
             + (f" (pinned, svd: {json.dumps(best['pinned'])})" if best["pinned"] else "")

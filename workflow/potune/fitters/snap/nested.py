@@ -22,6 +22,21 @@ range (midpoint for a uniform prior) and widens the ranges of the other used wei
 that every ratio of the original box stays reachable: ``[low * a0 / a_high, high * a0 /
 a_low]``. With ``ridge`` (or ``solver`` searched) nothing is pinned.
 
+Cross-validated inner losses (``snap.inner.folds`` = k > 1): each weight setting is scored by
+k-fold cross-validation on the trial's own training structures instead of the validation fold.
+The folds are :func:`potune.data.split.kfold_split`'s (by structure, stratified per
+config_type, seeded with ``split.seed``; isolated atoms and ``split.always_train`` stay in every
+fold's training part; a config_type with fewer than k structures is in fewer than k folds). The
+descriptor cache holds, per fold f, the R factors of the training rows outside fold f (one per
+(config_type, kind) group, as ``blocks.npz``) and fold f's validation blocks
+(:func:`.descriptors.compress_validation`), so an inner evaluation is k solves of today's size.
+The CV loss is the loss of the pooled RMSEs: every held-out row of every fold, each predicted
+by the model fitted without its fold, in one sum of squares per kind (:func:`cv_errors`) — the
+RMSEs a single validation fold holding all training structures would give. The chosen weights
+are fitted on the whole training file, and the trial's ``loss`` is still ``validate``'s, on the
+validation fold, so the outer search selects the descriptor hyperparameters on the validation
+fold and the inner search the weights by CV on the training structures.
+
 Warm start (``snap.inner.warm_start``): the outer proposal carries, in ``inner["start"]``, the
 inner-best weights of the best trials its optimiser was told (:func:`warm_starts`); the inner
 search evaluates them first (:func:`start_points`: rescaled to the pinned weight, clipped) and
@@ -96,11 +111,40 @@ def inner_config(cfg: dict) -> dict | None:
     space = {k: v for k, v in cfg["space"].items() if is_inner(k)}
     settings = {**INNER_DEFAULTS, **(s.get("inner") or {})}
     warm = warm_start_count(settings.pop("warm_start", None))
+    settings.pop("folds", None)
+    cv = cv_spec(cfg)
     return {
         "space": space,
         **settings,
         **({"warm_start": warm} if warm else {}),  # off: the proposals are as before the switch
+        **({"cv": cv} if cv else {}),  # folds 1: the proposals are as before the setting existed
         "loss": {"kind": cfg["loss"]["kind"], "alpha": float(cfg["loss"].get("alpha", 0.5))},
+    }
+
+
+def inner_folds(value) -> int:
+    """``snap.inner.folds`` as an int >= 1 (``None``: 1); :class:`ConfigError` otherwise."""
+    if value is None:
+        return 1
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+        raise ConfigError(f"snap.inner.folds: expected an integer >= 1 (1: no cross-validation), got {value!r}")
+    return int(value)
+
+
+def cv_spec(cfg: dict) -> dict | None:
+    """The cross-validation of the inner search (``snap.inner.folds`` > 1; ``None`` for 1):
+    ``folds``, and the ``seed`` and ``always_train`` of :func:`potune.data.split.kfold_split`
+    (``split.seed``, ``split.always_train``). Part of the descriptor cache key and of every
+    proposal's ``inner``, so a cache is only used with the folds it was computed for."""
+    s = cfg.get("snap") or {}
+    folds = inner_folds((s.get("inner") or {}).get("folds"))
+    if folds == 1 or not s.get("nested"):
+        return None
+    split = cfg.get("split") or {}
+    return {
+        "folds": folds,
+        "seed": int(split.get("seed", 0)),
+        "always_train": list(split.get("always_train", ["isolated_atom"])),
     }
 
 
@@ -166,14 +210,39 @@ def block_sq(R: np.ndarray, coef: np.ndarray) -> float:
     return float(r @ r)
 
 
-def validation_errors(coef: np.ndarray, vblocks: Sequence[dict], loss_kind: str, alpha: float) -> dict:
-    """``loss``, ``energy_rmse_mev`` (meV/atom) and ``force_rmse`` (eV/Å) of coefficients
-    ``coef`` on the validation blocks, as :meth:`potune.evaluate.metrics.Residuals.loss`."""
-    sums = {"energy": [0.0, 0], "energy_sqrtn": [0.0, 0], "force": [0.0, 0]}
+def validation_sums(coef: np.ndarray, vblocks: Sequence[dict], sums: dict | None = None) -> dict:
+    """Per validation kind (energy, energy_sqrtn, force): ``[sum of squared residuals, rows]``
+    of coefficients ``coef`` on ``vblocks``, added to ``sums`` when given."""
+    sums = sums if sums is not None else {"energy": [0.0, 0], "energy_sqrtn": [0.0, 0], "force": [0.0, 0]}
     for b in vblocks:
         s = sums[b["kind"]]
         s[0] += block_sq(b["R"], coef)
         s[1] += int(b["n_rows"])
+    return sums
+
+
+def validation_errors(coef: np.ndarray, vblocks: Sequence[dict], loss_kind: str, alpha: float) -> dict:
+    """``loss``, ``energy_rmse_mev`` (meV/atom) and ``force_rmse`` (eV/Å) of coefficients
+    ``coef`` on the validation blocks, as :meth:`potune.evaluate.metrics.Residuals.loss`."""
+    return errors_of_sums(validation_sums(coef, vblocks), loss_kind, alpha)
+
+
+def cv_errors(folds: Sequence[dict], params: dict, loss_kind: str, alpha: float, rcond: float) -> dict:
+    """The k-fold CV errors (as :func:`validation_errors`) of the weights ``params``: for each
+    fold (``blocks``: the R factors of the training rows outside it, ``vblocks``: its
+    validation blocks) the coefficients solved on ``blocks``, the residuals on ``vblocks``;
+    the RMSEs pool every fold's held-out rows."""
+    from .solve import solve
+
+    sums = None
+    for f in folds:
+        coef, _ = solve(f["blocks"], params, rcond)
+        sums = validation_sums(coef, f["vblocks"], sums)
+    return errors_of_sums(sums, loss_kind, alpha)
+
+
+def errors_of_sums(sums: dict, loss_kind: str, alpha: float) -> dict:
+    """:func:`validation_errors` from :func:`validation_sums`'s sums."""
     rm = {k: math.sqrt(v[0] / v[1]) if v[1] else math.nan for k, v in sums.items()}
     if loss_kind == "weighted":
         e = rm["energy_sqrtn"] if alpha > 0 else 0.0
@@ -233,9 +302,13 @@ def inner_search(
     inner: dict,
     seed: int,
     rcond: float = SETTINGS_DEFAULTS["svd_rcond"],
+    cv_folds: Sequence[dict] | None = None,
 ) -> tuple[dict, list[dict]]:
     """Tune the weights/solver settings of ``inner["space"]`` on the training ``blocks`` by
-    the validation loss on ``vblocks``; ``hp`` holds every other hyperparameter.
+    the validation loss on ``vblocks``; ``hp`` holds every other hyperparameter. With
+    ``cv_folds`` (``snap.inner.folds`` > 1: per fold ``blocks`` and ``vblocks``, from
+    :func:`.descriptors.load_cv_blocks`) the loss is instead the k-fold CV loss
+    (:func:`cv_errors`) and ``vblocks`` is not used.
 
     Deterministic given ``seed``: the optimiser is potune's ask/tell optimiser
     (``inner["kind"]``) seeded with it; ``inner["evaluations"]`` solves in all.
@@ -258,7 +331,9 @@ def inner_search(
         space = None
     else:
         space = Space.from_config(space_cfg)
-        opt_cfg = {k: v for k, v in inner.items() if k not in ("space", "loss", "evaluations", "warm_start", "start")}
+        opt_cfg = {
+            k: v for k, v in inner.items() if k not in ("space", "loss", "evaluations", "warm_start", "start", "cv")
+        }
         opt = make_optimizer(space, {**opt_cfg, "seed": int(seed)})
     total = int(inner["evaluations"]) if space is not None else 1
     batch = max(1, int(inner.get("batch_size", 5)))
@@ -283,8 +358,11 @@ def inner_search(
             t0 = time.perf_counter()
             try:
                 p = resolve_params({**base, **point})
-                coef, _ = solve(blocks, p, rcond)
-                err = validation_errors(coef, vblocks, loss_cfg["kind"], float(loss_cfg["alpha"]))
+                if cv_folds:
+                    err = cv_errors(cv_folds, p, loss_cfg["kind"], float(loss_cfg["alpha"]), rcond)
+                else:
+                    coef, _ = solve(blocks, p, rcond)
+                    err = validation_errors(coef, vblocks, loss_cfg["kind"], float(loss_cfg["alpha"]))
                 if not math.isfinite(err["loss"]):
                     raise ValueError(f"non-finite loss {err['loss']}")
                 row.update(status="ok", reason="", **err)
@@ -310,6 +388,7 @@ def inner_search(
         "force_rmse": best["force_rmse"],
         "index": best["inner_trial"],
         "pinned": pinned,
+        **({"folds": len(cv_folds)} if cv_folds else {}),
         **({"warm_start": len(starts), "best_origin": best["origin"]} if starts else {}),
     }, rows
 

@@ -189,7 +189,8 @@ def spec_key(spec: dict, data_key: str = "") -> str:
 
 def data_key(cfg: dict) -> str:
     """A hash of what determines every fold's training data: the data files' contents, the
-    data keys and the split settings (the fold number is in the cache path)."""
+    data keys and the split settings (the fold number is in the cache path), and the inner
+    cross-validation of a nested search with ``snap.inner.folds`` > 1 (:func:`.nested.cv_spec`)."""
     h = hashlib.sha256()
     d = cfg["data"]
     for k in ("train", "validation"):
@@ -202,6 +203,11 @@ def data_key(cfg: dict) -> str:
             default=str,
         ).encode()
     )
+    from .nested import cv_spec
+
+    cv = cv_spec(cfg)
+    if cv:  # snap.inner.folds > 1: these caches hold the CV blocks (folds 1: the key as before)
+        h.update(json.dumps({"cv": cv}, sort_keys=True).encode())
     return h.hexdigest()[:16]
 
 
