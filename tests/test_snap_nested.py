@@ -680,3 +680,36 @@ def test_more_folds_than_training_structures_stop_before_any_job(tmp_path):
     cfg = resolve_config(_cfg(results_dir=str(tmp_path), snap={"inner": {"folds": n_train + 1}}))
     with pytest.raises(ConfigError, match=rf"snap\.inner\.folds: k-fold with k={n_train + 1} needs"):
         check_inputs(cfg)
+
+
+def test_inner_searches_start_at_the_fitters_default_weights(si_cache):
+    """optimizer.default_first (the default): every proposal carries the fitter's default
+    weights (eweight 100, fweight 1, per config_type too) and every inner search evaluates them
+    first, rescaled to the pinned weight: the inner best is never worse than the default
+    weights on the same descriptors; default_first false: the proposals and searches as before."""
+    cfg = resolve_config(_cfg(snap={"inner": {"evaluations": 6}}), check_files=False)
+    inner = nested.inner_config(cfg)
+    assert inner["default"] == {"eweight": 100.0, "fweight": 1.0, "eweight[dia]": 100.0}
+    off = nested.inner_config(resolve_config(_cfg(optimizer={"default_first": False}), check_files=False))
+    assert "default" not in off
+    _, blocks = snap.load_blocks(si_cache)
+    vblocks = snap.load_valid_blocks(si_cache)
+    base = _inner(evaluations=6)
+    start = {"eweight": 500.0, "fweight": 2.0, "eweight[dia]": 50.0}
+    best, rows = nested.inner_search(
+        blocks, vblocks, BASE, {**base, "default": inner["default"], "start": [start]}, seed=3
+    )
+    assert [r["origin"] for r in rows] == ["default", "warm", "sobol", "sobol", "sobol", "sobol"]
+    a0 = float(np.sqrt(10.0 * 3000.0))  # the pinned eweight: the default's ratios kept
+    assert rows[0]["eweight"] == pytest.approx(a0) and rows[0]["eweight[dia]"] == pytest.approx(a0)
+    assert rows[0]["fweight"] == pytest.approx(a0 / 100.0)
+    coef, _ = snap.solve(blocks, snap.resolve_params({**BASE, "eweight": 100.0, "fweight": 1.0, "eweight[dia]": 100.0}))
+    default_loss = nested.validation_errors(coef, vblocks, "weighted", 0.5)["loss"]
+    assert rows[0]["loss"] == pytest.approx(default_loss, rel=1e-6)
+    assert best["loss"] <= default_loss * (1 + 1e-9)
+    assert best["default_start"] is True and best["warm_start"] == 1
+    assert best["best_origin"] == rows[best["index"]]["origin"]
+    # without the default: the warm start first, the same Sobol design after it
+    b2, r2 = nested.inner_search(blocks, vblocks, BASE, {**base, "start": [start]}, seed=3)
+    assert [r["origin"] for r in r2][:2] == ["warm", "sobol"] and "default_start" not in b2
+    assert r2[0]["loss"] == pytest.approx(rows[1]["loss"], rel=1e-9)

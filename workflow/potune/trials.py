@@ -13,7 +13,8 @@ model was fitted with) in the weight columns, its best inner validation loss in
 structures, so they differ, and ``inner_folds`` says k), and
 ``inner_evaluations``, ``inner_time_s``, ``inner_table`` (with ``snap.inner.warm_start``
 also ``inner_warm_start``, the warm-start points evaluated, and ``inner_best_warm``, whether
-one of them was the inner best).
+one of them was the inner best; with ``optimizer.default_first`` ``inner_best_default``,
+whether the fitter's default weights were).
 """
 
 from __future__ import annotations
@@ -77,6 +78,8 @@ def trial_row(params_file: str | os.PathLike, fold_dirs: Sequence[str | os.PathL
             if inner.get("warm_start"):  # snap.inner.warm_start: how many start points, and whether one won
                 row["inner_warm_start"] = inner["warm_start"]
                 row["inner_best_warm"] = inner["best_origin"] == "warm"
+            if inner.get("default_start"):  # optimizer.default_first: did the default weights win
+                row["inner_best_default"] = inner["best_origin"] == "default"
     row["status"] = status
     row["reason"] = reason
     if status == "ok":
