@@ -356,7 +356,9 @@ def inner_search(
     else:
         space = Space.from_config(space_cfg)
         opt_cfg = {
-            k: v for k, v in inner.items() if k not in ("space", "loss", "evaluations", "warm_start", "start", "cv", "default")
+            k: v
+            for k, v in inner.items()
+            if k not in ("space", "loss", "evaluations", "warm_start", "start", "cv", "default")
         }
         opt = make_optimizer(space, {**opt_cfg, "seed": int(seed)})
     total = int(inner["evaluations"]) if space is not None else 1
