@@ -426,13 +426,22 @@ def test_snakemake_nested_snap_search_end_to_end(tmp_path):
         assert model["hyperparameters"]["fweight[bt]"] == pytest.approx(table.loc[r.Index, "fweight[bt]"])
         inner = pd.read_csv(fold / "model" / "inner.csv")
         assert len(inner) == 20
-        if r.iteration == 0:  # nothing told yet: a cold inner search
-            assert "start" not in prop["inner"] and "origin" not in inner and np.isnan(r.inner_warm_start)
-        else:  # the two trials of iteration 0, best first, are the first inner rows
+        # optimizer.default_first (the default): the fitter's default weights are the first inner row
+        assert prop["inner"]["default"] == {"eweight": 100.0, "fweight[bt]": 1.0}
+        assert inner["origin"].iloc[0] == "default"
+        assert (inner["eweight"].iloc[0], inner["fweight[bt]"].iloc[0]) == pytest.approx((100.0, 1.0))
+        assert r.inner_best_default == (inner["loss"].idxmin() == 0)
+        if r.iteration == 0:  # nothing told yet: no warm start
+            assert "start" not in prop["inner"] and inner["origin"].iloc[1] == "sobol"
+            assert np.isnan(r.inner_warm_start)
+        else:  # the two trials of iteration 0, best first, follow (one equal to the default is dropped)
             told = table[table["iteration"] == 0].sort_values("loss")
             assert [s["eweight"] for s in prop["inner"]["start"]] == pytest.approx(told["eweight"].tolist())
-            assert list(inner["origin"].iloc[:3]) == ["warm", "warm", "sobol"] and r.inner_warm_start == 2
-            for (_, t), (_, w) in zip(told.iterrows(), inner.iloc[:2].iterrows()):
+            warm = told[~np.isclose(told["eweight"], 100.0) | ~np.isclose(told["fweight[bt]"], 1.0)]
+            k = len(warm)
+            assert list(inner["origin"].iloc[1 : k + 2]) == ["warm"] * k + ["sobol"]
+            assert r.inner_warm_start == k or (k == 0 and np.isnan(r.inner_warm_start))
+            for (_, t), (_, w) in zip(warm.iterrows(), inner.iloc[1 : k + 1].iterrows()):
                 assert (w["eweight"], w["fweight[bt]"]) == pytest.approx((t["eweight"], t["fweight[bt]"]))
         assert json.loads((fold / "fit.json").read_text())["inner"]["loss"] == pytest.approx(r.loss, rel=1e-6)
     best = yaml_load(run / "best" / "best.yaml")
