@@ -30,7 +30,7 @@ rule descriptors:
         attempt=lambda wc, attempt: attempt,
         max_attempts=RES["fit"]["retries"] + 2,
     params:
-        spec=descriptor_spec_for_key,
         **CV_PARAM,  # snap.inner.folds > 1 only (a new param would re-run older searches' caches)
+        spec=descriptor_spec_for_key,
     script:
         "../../scripts/descriptors.py"
