@@ -127,7 +127,7 @@ def propose(
     points = opt.ask(n, pending=[space.to_point(p) for p in pending]) if pending else opt.ask(n)
     origins = ["optimizer"] * len(points)
     # a grid is a complete design: it keeps every point of its own
-    use_default = opt_cfg.get("default_first", True) and opt_cfg.get("kind", "bayes") != "grid"
+    use_default = uses_default_first(opt_cfg)
     if iteration == 0 and points and defaults and use_default:
         known = {k: v for k, v in defaults.items() if k in space.names}
         if known:
@@ -141,6 +141,12 @@ def propose(
         for k, p in enumerate(points)
     ]
     return props, opt.state()
+
+
+def uses_default_first(opt_cfg: dict) -> bool:
+    """Whether a search starts at the fitter's default hyperparameters: ``optimizer.default_first``
+    (default true), except with ``grid`` (a complete design keeps every point of its own)."""
+    return bool(opt_cfg.get("default_first", True)) and opt_cfg.get("kind", "bayes") != "grid"
 
 
 def conditioning(iteration: int, ahead: int) -> tuple[int | None, list[int]]:

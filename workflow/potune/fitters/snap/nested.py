@@ -121,9 +121,9 @@ def inner_config(cfg: dict) -> dict | None:
     warm = warm_start_count(settings.pop("warm_start", None))
     settings.pop("folds", None)
     cv = cv_spec(cfg)
-    opt = cfg.get("optimizer") or {}
-    use_default = opt.get("default_first", True) and opt.get("kind", "bayes") != "grid"
-    default = default_inner_point(space) if use_default else {}
+    from ...search.loop import uses_default_first
+
+    default = default_inner_point(space) if uses_default_first(cfg.get("optimizer") or {}) else {}
     return {
         "space": space,
         **settings,
