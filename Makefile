@@ -44,14 +44,14 @@ test-fast: venv
 lint: venv
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/snakefmt --check Snakefile workflow/rules
+	$(BIN)/snakefmt --check Snakefile workflow/rules tests/snakefiles
 	$(BIN)/snakemake --lint --configfile $(CONFIG)
 
 ## Rewrite the code in the house style (ruff format, snakefmt) and apply ruff's safe fixes.
 format: venv
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
-	$(BIN)/snakefmt Snakefile workflow/rules
+	$(BIN)/snakefmt Snakefile workflow/rules tests/snakefiles
 
 clean-venv:
 	rm -rf $(VENV)

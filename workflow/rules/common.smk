@@ -23,6 +23,7 @@ from potune.search.loop import conditioning, should_stop
 from potune.search.optimizers import lookahead
 from potune.cluster import resources as _resources
 from potune.cluster.resources import runtime_min, runtime_ms
+from potune.cluster.snakemake_fixes import apply_fixes as apply_snakemake_fixes
 from potune.cluster.resume import (
     DriverLockError,
     acquire_driver_lock,
@@ -36,6 +37,10 @@ from potune.trials import read_table
 
 # Jobs (local, on SLURM, in the envs/ conda environments) import this checkout's potune.
 export_library_path(Path(workflow.basedir) / "workflow")
+
+if workflow.is_main_process:
+    # a retried job lost at a checkpoint would end the search early with exit status 0
+    apply_snakemake_fixes(workflow)
 
 DEFAULT_CONFIG = Path(workflow.basedir) / "config" / "config.yaml"
 
