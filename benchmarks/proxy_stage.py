@@ -25,6 +25,13 @@ reaches the two-stage search's total).
 
     PYTHONPATH=workflow nice -n 5 .venv/bin/python benchmarks/proxy_stage.py --n 4
 
+``--data si`` runs the same three strategies on the shipped Zuo 2020 Si data instead
+(:func:`si_config`: config/examples/two-stage-si.yaml fitted on energies and forces, GP in
+strategy 1 and stage 2), where a full fit costs tens of seconds, not a quarter of one:
+
+    PYTHONPATH=workflow .venv/bin/python benchmarks/proxy_stage.py --data si --joint 8x4 \
+        --stage1 8x4 --stage2 4x2 --proxy-structures 50 --proxy-sparse 50 --out benchmarks/out/proxy_stage_si
+
 Writes <out>/proxy_stage.csv (one row per search) and <out>/proxy_stage_trials.csv (the joint
 searches' trials with their cumulative fit CPU).
 """
@@ -71,12 +78,41 @@ def proxy_tag(args) -> str:
     )
 
 
+def si_config(strategy: str, n: int) -> dict:
+    """A search on the shipped Zuo 2020 Si data (``--data si``): config/examples/two-stage-si.yaml
+    (soap_turbo, rcut_hard 5 A, 200 CUR sparse points, stage-1 descriptor space, stage-2 delta
+    and sigma_E), fitted on energies and forces with sigma_F searched too (0.02-0.3 eV/A, as
+    config/config.yaml), loss 0.5 RMSE(dE/sqrt(N)) + 0.5 RMSE(dF), n_max = l_max = n; a
+    Bayesian search in stage 2 and strategy 1 (GP, as the example), PSO in stage 1.
+    ``joint`` searches the union of both spaces in one."""
+    cfg = yaml.safe_load((ROOT / "config" / "examples" / "two-stage-si.yaml").read_text())
+    for k in ("train", "test"):
+        cfg["data"][k] = str(ROOT / cfg["data"][k])
+    cfg["gap"]["energy_only"] = False
+    cfg.pop("refit_forces", None)
+    cfg["loss"] = {"kind": "weighted", "alpha": 0.5}
+    cfg["fixed"] = {k: v for k, v in cfg["fixed"].items() if k != "sigma_force"} | {"n_max": n, "l_max": n}
+    cfg["space"]["sigma_force"] = {"type": "real", "low": 0.02, "high": 0.3, "prior": "log-uniform"}
+    cfg["optimizer"] = {"kind": "bayes", "seed": 0, "lookahead": 0}
+    cfg["stage1"]["optimizer"] = {"kind": "pso"}
+    if strategy == "joint":
+        cfg["strategy"] = "joint"
+        cfg["space"] = {**cfg["stage1"].pop("space"), **cfg["space"]}
+        del cfg["stage1"]
+    return cfg
+
+
 def build_config(args, strategy: str, n: int, out: Path) -> dict:
-    """One search of the comparison: PPSO Table 3's protocol with this benchmark's budgets."""
+    """One search of the comparison: PPSO Table 3's protocol (``--data dimers``) or the Si
+    searches of :func:`si_config` (``--data si``), with this benchmark's budgets."""
     ctx = Context(out=out, cores=args.cores, quick=False, shared=None)
-    cfg = ppso_dimer_config(ctx, "joint" if strategy == "joint" else "two_stage", n)
+    if args.data == "si":
+        cfg = si_config(strategy, n)
+    else:
+        cfg = ppso_dimer_config(ctx, "joint" if strategy == "joint" else "two_stage", n)
     tag = proxy_tag(args) if strategy == "proxy" else ""
-    cfg["run_name"] = f"proxy-bench-{strategy}{tag}-n{n}-s{args.seed}"
+    data = "" if args.data == "dimers" else f"{args.data}-"
+    cfg["run_name"] = f"proxy-bench-{data}{strategy}{tag}-n{n}-s{args.seed}"
     cfg["results_dir"] = str(out / "runs")
     cfg["optimizer"]["seed"] = args.seed
     cfg["kernel"] = {**cfg.get("kernel", {}), "figure": False, "similarity_curve": False}
@@ -237,6 +273,7 @@ def proxy_ranking(run_dir: Path, args, out: Path) -> dict:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--data", choices=("dimers", "si"), default="dimers", help="C dimers (PPSO) or Zuo Si (shipped)")
     ap.add_argument("--n", type=int, nargs="+", default=[4], help="n_max = l_max (PPSO: 4 and 6)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--joint", default="8x10", help="strategy 1: particles x iterations")
