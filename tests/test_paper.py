@@ -70,6 +70,17 @@ def test_ppso_dimer_config_is_the_papers_protocol(tmp_path, strategy, n):
     assert resolved["optimizer"]["lookahead"] == 0
 
 
+def test_ppso_joint_bayes_is_strategy_1_with_potunes_optimiser(tmp_path):
+    """The comparison row of ppso_table3: the paper's bounds, loss and budget, the default search."""
+    ctx = Context(out=tmp_path, cores=2, quick=False, shared=None)
+    pso, bo = ppso_dimer_config(ctx, "joint", 4), ppso_dimer_config(ctx, "joint_bayes", 4)
+    assert bo["space"] == pso["space"] and bo["loss"] == pso["loss"] and bo["fixed"] == pso["fixed"]
+    assert bo["stop"] == pso["stop"] and bo["optimizer"] == {"kind": "bayes", "seed": 0, "batch_size": 16}
+    assert bo["run_name"] == "paper-ppso-joint_bayes-n4"
+    resolved = resolve_config({**bo, "results_dir": str(tmp_path)}, check_files=False)
+    assert resolved["optimizer"]["default_first"] and resolved["optimizer"]["lookahead"] is None  # default: 1
+
+
 def test_ppso_dimer_config_quick_is_small(tmp_path):
     ctx = Context(out=tmp_path, cores=2, quick=True, shared=None)
     joint, two = ppso_dimer_config(ctx, "joint", 4), ppso_dimer_config(ctx, "two_stage", 4)

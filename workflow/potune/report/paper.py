@@ -894,8 +894,13 @@ def ppso_dimer_config(ctx: Context, strategy: str, n: int) -> dict:
     for strategy 1 and stage 1 and 20 for stage 2, C1:C2 = 1:2, loss Gamma_E + Gamma_F / 30 on
     energies and forces, rcut_hard 5 A), set here whatever the example files say. The iteration
     budgets are the examples' (stage 1 and strategy 1: 20, stage 2: 10); the quick variant
-    shrinks the swarms to 4 particles and every stage to 2 iterations."""
-    name = "ppso-dimer-joint.yaml" if strategy == "joint" else "ppso-dimer-two-stage.yaml"
+    shrinks the swarms to 4 particles and every stage to 2 iterations.
+
+    ``joint_bayes`` is strategy 1 with potune's own optimiser instead of PPSO's swarm: the same
+    bounds, loss and budget (16 trials x 20 iterations), the default Bayesian search
+    (``optimizer`` of defaults.yaml: GP, gp_hedge, the GAP defaults first, lookahead 1)."""
+    joint = strategy in ("joint", "joint_bayes")
+    name = "ppso-dimer-joint.yaml" if joint else "ppso-dimer-two-stage.yaml"
     cfg = yaml.safe_load((REPO / "config" / "examples" / name).read_text())
     cfg["data"]["train"] = str(REPO / cfg["data"]["train"])
     cfg["fixed"] = {**cfg.get("fixed", {}), "rcut_hard": PPSO_TABLE3_RCUT_HARD, "n_max": n, "l_max": n}
@@ -904,9 +909,11 @@ def ppso_dimer_config(ctx: Context, strategy: str, n: int) -> dict:
     cfg.setdefault("gap", {})["energy_only"] = False
     # the paper starts from a random swarm (its eq. 14): no default point first
     pso = {"kind": "pso", "seed": 0, "lookahead": 0, "default_first": False, "pso": dict(PPSO_TABLE3_PSO)}
-    if strategy == "joint":
+    if joint:
         cfg["space"] = copy.deepcopy({**PPSO_TABLE3_DESCRIPTOR_SPACE, **PPSO_TABLE3_GAP_SPACE})
         cfg["optimizer"] = {**pso, "batch_size": PPSO_TABLE3_PARTICLES["joint"]}
+        if strategy == "joint_bayes":
+            cfg["optimizer"] = {"kind": "bayes", "seed": 0, "batch_size": PPSO_TABLE3_PARTICLES["joint"]}
     else:
         cfg["space"] = copy.deepcopy(PPSO_TABLE3_GAP_SPACE)
         cfg["optimizer"] = {**pso, "batch_size": PPSO_TABLE3_PARTICLES["stage2"]}
@@ -933,7 +940,9 @@ def ppso_table3(ctx: Context) -> list[Path]:
     import shutil
 
     rows, written = [], []
-    runs = [(n, strategy) for n in ((4,) if ctx.quick else (4, 6)) for strategy in ("joint", "two_stage")]
+    # full budget: strategy 1 with potune's Bayesian search too, for comparison (same bounds, loss, budget)
+    strategies = ("joint", "two_stage") if ctx.quick else ("joint", "two_stage", "joint_bayes")
+    runs = [(n, strategy) for n in ((4,) if ctx.quick else (4, 6)) for strategy in strategies]
     cfgs = [ppso_dimer_config(ctx, strategy, n) for n, strategy in runs]
     done = run_searches(ctx, cfgs)
     for (n, strategy), cfg, (run_dir, _) in zip(runs, cfgs, done):
@@ -945,15 +954,19 @@ def ppso_table3(ctx: Context) -> list[Path]:
         e = best.get("energy_rmse_mev")
         f = 1000.0 * best["force_rmse"] if best.get("force_rmse") is not None else None
         particles = (
-            f"{cfg['optimizer']['batch_size']}"
-            if strategy == "joint"
-            else f"{cfg['stage1']['optimizer']['batch_size']} + {cfg['optimizer']['batch_size']}"
+            f"{cfg['stage1']['optimizer']['batch_size']} + {cfg['optimizer']['batch_size']}"
+            if strategy == "two_stage"
+            else f"{cfg['optimizer']['batch_size']}"
         )
         rows.append(
             {
-                "run": f"S{n}-{1 if strategy == 'joint' else 2}",
+                "run": f"S{n}-{2 if strategy == 'two_stage' else 1}{' (potune BO)' if strategy == 'joint_bayes' else ''}",
                 "n_max = l_max": n,
-                "strategy": "1 (joint)" if strategy == "joint" else "2 (two-stage)",
+                "strategy": {
+                    "joint": "1 (joint)",
+                    "two_stage": "2 (two-stage)",
+                    "joint_bayes": "1 (joint), potune's Bayesian search instead of PSO",
+                }[strategy],
                 "kernel mean": kernel.get("kernel_mean"),
                 "kernel std": kernel.get("kernel_std"),
                 "zeta": kernel.get("zeta", (best.get("hyperparameters") or {}).get("zeta")),
@@ -995,7 +1008,10 @@ def ppso_table3(ctx: Context) -> list[Path]:
         "quick variant: n_max = l_max = 4 only, 4 particles x 2 iterations per stage - far below the paper's budget"
         if ctx.quick
         else "budget: 16 particles x 20 iterations for strategy 1; strategy 2: stage 1 16 particles x 20 "
-        "iterations (kernel evaluations, no fit), stage 2 20 particles x 10 iterations (GAP fits).",
+        "iterations (kernel evaluations, no fit), stage 2 20 particles x 10 iterations (GAP fits). "
+        "S4-1 / S6-1 (potune BO): strategy 1 with potune's default optimiser (GP, gp_hedge, the GAP defaults "
+        "first, 16 trials per iteration, lookahead 1) instead of PSO, same bounds, loss and 320 fits; not in "
+        "the paper.",
         "ppso_kernel_hist.png / ppso_similarity.png: kernel distribution and similarity curves of stage 1's best "
         "SOAP (n = 4), the potune versions of the paper's Figs. 4-8.",
         *wall_note(ctx),
