@@ -829,3 +829,39 @@ def test_default_point_is_not_proposed_twice():
         )
         values = [p.point["sparse_method"] for p in props]
         assert values[0] == "cur_points" and len(set(values)) == 3, values
+
+
+def test_bayes_log_loss_models_the_logarithm_and_reports_losses():
+    """optimizer.log_loss: the GP is told log(loss) (the minimiser is unchanged, a few huge
+    losses no longer dominate the model); best_loss stays in loss units; proposals differ from
+    the raw-loss model's but are as deterministic."""
+    pts = [[1.0, 0.0], [5.0, 0.5], [9.0, -0.5], [3.0, 0.9]]
+    losses = [2.0, 30000.0, 0.5, 0.0]  # heavy-tailed, and one loss at zero (floored)
+
+    def run(log_loss: bool):
+        opt = make_optimizer(REAL2, {"kind": "bayes", "seed": 3, "n_initial": 4, "log_loss": log_loss})
+        opt.tell(pts, losses)
+        nxt = opt.ask(2)
+        return opt, nxt
+
+    opt, nxt = run(True)
+    assert np.allclose(opt.opt.yi, [math.log(2.0), math.log(30000.0), math.log(0.5), math.log(1e-12)])
+    state = opt.state()
+    assert state["log_loss"] is True and state["best_loss"] == pytest.approx(1e-12)
+    assert run(True)[1] == nxt  # deterministic
+    raw, raw_next = run(False)
+    assert raw.opt.yi == losses and raw.state()["best_loss"] == 0.0 and raw_next != nxt
+
+
+def test_log_loss_is_a_config_key():
+    from potune.config import resolve_config
+
+    cfg = {
+        "data": {"train": "x.xyz"},
+        "space": {"delta": {"type": "real", "low": 0.1, "high": 1.0}},
+        "optimizer": {"kind": "bayes", "log_loss": True},
+        "results_dir": "/tmp",
+    }
+    assert resolve_config(cfg, check_files=False)["optimizer"]["log_loss"] is True
+    with pytest.raises(ConfigError, match="log_loss"):
+        resolve_config({**cfg, "optimizer": {"kind": "bayes", "log_loss": "yes"}}, check_files=False)

@@ -38,6 +38,8 @@ HEDGE_WINDOW = 64
 HEDGE_WINDOW_TREES = 16
 #: gp_hedge: seeded random points among which each acquisition's nominee is chosen (replay)
 HEDGE_CANDIDATES = 512
+#: log_loss: losses below this are modelled as log(LOG_LOSS_FLOOR)
+LOG_LOSS_FLOOR = 1e-12
 #: gp_hedge: softmax temperature on the gains (skopt's eta); gains are in standard deviations of the losses
 HEDGE_ETA = 1.0
 #: skopt's defaults for EI/PI (xi) and LCB (kappa)
@@ -140,6 +142,13 @@ class BayesOptimizer:
           gradient norm of the posterior mean; GP only.
 
         In every case the first point of a batch is the one sequential search would pick.
+    log_loss
+        Model ``log(loss)`` instead of the loss (losses must be positive; they are floored at
+        :data:`LOG_LOSS_FLOOR`). The minimiser is the same; a GP on the logarithm is not
+        dominated by the few trials whose loss is orders of magnitude above the rest (a
+        poor descriptor or a diverged fit), which a GP on the raw loss fits at the expense of
+        the region of good trials. Liars, hedge gains and ``best_loss`` follow (the last in
+        loss units).
 
     gp_hedge under replay
         skopt keeps the portfolio's gains in the optimiser, updated in ``tell`` from the
@@ -165,6 +174,7 @@ class BayesOptimizer:
         base_estimator: str = "GP",
         acq_func: str = "gp_hedge",
         liar: str | None = None,
+        log_loss: bool = False,
     ):
         from skopt import Optimizer
 
@@ -174,6 +184,7 @@ class BayesOptimizer:
         self.seed = int(seed)
         self.liar = liar
         self.acq_func = acq_func
+        self.log_loss = bool(log_loss)
         self.rng = np.random.default_rng(seed)
         self.seen: list[list] = []
         self.n_told = 0
@@ -233,12 +244,17 @@ class BayesOptimizer:
         if not points:
             return
         self._buf_x += points
-        self._buf_y += [float(v) for v in losses]
+        self._buf_y += [self._model_y(v) for v in losses]
         self.seen += points
         self.n_told += len(points)
         self._groups.append(len(points))
 
     # ------------------------------------------------------------------ helpers
+    def _model_y(self, loss: float) -> float:
+        """The value the surrogate models for ``loss``: the loss, or its logarithm."""
+        loss = float(loss)
+        return float(np.log(max(loss, LOG_LOSS_FLOOR))) if self.log_loss else loss
+
     def _rng_for(self, *keys: int) -> np.random.Generator:
         return np.random.default_rng(np.random.SeedSequence([self.seed, *map(int, keys)]))
 
@@ -487,8 +503,12 @@ class BayesOptimizer:
             "liar": self.liar,
             "n_told": self.n_told,
             "initial_points_left": max(0, int(self.opt._n_initial_points)),
-            "best_loss": float(min(self.opt.yi + self._buf_y)) if (self.opt.yi or self._buf_y) else None,
+            "log_loss": self.log_loss,
+            "best_loss": None,
         }
+        if self.opt.yi or self._buf_y:
+            best = float(min(self.opt.yi + self._buf_y))
+            out["best_loss"] = float(np.exp(best)) if self.log_loss else best
         if self._hedge is not None:
             out["hedge"] = self._hedge
         return out
