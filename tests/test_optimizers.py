@@ -865,3 +865,29 @@ def test_log_loss_is_a_config_key():
     assert resolve_config(cfg, check_files=False)["optimizer"]["log_loss"] is True
     with pytest.raises(ConfigError, match="log_loss"):
         resolve_config({**cfg, "optimizer": {"kind": "bayes", "log_loss": "yes"}}, check_files=False)
+
+
+def test_runs_recorded_before_log_loss_resume():
+    """A run folder recorded before optimizer.log_loss existed is the same search with the
+    default (false), and a different one with log_loss: true."""
+    import copy
+
+    from potune.config import resolve_config, search_differences
+
+    cfg = resolve_config(
+        {
+            "data": {"train": "x.xyz"},
+            "space": {"delta": {"type": "real", "low": 0.1, "high": 1.0}},
+            "optimizer": {"kind": "bayes"},
+            "results_dir": "/tmp",
+        },
+        check_files=False,
+    )
+    before = copy.deepcopy(cfg)
+    del before["optimizer"]["log_loss"]
+    if "log_loss" in (before.get("stage1") or {}).get("optimizer", {}):
+        del before["stage1"]["optimizer"]["log_loss"]
+    assert search_differences(before, cfg) == []
+    logged = copy.deepcopy(cfg)
+    logged["optimizer"]["log_loss"] = True
+    assert search_differences(before, logged) == ["optimizer.log_loss: False -> True"]
