@@ -515,7 +515,7 @@ def _flatten(obj: Any, prefix: str = "") -> dict[str, Any]:
 
 #: search-defining keys added after runs were recorded without them, with the value that
 #: reproduces those runs exactly: a recorded configuration lacking one is the same search
-ADDED_KEYS: dict[str, Any] = {"snap.inner.folds": 1, "optimizer.log_loss": False, "stage1.optimizer.log_loss": False}
+ADDED_KEYS: dict[str, Any] = {"snap.inner.folds": 1, "optimizer.log_loss": False}
 
 
 def search_differences(old: dict, new: dict) -> list[str]:

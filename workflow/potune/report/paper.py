@@ -884,6 +884,12 @@ PPSO_TABLE3_GAP_SPACE = {
 #: particles (PSO batch) of strategy 1 (joint), stage 1 and stage 2 of strategy 2; C1:C2 = 1:2
 PPSO_TABLE3_PARTICLES = {"joint": 16, "stage1": 16, "stage2": 20}
 PPSO_TABLE3_PSO = {"c1": 1.0, "c2": 2.0, "dt": 1.0, "inertia": 0.0, "boundary": "redraw"}
+#: ppso_table3's comparison rows, strategy 1 with potune's Bayesian search instead of PSO:
+#: strategy -> (run label suffix, strategy label, optimizer settings beyond the default bayes search)
+PPSO_TABLE3_BAYES = {
+    "joint_bayes": (" (potune BO)", "potune's Bayesian search", {}),
+    "joint_bayes_log": (" (potune BO, log loss)", "potune's Bayesian search on log(loss)", {"log_loss": True}),
+}
 #: PPSO's validation errors on the dimers, about the same for all four runs (meV/atom, meV/A)
 PPSO_TABLE3_PAPER = {"energy": "~0.5-0.6", "force": "~15"}
 
@@ -900,7 +906,7 @@ def ppso_dimer_config(ctx: Context, strategy: str, n: int) -> dict:
     bounds, loss and budget (16 trials x 20 iterations), the default Bayesian search
     (``optimizer`` of defaults.yaml: GP, gp_hedge, the GAP defaults first, lookahead 1);
     ``joint_bayes_log`` the same with ``log_loss: true`` (the GP models log(loss))."""
-    joint = strategy in ("joint", "joint_bayes", "joint_bayes_log")
+    joint = strategy == "joint" or strategy in PPSO_TABLE3_BAYES
     name = "ppso-dimer-joint.yaml" if joint else "ppso-dimer-two-stage.yaml"
     cfg = yaml.safe_load((REPO / "config" / "examples" / name).read_text())
     cfg["data"]["train"] = str(REPO / cfg["data"]["train"])
@@ -913,10 +919,9 @@ def ppso_dimer_config(ctx: Context, strategy: str, n: int) -> dict:
     if joint:
         cfg["space"] = copy.deepcopy({**PPSO_TABLE3_DESCRIPTOR_SPACE, **PPSO_TABLE3_GAP_SPACE})
         cfg["optimizer"] = {**pso, "batch_size": PPSO_TABLE3_PARTICLES["joint"]}
-        if strategy in ("joint_bayes", "joint_bayes_log"):
-            cfg["optimizer"] = {"kind": "bayes", "seed": 0, "batch_size": PPSO_TABLE3_PARTICLES["joint"]}
-            if strategy == "joint_bayes_log":
-                cfg["optimizer"]["log_loss"] = True
+        if strategy in PPSO_TABLE3_BAYES:
+            extra = PPSO_TABLE3_BAYES[strategy][2]
+            cfg["optimizer"] = {"kind": "bayes", "seed": 0, "batch_size": PPSO_TABLE3_PARTICLES["joint"], **extra}
     else:
         cfg["space"] = copy.deepcopy(PPSO_TABLE3_GAP_SPACE)
         cfg["optimizer"] = {**pso, "batch_size": PPSO_TABLE3_PARTICLES["stage2"]}
@@ -944,7 +949,7 @@ def ppso_table3(ctx: Context) -> list[Path]:
 
     rows, written = [], []
     # full budget: strategy 1 with potune's Bayesian search too, for comparison (same bounds, loss, budget)
-    strategies = ("joint", "two_stage") if ctx.quick else ("joint", "two_stage", "joint_bayes", "joint_bayes_log")
+    strategies = ("joint", "two_stage") if ctx.quick else ("joint", "two_stage", *PPSO_TABLE3_BAYES)
     runs = [(n, strategy) for n in ((4,) if ctx.quick else (4, 6)) for strategy in strategies]
     cfgs = [ppso_dimer_config(ctx, strategy, n) for n, strategy in runs]
     done = run_searches(ctx, cfgs)
@@ -956,6 +961,7 @@ def ppso_table3(ctx: Context) -> list[Path]:
         kernel = read_json(kstats) if kstats.exists() else {}
         e = best.get("energy_rmse_mev")
         f = 1000.0 * best["force_rmse"] if best.get("force_rmse") is not None else None
+        bayes = PPSO_TABLE3_BAYES.get(strategy, ("", "", {}))
         particles = (
             f"{cfg['stage1']['optimizer']['batch_size']} + {cfg['optimizer']['batch_size']}"
             if strategy == "two_stage"
@@ -963,15 +969,11 @@ def ppso_table3(ctx: Context) -> list[Path]:
         )
         rows.append(
             {
-                "run": f"S{n}-{2 if strategy == 'two_stage' else 1}"
-                + {"joint_bayes": " (potune BO)", "joint_bayes_log": " (potune BO, log loss)"}.get(strategy, ""),
+                "run": f"S{n}-{2 if strategy == 'two_stage' else 1}{bayes[0]}",
                 "n_max = l_max": n,
-                "strategy": {
-                    "joint": "1 (joint)",
-                    "two_stage": "2 (two-stage)",
-                    "joint_bayes": "1 (joint), potune's Bayesian search instead of PSO",
-                    "joint_bayes_log": "1 (joint), potune's Bayesian search on log(loss) instead of PSO",
-                }[strategy],
+                "strategy": {"joint": "1 (joint)", "two_stage": "2 (two-stage)"}.get(
+                    strategy, f"1 (joint), {bayes[1]} instead of PSO"
+                ),
                 "kernel mean": kernel.get("kernel_mean"),
                 "kernel std": kernel.get("kernel_std"),
                 "zeta": kernel.get("zeta", (best.get("hyperparameters") or {}).get("zeta")),
