@@ -308,3 +308,69 @@ def test_lookahead_bounds(cfg, tmp_path):
         c = copy.deepcopy(cfg)
         c["optimizer"]["lookahead"] = bad
         assert "optimizer.lookahead" in error_of(c)
+
+
+#: the search-defining keys a resolved configuration had before ADDED_KEYS existed (2026-12-03:
+#: the keys from defaults.yaml and the shipped configs, user-chosen space/fixed/data excluded).
+#: Runs recorded then lack every key added since; each added key needs an ADDED_KEYS entry
+#: (the value that reproduces those runs) or they no longer resume as the same search.
+KEYS_BEFORE_ADDED_KEYS = {
+    *("fitter", "strategy", "loss.alpha", "loss.kind"),
+    *(f"gap.{k}" for k in ("descriptor", "e0_method", "energy_only", "sparse_jitter", "two_body")),
+    *(f"kernel.{k}" for k in ("bins", "max_structures", "n_sample", "seed")),
+    *(f"kernel.objective.{k}" for k in ("kind", "skew_weight", "std_weight")),
+    *(
+        f"optimizer.{k}"
+        for k in (
+            "acq_func", "base_estimator", "batch_size", "default_first", "failure_penalty", "grid_points",
+            "initial_design", "kind", "liar", "lookahead", "n_initial", "priors", "seed",
+        )
+    ),
+    *(f"optimizer.pso.{k}" for k in ("boundary", "c1", "c2", "dt", "inertia")),
+    *(f"snap.{k}" for k in ("bzeroflag", "chemflag", "descriptor_cache", "nested", "svd_rcond", "switchflag")),
+    *(f"snap.inner.{k}" for k in ("batch_size", "evaluations", "initial_design", "kind", "n_initial", "warm_start")),
+    *(f"split.{k}" for k in ("always_train", "fraction", "k", "method", "seed")),
+    *(f"stage1.optimizer.{k}" for k in ("batch_size", "kind", "n_initial")),
+    "stage1.objective",
+    *(
+        f"stage1.proxy.{k}"
+        for k in ("delta", "energy_only", "max_structures", "n_sparse", "seed", "sigma_energy", "sigma_force")
+    ),
+}  # fmt: skip
+
+
+def test_every_added_search_defining_key_lets_old_runs_resume():
+    """A search-defining key added to the defaults (or the shipped configs) after runs were
+    recorded must be in ADDED_KEYS: otherwise every earlier run folder is refused as "a
+    different search" (it happened with optimizer.log_loss). And ADDED_KEYS names only keys
+    that exist."""
+    from potune.config import ADDED_KEYS, _flatten, search_definition, search_differences
+
+    keys = set()
+    # one of each kind (the Si and Li examples read their data to resolve: seconds each)
+    examples = ("qsnap-cu-xpot-nested", "qsnap-ni-heldout-nested", "ppso-dimer-joint", "ppso-dimer-two-stage")
+    configs = [
+        *(REPO / "tests" / "configs").glob("*.yaml"),
+        REPO / "config" / "config.yaml",
+        *(REPO / "config" / "examples" / f"{name}.yaml" for name in examples),
+    ]
+    for path in configs:
+        resolved = resolve_config(load_yaml_file(path), check_files=False)
+        flat = _flatten(search_definition(resolved))
+        keys |= {k for k in flat if not k.startswith(("space.", "fixed.", "data.", "stage1.space."))}
+        # a run recorded before the added keys existed (with their ADDED_KEYS values) is the same search
+        old = copy.deepcopy(resolved)
+        for key, value in ADDED_KEYS.items():
+            *parents, leaf = key.split(".")
+            node = old
+            for p in parents:
+                node = node.get(p, {})
+            if node.get(leaf) == value:
+                node.pop(leaf)
+        assert search_differences(old, resolved) == [], path
+    new = sorted(keys - KEYS_BEFORE_ADDED_KEYS - set(ADDED_KEYS))
+    assert not new, (
+        f"new search-defining keys {new}: add each to potune.config.ADDED_KEYS with the value that "
+        "reproduces runs recorded without it"
+    )
+    assert set(ADDED_KEYS) <= keys, sorted(set(ADDED_KEYS) - keys)
