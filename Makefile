@@ -7,6 +7,9 @@ STAMP := $(VENV)/.potune-installed
 CORES ?= 2
 CONFIG ?= config/config.yaml
 PYTEST_ARGS ?=
+# make test: pytest workers (pytest-xdist), one test module per worker; 1 runs the suite in this process
+TEST_WORKERS ?= 2
+PYTEST_WORKERS := $(if $(filter-out 0 1,$(TEST_WORKERS)),-n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder)
 # extra options of python -m potune.paper, e.g. --searches 4 --snakemake-args "--profile slurm"
 PAPER_ARGS ?=
 
@@ -35,10 +38,10 @@ dry-run: venv
 	$(BIN)/snakemake -n --cores $(CORES) --configfile $(CONFIG)
 
 test: venv
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	$(BIN)/python -m pytest $(PYTEST_WORKERS) $(PYTEST_ARGS)
 
 test-fast: venv
-	$(BIN)/python -m pytest -m "not slow and not slurm" $(PYTEST_ARGS)
+	$(BIN)/python -m pytest $(PYTEST_WORKERS) -m "not slow and not slurm" $(PYTEST_ARGS)
 
 ## Style and lint: ruff (Python), snakefmt (rules), snakemake --lint. CI runs this before the tests.
 lint: venv

@@ -97,3 +97,14 @@ def binary_train(tmp_path_factory) -> Path:
     path = raw.with_name("train.xyz")
     D.write_structures(path, D.read_structures(raw))
     return path
+
+
+#: the modules that take minutes (end-to-end searches, slowest first): collected first, so that
+#: with `make test` (pytest-xdist, one module per worker, in collection order) they start at
+#: once on the workers instead of one of them running alone at the end
+SLOW_MODULES_FIRST = ("test_paper.py", "test_resume_cluster.py", "test_workflow.py", "test_outcomes_e2e.py")
+
+
+def pytest_collection_modifyitems(session, config, items):
+    rank = {name: i for i, name in enumerate(SLOW_MODULES_FIRST)}
+    items.sort(key=lambda item: rank.get(item.path.name, len(rank)))  # stable: each module's order kept

@@ -218,7 +218,7 @@ def test_kill_driver_mid_lookahead_then_resume(tmp_path, ahead, batch, iteration
     over = {"optimizer": {"lookahead": ahead, "batch_size": batch}, "stop": {"max_iterations": iterations}}
     (tmp_path / "ref").mkdir()
     ref_cfg, ref_run = tiny_config(tmp_path / "ref", "ref", **over)
-    snakemake(ref_cfg, "--cores", "2")
+    snakemake(ref_cfg, "--cores", "2", f"{ref_run}/trials.csv")  # the search only: its trial table
     reference = trials(ref_run)
     (tmp_path / "k").mkdir()
     cfg, run = tiny_config(tmp_path / "k", "k", **over)
