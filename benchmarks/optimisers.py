@@ -53,8 +53,10 @@ Usage::
     # one function per process, then one report:
     .venv/bin/python benchmarks/optimisers.py --functions branin --out benchmarks/results/branin
     .venv/bin/python benchmarks/optimisers.py --report benchmarks/results/*/optimisers.csv
+    # the real objective (one GAP fit per evaluation, ~3 s each):
+    PYTHONPATH=workflow .venv/bin/python benchmarks/optimisers.py --functions dimer-gap4 --budget 24
 
-Results of the reported run are in benchmarks/README.md.
+Results of the reported runs are in benchmarks/README.md (dimer-gap4: benchmarks/optimisers_dimer_gap.csv).
 """
 
 from __future__ import annotations
