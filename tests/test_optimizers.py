@@ -889,3 +889,55 @@ def test_runs_recorded_before_log_loss_resume():
     logged = copy.deepcopy(cfg)
     logged["optimizer"]["log_loss"] = True
     assert search_differences(before, logged) == ["optimizer.log_loss: False -> True"]
+
+
+def _optimisers_benchmark():
+    """benchmarks/optimisers.py as a module."""
+    import importlib.util
+
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "optimisers.py"
+    spec = importlib.util.spec_from_file_location("potune_benchmark_optimisers", path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def test_dimer_gap_benchmark_objective_is_the_workflows_loss():
+    """benchmarks/optimisers.py's real objective dimer-gap4 (one GAP fit per evaluation, the
+    workflow's split/fit/validate/collect steps): at GAP's default point (clipped into PPSO's
+    space) a finite loss, 28.52 when measured (2026-12-03, quippy-ase 0.10.3); at trial 0-05
+    of a workflow run of the same search (paper-ppso-joint-n4, loss 13.2953) the workflow's
+    loss; and the first point again gives the same loss (each validation in a process of its
+    own: soap_turbo keeps its radial basis between models of one process). ~8 s."""
+    from potune.fitters import gap
+
+    try:
+        gap.find_gap_fit()
+    except FileNotFoundError:
+        pytest.skip("gap_fit not installed")
+    bench = _optimisers_benchmark()
+    obj = bench.real_objective("dimer-gap4")
+    assert len(obj.space) == 13
+    assert [p.name for p in obj.space.params if p.type == "integer"] == ["radial_enhancement", "zeta", "n_sparse"]
+    default = obj.default_point()
+    assert default["n_sparse"] == 40 and isinstance(default["zeta"], int)
+    x0 = [default[n] for n in obj.space.names]
+    first = obj(x0)
+    assert math.isfinite(first) and first == pytest.approx(28.52, rel=0.1)
+    trial_0_05 = {
+        "rcut_soft": 0.6719948779563594,
+        "atom_sigma_r": 0.47907934353960524,
+        "atom_sigma_t": 1.8900149099623458,
+        "atom_sigma_r_scaling": 0.7302203364896571,
+        "atom_sigma_t_scaling": 0.21099055914045906,
+        "amplitude_scaling": 1.2582163030794185,
+        "central_weight": 1.8543091061357349,
+        "radial_enhancement": 1,
+        "zeta": 10,
+        "delta": 0.7068186378590627,
+        "sigma_energy": 0.007086915421096949,
+        "sigma_force": 0.01739509897028332,
+        "n_sparse": 40,
+    }
+    assert obj([trial_0_05[n] for n in obj.space.names]) == pytest.approx(13.2953, rel=0.02)
+    assert obj(x0) == pytest.approx(first, rel=1e-6)
