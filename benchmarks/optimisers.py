@@ -367,7 +367,7 @@ OPTIMISERS: dict[str, dict] = {
     "bayes-async-b8-n16-EI": {"kind": "bayes", "batch_size": 1, "lookahead": 7, "n_initial": 16, "acq_func": "EI"},
     "bayes-async-b8-n12": {"kind": "bayes", "batch_size": 1, "lookahead": 7, "n_initial": 12},
     # optimizer.log_loss: the GP models log(loss); the function is shifted to a positive loss
-    # first (:data:`LOG_OFFSET`), regret is measured on the function itself
+    # first (:func:`log_offset`), regret is measured on the function itself
     **{
         f"{label}-log": {**cfg, "log_loss": True}
         for label, cfg in (
@@ -554,15 +554,13 @@ def run_one(fname: str, label: str, seed: int, budget: int) -> list[dict]:
     driver = {"skopt-seq": _skopt_seq, "optuna-tpe": _optuna_tpe, "optuna-tpe-async": _optuna_tpe_async}.get(
         cfg["kind"], _workflow_async if ahead else _workflow
     )
-    seen = fn
-    if cfg.get("log_loss") and fname in FUNCTIONS:  # a positive loss for log(loss); regret stays on f itself
-        shift = log_offset(fname) - fmin
-        seen = lambda x: fn(x) + shift  # noqa: E731
+    # log_loss on an analytic function: the optimiser sees a positive loss; regret stays on f itself
+    shift = log_offset(fname) - fmin if cfg.get("log_loss") and fname in FUNCTIONS else 0.0
+    seen = (lambda x: fn(x) + shift) if shift else fn
     out: list[dict] = []
     best = math.inf
     for it, (xs, ys, dt) in enumerate(driver(space, cfg, seen, budget)):
-        if seen is not fn:
-            ys = [y - shift for y in ys]
+        ys = [y - shift for y in ys]
         # a round: the time of one fit when all fits take as long; asynchronous, iteration n
         # ends in round n // (lookahead + 1) + 1
         rnd = it // (ahead + 1)
