@@ -320,15 +320,90 @@ import json, sys
 from potune.steps.validate import validate_step
 validate_step(**json.loads(sys.argv[1]))
 """
+
+
+class SiQsnapWeights:
+    """The weight space of XPOT Table II's Si qSNAP search on descriptors held fixed: one
+    evaluation is one least-squares solve on the cached descriptor matrix (a nested search's
+    inner trial, :func:`potune.fitters.snap.nested.inner_search`), ~0.5 s at twojmax 6.
+
+    - the configuration: :func:`potune.report.paper.qsnap_zuo_config` for Si, held-out protocol
+      (validation on 20 % of each training config_type, as the workflow's ``split`` step deals it),
+      ``twojmax`` (default 6), loss alpha 0.75; its per-config_type ``eweight`` (100-15000) and
+      ``fweight`` (0.1-500, log-uniform) dimensions are the search space, 8 for Si's 4 config_types;
+    - the descriptors: FitSNAP's default rcutfac 4.67637 and rfac0 0.99363 (rmin0 0), computed
+      once per process by :func:`potune.fitters.snap.compute_descriptors` on fold 0 (train and
+      validation blocks), as rule ``descriptors`` computes them;
+    - the loss: :func:`potune.fitters.snap.solve` then
+      :func:`potune.fitters.snap.nested.validation_errors` (equal to the LAMMPS validation of
+      the fitted model to 1e-6, tests/test_snap_nested.py), as an inner trial scores.
+
+    With an unregularised solve only the ratios of the weights matter, so the 8 dimensions hold 7
+    free ratios (a flat direction: the optimisers are not told)."""
+
+    RCUTFAC, RFAC0 = 4.67637, 0.99363
+
+    def __init__(self, twojmax: int = 6):
+        self.twojmax = twojmax
+        self._tmp = None
+
+    def ready(self) -> SiQsnapWeights:
+        if self._tmp is not None:
+            return self
+        import tempfile
+
+        from potune.config import resolve_config
+        from potune.fitters import snap
+        from potune.report.paper import qsnap_zuo_config
+        from potune.steps.split import split
+
+        self._tmp = tempfile.TemporaryDirectory(prefix=f"potune-si-qsnap-w{self.twojmax}-")
+        root = Path(self._tmp.name)
+        data = REPO / "data" / "zuo2020"
+        raw = qsnap_zuo_config(
+            data / "Si_train.xyz.gz", data / "Si_test.xyz.gz", "si-qsnap-w", 1, 1, twojmax=self.twojmax
+        )
+        raw["results_dir"] = str(root / "results")
+        self.cfg = resolve_config(raw)
+        weights = {k: v for k, v in self.cfg["space"].items() if k.startswith(("eweight", "fweight"))}
+        self.space = Space.from_config(weights)
+        self.fixed = {**self.cfg["fixed"], "rcutfac": self.RCUTFAC, "rfac0": self.RFAC0}
+        with open(root / "split.log", "w") as fh, redirect_stdout(fh):
+            split({"data": self.cfg["data"], "split": self.cfg["split"], "require_forces": True}, root / "split")
+        fold = root / "split" / "fold0"
+        spec = snap.descriptor_spec(self.fixed, self.cfg["snap"])
+        meta = snap.compute_descriptors(
+            spec, fold / "train.xyz", root / "desc", root / "desc.log", valid_file=fold / "valid.xyz"
+        )
+        if meta["status"] != "ok":
+            raise RuntimeError(f"si-qsnap-w descriptors failed: {meta.get('reason')}")
+        _, self.blocks = snap.load_blocks(root / "desc")
+        self.vblocks = snap.load_valid_blocks(root / "desc")
+        return self
+
+    def __call__(self, x: Sequence) -> float:
+        """The validation loss of the weights ``x`` (in the order of :attr:`space`)."""
+        from potune.fitters import snap
+        from potune.fitters.snap.nested import validation_errors
+
+        self.ready()
+        params = snap.resolve_params({**self.fixed, **self.space.to_dict(x)})
+        coef, _ = snap.solve(self.blocks, params)
+        return float(validation_errors(coef, self.vblocks, "weighted", float(self.cfg["loss"]["alpha"]))["loss"])
+
+
 REPO = Path(__file__).resolve().parents[1]
 
 #: real objectives: name -> objective (a callable on points in the order of its ``space``,
 #: NaN for a failed evaluation); minimum unknown, regret = loss
-REAL_OBJECTIVES: dict[str, Callable[[], DimerGap]] = {"dimer-gap4": lambda: DimerGap(4)}
-_REAL_CACHE: dict[str, DimerGap] = {}
+REAL_OBJECTIVES: dict[str, Callable[[], DimerGap | SiQsnapWeights]] = {
+    "dimer-gap4": lambda: DimerGap(4),
+    "si-qsnap-w6": lambda: SiQsnapWeights(6),
+}
+_REAL_CACHE: dict[str, DimerGap | SiQsnapWeights] = {}
 
 
-def real_objective(fname: str) -> DimerGap:
+def real_objective(fname: str) -> DimerGap | SiQsnapWeights:
     """The process's one instance of a real objective (its split is written once)."""
     if fname not in _REAL_CACHE:
         _REAL_CACHE[fname] = REAL_OBJECTIVES[fname]().ready()
