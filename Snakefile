@@ -31,3 +31,10 @@ rule all:
     input:
         final_targets(),
         extra_targets(),
+
+
+# `snakemake results`: the numbers without the figures (what `python -m potune.paper` builds)
+rule results:
+    input:
+        result_targets(),
+        extra_targets(),

@@ -158,6 +158,12 @@ def test_paper_quick(tmp_path):
     assert list(t3["GAP fits"]) == [8, 8]  # quick: 4 particles x 2 iterations
     assert list(t3["kernel evaluations (stage 1)"]) == [0, 8]
     assert list(t3["PPSO Γ_F (meV/Å)"]) == ["~15", "~15"]
+    # each search built its numbers (rule results), not its own figures (drawn with --figures)
+    gap_run = out / "runs" / "paper-xpot-gap-Si-alpha0.5-quick"
+    assert (gap_run / "summary.md").exists() and (gap_run / "best" / "potential").exists()
+    assert (gap_run / "best" / "test_errors.csv").exists() and (gap_run / "figures" / "kernel_stats.json").exists()
+    assert not (gap_run / "convergence.png").exists() and not (gap_run / "figures" / "landscape.png").exists()
+    assert not (gap_run / "figures" / "parity.png").exists()
     # searches without a test set (the dimers) record their wall time too
     assert (t3["wall time (s)"] > 0).all() and (t2p["wall time (s)"] > 0).all()
     for name in (

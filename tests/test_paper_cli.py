@@ -57,6 +57,9 @@ def test_wall_note_says_how_wall_times_were_measured(tmp_path):
     ctx = paper.Context(out=tmp_path, cores=4, quick=True, shared=None)
     summed = paper.wall_note(ctx)
     assert len(summed) == 1 and "summed over the invocations" in summed[0]
+    assert "not the search's own figures (--figures)" in summed[0]
+    ctx.figures = True
+    assert "own figures included" in paper.wall_note(ctx)[0]
     ctx.searches_at_once = 2
     assert paper.wall_note(ctx)[1:] == [
         "up to 2 searches ran at the same time, each with 2 of the 4 cores: wall times overlap"

@@ -343,6 +343,13 @@ def outcome_targets(wildcards):
     return targets
 
 
+def result_outcome_targets(wildcards):
+    """Of outcome_targets, the refitted potential and its test errors (no figures)."""
+    if not best_found():
+        return []
+    return [f"{R}/best/potential"] + ([f"{R}/best/test_errors.csv"] if C["data"].get("test") else [])
+
+
 def parity_inputs(wildcards):
     d = {"valid": f"{R}/best/valid_predictions.npz"}
     if C["data"].get("test"):
@@ -391,6 +398,20 @@ def final_targets():
         f"{R}/figures/landscape.png",
         f"{R}/figures/cost.png",
         outcome_targets,
+    ]
+
+
+def result_targets():
+    """Rule `results`: the search's numbers without its figures (convergence, landscape,
+    parity, dimer curve, errors by config_type): the trial table, the best, summary.md, the
+    refitted potential and its test errors; the kernel statistics and stage 1 come with
+    extra_targets()."""
+    return [
+        f"{R}/trials.csv",
+        f"{R}/best/best.yaml",
+        f"{R}/summary.md",
+        f"{R}/run/config.yaml",
+        result_outcome_targets,
     ]
 
 

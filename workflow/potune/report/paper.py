@@ -133,6 +133,9 @@ class Context:
     protocols: list[str] | None = None
     #: the qSNAP search methods of XPOT Table II (keys of METHODS; None: DEFAULT_METHODS)
     methods: list[str] | None = None
+    #: build every search's figures too (snakemake's default target); otherwise only its
+    #: numbers (rule ``results``: trial table, best, summary.md, refitted potential, test errors)
+    figures: bool = False
 
     def say(self, msg: str) -> None:
         line = f"[potune paper] {msg}"
@@ -213,6 +216,7 @@ def run_search(ctx: Context, cfg: dict, cores: int | None = None) -> tuple[Path,
                 str(cfg_file),
                 "--rerun-incomplete",
                 *ctx.snakemake_args,
+                *([] if ctx.figures else ["results"]),
             ],
             cwd=REPO,
             stdout=fh,
@@ -335,7 +339,12 @@ def wall_note(ctx: Context) -> list[str]:
     whether searches ran side by side or through extra snakemake arguments (e.g. a SLURM profile)."""
     notes = [
         "wall time: summed over the invocations of this command that ran the search (a search resumed "
-        "after an interruption counts each part: logs/<run>.walls.json); cores: what they were given"
+        "after an interruption counts each part: logs/<run>.walls.json); cores: what they were given; "
+        + (
+            "each search's own figures included (--figures)"
+            if ctx.figures
+            else "the search, the refit of its best and its test errors, not the search's own figures (--figures)"
+        )
     ]
     local = (
         ""
@@ -1067,6 +1076,13 @@ def main(argv: list[str] | None = None) -> int:
         "with a cluster profile, set K to the searches the cluster should run side by side)",
     )
     ap.add_argument(
+        "--figures",
+        action="store_true",
+        help="also draw each search's own figures (convergence, landscape, parity, dimer curve, errors by "
+        "config_type: snakemake's default target); by default each search builds only its numbers (rule "
+        "results: trial table, best, summary.md, refitted potential, test errors, kernel statistics)",
+    )
+    ap.add_argument(
         "--snakemake-args",
         default="",
         metavar="ARGS",
@@ -1090,6 +1106,7 @@ def main(argv: list[str] | None = None) -> int:
         elements=args.elements,
         protocols=args.protocols,
         methods=args.methods,
+        figures=args.figures,
     )
     t0 = time.time()
     written, failed = [], []
