@@ -732,6 +732,43 @@ def test_extending_or_rereporting_a_finished_run_is_not_refused(tmp_path):
     check_same_search(resolve_config(raw), tmp_path / "no" / "config.yaml", override="x")  # no earlier run
 
 
+@pytest.mark.parametrize("recorded_as", ["false", "absent"])
+def test_run_recorded_before_a_default_changed_goes_on_as_it_was(tmp_path, recorded_as):
+    """optimizer.log_loss became true by default (CHANGED_DEFAULTS): a run recorded with the old
+    default false (or before the key existed) whose config leaves the key out goes on with false,
+    as the search it is, and says so; a config that sets the key, or a new run, gets what it asks."""
+    from potune.config import CHANGED_DEFAULTS, check_same_search, keep_recorded_defaults
+    from potune.io import read_yaml, write_yaml
+
+    assert CHANGED_DEFAULTS["optimizer.log_loss"][0] is False
+    raw = tiny_config(tmp_path)
+    assert "log_loss" not in raw["optimizer"] and resolve_config(raw)["optimizer"]["log_loss"] is True
+    rec = recorded(tmp_path, raw)
+    old = read_yaml(rec)
+    if recorded_as == "absent":
+        del old["optimizer"]["log_loss"]
+    else:
+        old["optimizer"]["log_loss"] = False
+    write_yaml(rec, old)
+    cfg, notes = keep_recorded_defaults(resolve_config(raw), raw, rec)
+    assert cfg["optimizer"]["log_loss"] is False and len(notes) == 1
+    assert notes[0].startswith("optimizer.log_loss: False, as run 'tiny' was recorded (the default until 2026-12-03")
+    check_same_search(cfg, rec, override="x")  # the same search: goes on
+    # through the workflow: a dry run into that folder is not refused and says why
+    proc = run_snakemake(tmp_path, raw)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "potune: optimizer.log_loss: False, as run 'tiny' was recorded" in proc.stderr
+    # the user asks for log_loss: true: a different search, refused as any other
+    asked = {**raw, "optimizer": {**raw["optimizer"], "log_loss": True}}
+    kept, notes = keep_recorded_defaults(resolve_config(asked), asked, rec)
+    assert kept["optimizer"]["log_loss"] is True and not notes
+    with pytest.raises(ConfigError, match=r"optimizer.log_loss: False -> True"):
+        check_same_search(kept, rec, override="x")
+    # no earlier run: the current default
+    fresh, notes = keep_recorded_defaults(resolve_config(raw), raw, tmp_path / "none" / "config.yaml")
+    assert fresh["optimizer"]["log_loss"] is True and not notes
+
+
 # ----------------------------------------------------------------------------- #19: one driver per run folder
 def test_second_driver_on_a_run_folder_is_refused(tmp_path):
     import json

@@ -868,8 +868,10 @@ def test_log_loss_is_a_config_key():
 
 
 def test_runs_recorded_before_log_loss_resume():
-    """A run folder recorded before optimizer.log_loss existed is the same search with the
-    default (false), and a different one with log_loss: true."""
+    """A run folder recorded before optimizer.log_loss existed is the same search as one with
+    log_loss: false (the default then), and a different one with log_loss: true (the default
+    now: such a run goes on with false when its config leaves the key out, see
+    test_bad_input.py::test_run_recorded_before_a_default_changed_goes_on_as_it_was)."""
     import copy
 
     from potune.config import resolve_config, search_differences
@@ -883,12 +885,13 @@ def test_runs_recorded_before_log_loss_resume():
         },
         check_files=False,
     )
+    assert cfg["optimizer"]["log_loss"] is True
     before = copy.deepcopy(cfg)
     del before["optimizer"]["log_loss"]
-    assert search_differences(before, cfg) == []
-    logged = copy.deepcopy(cfg)
-    logged["optimizer"]["log_loss"] = True
-    assert search_differences(before, logged) == ["optimizer.log_loss: False -> True"]
+    raw_loss = copy.deepcopy(cfg)
+    raw_loss["optimizer"]["log_loss"] = False
+    assert search_differences(before, raw_loss) == []
+    assert search_differences(before, cfg) == ["optimizer.log_loss: False -> True"]
 
 
 def _optimisers_benchmark():

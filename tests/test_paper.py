@@ -75,10 +75,14 @@ def test_ppso_joint_bayes_is_strategy_1_with_potunes_optimiser(tmp_path):
     ctx = Context(out=tmp_path, cores=2, quick=False, shared=None)
     pso, bo = ppso_dimer_config(ctx, "joint", 4), ppso_dimer_config(ctx, "joint_bayes", 4)
     assert bo["space"] == pso["space"] and bo["loss"] == pso["loss"] and bo["fixed"] == pso["fixed"]
-    assert bo["stop"] == pso["stop"] and bo["optimizer"] == {"kind": "bayes", "seed": 0, "batch_size": 16}
+    # on the raw loss (the default until 2026-12-03), beside the same search on log(loss)
+    assert bo["stop"] == pso["stop"]
+    assert bo["optimizer"] == {"kind": "bayes", "seed": 0, "batch_size": 16, "log_loss": False}
     assert bo["run_name"] == "paper-ppso-joint_bayes-n4"
     resolved = resolve_config({**bo, "results_dir": str(tmp_path)}, check_files=False)
     assert resolved["optimizer"]["default_first"] and resolved["optimizer"]["lookahead"] is None  # default: 1
+    log = ppso_dimer_config(ctx, "joint_bayes_log", 4)
+    assert log["optimizer"] == {**bo["optimizer"], "log_loss": True} and log["space"] == bo["space"]
 
 
 def test_ppso_dimer_config_quick_is_small(tmp_path):

@@ -271,6 +271,7 @@ def test_lookahead_search_does_not_depend_on_completion_order(tmp_path, ahead, b
         for n in range(1, iterations):
             state = yaml.safe_load((run / f"iter{n}" / "proposals" / "optimizer_state.yaml").read_text())
             assert state["pending_trials"] == batch * min(n, ahead)
+            assert state["log_loss"] is True  # the default: the GP models log(loss)
         assert not (run / f"iter{iterations}").exists()  # never beyond max_iterations
     a, b = tables
     assert len(a) == batch * iterations

@@ -532,19 +532,65 @@ def search_differences(old: dict, new: dict) -> list[str]:
     return out
 
 
+#: search-defining defaults that changed, with the value they had before (and when): a run
+#: folder recorded with that value, whose configuration leaves the key out, goes on as the
+#: search it is (:func:`keep_recorded_defaults`)
+CHANGED_DEFAULTS: dict[str, tuple[Any, str]] = {"optimizer.log_loss": (False, "2026-12-03")}
+
+
+def _read_recorded(recorded_file: str | os.PathLike) -> dict | None:
+    """The recorded configuration ``run/config.yaml`` of a run folder (None if there is none
+    or it cannot be read: :func:`check_same_search` then has nothing to compare with)."""
+    recorded_file = Path(recorded_file)
+    if not recorded_file.is_file():
+        return None
+    try:
+        with open(recorded_file) as fh:
+            old = yaml.load(fh, Loader=_SafeLoader)
+    except (OSError, yaml.YAMLError):
+        return None
+    return old if isinstance(old, dict) else None
+
+
+def keep_recorded_defaults(cfg: dict, raw: dict, recorded_file: str | os.PathLike) -> tuple[dict, list[str]]:
+    """Resume a run recorded before a default changed (:data:`CHANGED_DEFAULTS`) as the
+    search it was: for each changed key that ``raw`` (the user's configuration) leaves out
+    and whose recorded value (:data:`ADDED_KEYS`' value when the record predates the key) is
+    the old default, ``cfg`` takes the old default.
+
+    Returns the configuration (a copy when changed) and one note per key kept; a key the
+    user sets, or a run folder without a record, keeps the current default."""
+    old = _read_recorded(recorded_file)
+    if old is None:
+        return cfg, []
+    given, recorded = _flatten(raw), _flatten(old)
+    notes = []
+    for key, (before, since) in CHANGED_DEFAULTS.items():
+        if key in given or any(g.startswith(f"{key}.") for g in given):
+            continue
+        value = recorded.get(key, ADDED_KEYS.get(key, "(absent)"))
+        if value != before or _flatten(cfg).get(key) == before:
+            continue
+        cfg = copy.deepcopy(cfg)
+        *path, last = key.split(".")
+        node = cfg
+        for k in path:
+            node = node[k]
+        node[last] = before
+        notes.append(
+            f"{key}: {before!r}, as run '{cfg['run_name']}' was recorded (the default until {since}; "
+            f"set {key} in the config to choose)"
+        )
+    return cfg, notes
+
+
 def check_same_search(cfg: dict, recorded_file: str | os.PathLike, override: str) -> None:
     """Refuse to run ``cfg`` into a run folder whose recorded configuration
     (``run/config.yaml``) defines another search: Snakemake would refit every trial and
     replace the finished results. ``override`` names how to do it anyway."""
     recorded_file = Path(recorded_file)
-    if not recorded_file.is_file():
-        return
-    try:
-        with open(recorded_file) as fh:
-            old = yaml.load(fh, Loader=_SafeLoader)
-    except (OSError, yaml.YAMLError):
-        return
-    if not isinstance(old, dict):
+    old = _read_recorded(recorded_file)
+    if old is None:
         return
     diff = search_differences(old, cfg)
     if diff:

@@ -13,6 +13,7 @@ from potune.config import (
     check_same_search,
     deep_merge,
     export_library_path,
+    keep_recorded_defaults,
     load_yaml_file,
     n_folds,
     resolve_config,
@@ -55,6 +56,12 @@ try:
     _raw = dict(config) if "data" in config else deep_merge(load_yaml_file(DEFAULT_CONFIG), dict(config))
     C = resolve_config(_raw, check_programs=workflow.is_main_process and not uses_conda(workflow))
     R = f"{C['results_dir']}/{C['run_name']}"
+    if not _overwrite:
+        # a run recorded before a default changed goes on as the search it was
+        C, _kept = keep_recorded_defaults(C, _raw, f"{R}/run/config.yaml")
+        if workflow.is_main_process:
+            for _note in _kept:
+                print(f"potune: {_note}", file=sys.stderr)
     if workflow.is_main_process:
         with warnings.catch_warnings(record=True) as _warned:
             warnings.simplefilter("always")

@@ -896,7 +896,7 @@ PPSO_TABLE3_PSO = {"c1": 1.0, "c2": 2.0, "dt": 1.0, "inertia": 0.0, "boundary": 
 #: ppso_table3's comparison rows, strategy 1 with potune's Bayesian search instead of PSO:
 #: strategy -> (run label suffix, strategy label, optimizer settings beyond the default bayes search)
 PPSO_TABLE3_BAYES = {
-    "joint_bayes": (" (potune BO)", "potune's Bayesian search", {}),
+    "joint_bayes": (" (potune BO)", "potune's Bayesian search on the raw loss", {"log_loss": False}),
     "joint_bayes_log": (" (potune BO, log loss)", "potune's Bayesian search on log(loss)", {"log_loss": True}),
 }
 #: PPSO's validation errors on the dimers, about the same for all four runs (meV/atom, meV/A)
@@ -913,8 +913,9 @@ def ppso_dimer_config(ctx: Context, strategy: str, n: int) -> dict:
 
     ``joint_bayes`` is strategy 1 with potune's own optimiser instead of PPSO's swarm: the same
     bounds, loss and budget (16 trials x 20 iterations), the default Bayesian search
-    (``optimizer`` of defaults.yaml: GP, gp_hedge, the GAP defaults first, lookahead 1);
-    ``joint_bayes_log`` the same with ``log_loss: true`` (the GP models log(loss))."""
+    (``optimizer`` of defaults.yaml: GP, gp_hedge, the GAP defaults first, lookahead 1) on the
+    raw loss (``log_loss: false``, the default until 2026-12-03); ``joint_bayes_log`` the same
+    with ``log_loss: true`` (the GP models log(loss), the default since)."""
     joint = strategy == "joint" or strategy in PPSO_TABLE3_BAYES
     name = "ppso-dimer-joint.yaml" if joint else "ppso-dimer-two-stage.yaml"
     cfg = yaml.safe_load((REPO / "config" / "examples" / name).read_text())
