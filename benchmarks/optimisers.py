@@ -469,6 +469,11 @@ OPTIMISERS: dict[str, dict] = {
         for n in (8, 16)
     },
 }
+# ours without "-log" models the raw loss, as measured before optimizer.log_loss became the
+# default (2026-12-03): said explicitly, since the optimiser's default is now log(loss)
+for _cfg in OPTIMISERS.values():
+    if _cfg["kind"] == "bayes":
+        _cfg.setdefault("log_loss", False)
 #: run by default (the Optuna anchor needs its own environment: --optimisers optuna-tpe-b1 ...)
 DEFAULT_OPTIMISERS = [k for k in OPTIMISERS if not k.startswith("optuna")]
 

@@ -448,10 +448,11 @@ def test_failed_trials_are_penalised_and_the_search_goes_on(kind):
 def test_bayes_is_told_the_penalty_and_pso_infinity():
     cfg = {"kind": "bayes", "batch_size": 2, "seed": 0, "n_initial": 2, "failure_penalty": 50.0}
     table = run_search(REAL2, cfg, 2, objective=lambda p: p["a"], fail={"1-00"})
-    opt = make_optimizer(REAL2, cfg)
-    replay(opt, table, REAL2, penalty=50.0)
-    opt.ask(2)
-    assert sorted(opt.opt.yi)[-1] == 50.0 and len(opt.opt.yi) == 4
+    for log_loss, told in ((False, 50.0), (True, math.log(50.0))):  # the default: the model fits log(loss)
+        opt = make_optimizer(REAL2, {**cfg, "log_loss": log_loss})
+        replay(opt, table, REAL2, penalty=50.0)
+        opt.ask(2)
+        assert sorted(opt.opt.yi)[-1] == pytest.approx(told) and len(opt.opt.yi) == 4
     pso = make_optimizer(REAL2, {"kind": "pso", "batch_size": 2, "seed": 0})
     pso.tell(pso.ask(2), [50.0, 3.0], failed=[True, False])
     assert pso.pbest_loss[0] == math.inf and pso.gbest_loss == 3.0

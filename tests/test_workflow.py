@@ -74,6 +74,7 @@ def test_outputs_of_a_search(tiny_run):
     assert list(conv["best_so_far"]) == list(table["loss"].cummin())
     summary = (run_dir / "summary.md").read_text()
     assert "max_iterations (2) reached" in summary and best["trial_id"] in summary
+    assert "optimiser: bayes (batch 2, seed 7; its model fits log(loss))" in summary  # optimizer.log_loss
     # how busy the fits kept the cores (2 cores, tiny fits: far from full, but a real share)
     import re
 

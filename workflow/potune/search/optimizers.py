@@ -58,7 +58,7 @@ def _make_bayes(space: Space, cfg: dict) -> BayesOptimizer:
         base_estimator=cfg.get("base_estimator", "GP"),
         acq_func=cfg.get("acq_func", "gp_hedge"),
         liar=cfg.get("liar"),
-        log_loss=bool(cfg.get("log_loss", False)),
+        log_loss=bool(cfg.get("log_loss", True)),
     )
 
 

@@ -81,7 +81,14 @@ def summary_step(cfg: dict, inputs: dict, out_md, cores: int | None = None) -> s
     if not ok:
         lines += [f"**No trial succeeded: all {len(table)} trial(s) failed. No potential was fitted.**", ""]
     lines += [
-        f"- fitter: {cfg['fitter']}; optimiser: {cfg['optimizer']['kind']} (batch {cfg['optimizer']['batch_size']}, seed {cfg['optimizer']['seed']})",
+        f"- fitter: {cfg['fitter']}; optimiser: {cfg['optimizer']['kind']} (batch {cfg['optimizer']['batch_size']}, "
+        f"seed {cfg['optimizer']['seed']}"
+        + (
+            f"; its model fits {'log(loss)' if cfg['optimizer'].get('log_loss', True) else 'the loss itself'}"
+            if cfg["optimizer"]["kind"] == "bayes"
+            else ""
+        )
+        + ")",
         f"- trials: {len(table)} in {table['iteration'].nunique()} iteration(s), {n_failed} failed",
         f"- total fit time: {fit_s + desc_s:.0f} s"
         + (f" (fits {fit_s:.0f} s + SNAP descriptor jobs {desc_s:.0f} s)" if desc_s else "")
