@@ -569,7 +569,7 @@ def keep_recorded_defaults(cfg: dict, raw: dict, recorded_file: str | os.PathLik
         if key in given or any(g.startswith(f"{key}.") for g in given):
             continue
         value = recorded.get(key, ADDED_KEYS.get(key, "(absent)"))
-        if value != before or _flatten(cfg).get(key) == before:
+        if value != before:
             continue
         cfg = copy.deepcopy(cfg)
         *path, last = key.split(".")

@@ -340,21 +340,22 @@ def best_found():
     return best_succeeded(checkpoints.best_params.get().output.best)
 
 
-def outcome_targets(wildcards):
-    """The refitted potential, its test errors and figures, when there is a best trial."""
-    if not best_found():
-        return []
-    targets = [f"{R}/best/potential", f"{R}/figures/parity.png", f"{R}/figures/dimer.png"]
-    if C["data"].get("test"):
-        targets += [f"{R}/best/test_errors.csv", f"{R}/figures/errors_by_config_type.png"]
-    return targets
-
-
 def result_outcome_targets(wildcards):
-    """Of outcome_targets, the refitted potential and its test errors (no figures)."""
+    """The refitted potential and its test errors, when there is a best trial."""
     if not best_found():
         return []
     return [f"{R}/best/potential"] + ([f"{R}/best/test_errors.csv"] if C["data"].get("test") else [])
+
+
+def figure_outcome_targets(wildcards):
+    """The best potential's figures (parity, dimer curve, errors by config_type), when there
+    is a best trial."""
+    if not best_found():
+        return []
+    targets = [f"{R}/figures/parity.png", f"{R}/figures/dimer.png"]
+    if C["data"].get("test"):
+        targets.append(f"{R}/figures/errors_by_config_type.png")
+    return targets
 
 
 def parity_inputs(wildcards):
@@ -395,30 +396,28 @@ def summary_inputs(wildcards):
     return d
 
 
-def final_targets():
-    return [
-        f"{R}/trials.csv",
-        f"{R}/best/best.yaml",
-        f"{R}/convergence.png",
-        f"{R}/summary.md",
-        f"{R}/run/config.yaml",
-        f"{R}/figures/landscape.png",
-        f"{R}/figures/cost.png",
-        outcome_targets,
-    ]
-
-
 def result_targets():
-    """Rule `results`: the search's numbers without its figures (convergence, landscape,
-    parity, dimer curve, errors by config_type): the trial table, the best, summary.md, the
-    refitted potential and its test errors; the kernel statistics and stage 1 come with
-    extra_targets()."""
+    """Rule `results`: the search's numbers without its figures: the trial table, the best,
+    summary.md, the refitted potential and its test errors; the kernel statistics and stage 1
+    come with extra_targets()."""
     return [
         f"{R}/trials.csv",
         f"{R}/best/best.yaml",
         f"{R}/summary.md",
         f"{R}/run/config.yaml",
         result_outcome_targets,
+    ]
+
+
+def final_targets():
+    """Rule `all`: result_targets() and the figures (convergence, landscape, cost, and the best
+    potential's parity, dimer curve and errors by config_type)."""
+    return [
+        *result_targets(),
+        f"{R}/convergence.png",
+        f"{R}/figures/landscape.png",
+        f"{R}/figures/cost.png",
+        figure_outcome_targets,
     ]
 
 
