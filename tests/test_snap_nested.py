@@ -628,6 +628,12 @@ def test_cv_inner_search_is_deterministic_and_records_its_folds(si_folds, si_cv_
     write_json(fold / "valid.json", {"status": "ok", "reason": "", **m, "predict_ms_per_atom": 0.1})
     row = trial_row(prop, [fold])
     assert row["inner_folds"] == 3 and row["inner_loss"] == res.extra["inner"]["loss"]
+    assert row["loss"] == 0.2 and "valid_loss" not in row
+    # snap.outer_loss cv: the trial is ranked by its CV loss, the validation fold's is kept
+    write_yaml(prop, {**yaml_load(prop), "inner": {"outer_loss": "cv"}})
+    row = trial_row(prop, [fold])
+    assert row["loss"] == res.extra["inner"]["loss"] and row["valid_loss"] == 0.2
+    assert row["inner_force_rmse"] == res.extra["inner"]["force_rmse"] and row["force_rmse"] == 0.1
 
 
 def _snakemake_search(cfg: dict, results: Path) -> Path:
@@ -651,7 +657,9 @@ def _snakemake_search(cfg: dict, results: Path) -> Path:
 def test_snakemake_nested_search_with_cv_inner_losses_end_to_end(tmp_path):
     """One iteration x 2 trials with ``snap.inner.folds: 2``: the descriptor caches hold the CV
     blocks, the trial table records ``inner_folds`` and a CV ``inner_loss`` (not the validate
-    job's loss), and a second run of the same configuration gives the same table."""
+    job's loss). The same search with ``snap.outer_loss: cv`` gives the same trials, each with
+    the CV loss as its ``loss`` and the validate job's as ``valid_loss``, and its best trial and
+    summary say so."""
     import yaml
 
     cfg = yaml.safe_load((REPO / "tests" / "configs" / "tiny-snap.yaml").read_text())
@@ -660,10 +668,27 @@ def test_snakemake_nested_search_with_cv_inner_losses_end_to_end(tmp_path):
     cfg["stop"]["max_iterations"] = 1
     tables = []
     for name in ("a", "b"):
+        if name == "b":
+            cfg["snap"]["outer_loss"] = "cv"
         run = _snakemake_search(cfg, tmp_path / name)
         table = pd.read_csv(run / "trials.csv")
         assert len(table) == 2 and (table["status"] == "ok").all(), table[["status", "reason"]]
         assert (table["inner_folds"] == 2).all() and (table["inner_evaluations"] == 6).all()
+        if name == "b":  # ranked by CV: loss is the inner CV loss, the validate job's is kept
+            np.testing.assert_allclose(table["loss"], table["inner_loss"], rtol=1e-12)
+            np.testing.assert_allclose(table["valid_loss"], tables[0]["loss"], rtol=1e-9)
+            best = yaml_load(run / "best" / "best.yaml")
+            top = table.loc[table["loss"].idxmin()]
+            assert best["trial_id"] == top["trial_id"] and best["loss"] == pytest.approx(top["inner_loss"])
+            assert best["valid_loss"] == pytest.approx(top["valid_loss"])
+            assert best["cv_force_rmse"] == pytest.approx(top["inner_force_rmse"])
+            summary = (run / "summary.md").read_text()
+            assert "ranked by the 2-fold cross-validation loss" in summary
+            assert "were not used to choose this trial" in summary
+            table = table.drop(columns=["valid_loss", "inner_energy_rmse_mev", "inner_force_rmse"])
+            table["loss"] = tables[0]["loss"]
+        else:
+            assert "valid_loss" not in table.columns
         assert not np.allclose(table["inner_loss"], table["loss"], rtol=1e-3)
         for r in table.itertuples():
             prop = yaml_load(run / f"iter{r.iteration}" / "proposals" / f"{r.trial}.yaml")
@@ -676,6 +701,28 @@ def test_snakemake_nested_search_with_cv_inner_losses_end_to_end(tmp_path):
         timing = [c for c in table.columns if c.endswith(("_time_s", "_cpu_s", "_mem_mb", "ms_per_atom"))]
         tables.append(table.drop(columns=[*timing, "params_file", "fit_logs", "inner_table"]))
     pd.testing.assert_frame_equal(tables[0], tables[1])
+
+
+def test_outer_loss_cv_needs_inner_cv_and_changes_only_what_it_says():
+    """``snap.outer_loss``: ``validation`` (the default, and what a run recorded before the key
+    means) leaves the proposals as before; ``cv`` marks them and needs ``snap.inner.folds`` > 1
+    and a nested search; anything else is a config error naming the key."""
+    from potune.config import search_differences
+
+    before = resolve_config(_cfg(snap={"inner": {"folds": 3}}), check_files=False)
+    assert before["snap"]["outer_loss"] == "validation" and "outer_loss" not in nested.inner_config(before)
+    recorded = json.loads(json.dumps(before))
+    del recorded["snap"]["outer_loss"]
+    assert search_differences(recorded, before) == []
+    cv = resolve_config(_cfg(snap={"inner": {"folds": 3}, "outer_loss": "cv"}), check_files=False)
+    assert nested.inner_config(cv) == {**nested.inner_config(before), "outer_loss": "cv"}
+    assert search_differences(recorded, cv) == ["snap.outer_loss: 'validation' -> 'cv'"]
+    with pytest.raises(ConfigError, match=r"snap\.outer_loss: cv .* needs snap\.inner\.folds > 1"):
+        resolve_config(_cfg(snap={"outer_loss": "cv"}), check_files=False)
+    with pytest.raises(ConfigError, match=r"snap\.outer_loss: cv .* needs a nested search"):
+        resolve_config(_cfg(snap={"outer_loss": "cv", "nested": False}), check_files=False)
+    with pytest.raises(ConfigError, match=r"outer_loss"):
+        resolve_config(_cfg(snap={"inner": {"folds": 3}, "outer_loss": "test"}), check_files=False)
 
 
 def test_more_folds_than_training_structures_stop_before_any_job(tmp_path):

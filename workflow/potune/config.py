@@ -375,12 +375,13 @@ def resolve_config(raw: dict, check_files: bool = True, check_programs: bool = F
 
     check_optimizer_config(space, cfg["optimizer"])
     if cfg["fitter"] == "snap":  # the nested search: auto resolved here, so jobs see true/false
-        from .fitters.snap.nested import inner_folds, resolve_nested, warm_start_count
+        from .fitters.snap.nested import check_outer_loss, inner_folds, resolve_nested, warm_start_count
 
         cfg["snap"]["nested"] = resolve_nested(cfg, space.names, n_folds(cfg))
         warm_start_count((cfg["snap"].get("inner") or {}).get("warm_start"))  # a ConfigError if malformed
         if inner_folds((cfg["snap"].get("inner") or {}).get("folds")) > 1 and not cfg["snap"]["nested"]:
             raise ConfigError("snap.inner.folds: cross-validated inner losses need a nested search (snap.nested)")
+        check_outer_loss(cfg)
     if check_files:
         _check_files(cfg)
         _check_priors(cfg, space)
@@ -515,7 +516,7 @@ def _flatten(obj: Any, prefix: str = "") -> dict[str, Any]:
 
 #: search-defining keys added after runs were recorded without them, with the value that
 #: reproduces those runs exactly: a recorded configuration lacking one is the same search
-ADDED_KEYS: dict[str, Any] = {"snap.inner.folds": 1, "optimizer.log_loss": False}
+ADDED_KEYS: dict[str, Any] = {"snap.inner.folds": 1, "optimizer.log_loss": False, "snap.outer_loss": "validation"}
 
 
 def search_differences(old: dict, new: dict) -> list[str]:

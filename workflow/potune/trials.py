@@ -14,7 +14,10 @@ structures, so they differ, and ``inner_folds`` says k), and
 ``inner_evaluations``, ``inner_time_s``, ``inner_table`` (with ``snap.inner.warm_start``
 also ``inner_warm_start``, the warm-start points evaluated, and ``inner_best_warm``, whether
 one of them was the inner best; with ``optimizer.default_first`` ``inner_best_default``,
-whether the fitter's default weights were).
+whether the fitter's default weights were). With ``snap.outer_loss: cv`` the trial's ``loss``
+is its inner CV loss (what the outer search is told and the best trial is chosen by), with
+its errors in ``inner_energy_rmse_mev`` and ``inner_force_rmse``; the validation fold's loss
+moves to ``valid_loss``, and the other error columns stay the validation fold's.
 """
 
 from __future__ import annotations
@@ -47,6 +50,7 @@ def trial_row(params_file: str | os.PathLike, fold_dirs: Sequence[str | os.PathL
     for k, v in (prop.get("fixed") or {}).items():
         row.setdefault(k, v)
     status, reason = "ok", ""
+    cv_best = None  # snap.outer_loss cv: the inner CV errors of the chosen weights become the trial's loss
     fit_time, fit_cpu, peak = 0.0, 0.0, 0.0
     folds = []
     logs = []
@@ -75,6 +79,8 @@ def trial_row(params_file: str | os.PathLike, fold_dirs: Sequence[str | os.PathL
             row["inner_table"] = inner["table"]
             if inner.get("folds"):  # snap.inner.folds > 1: inner_loss is the k-fold CV loss on train
                 row["inner_folds"] = inner["folds"]
+                if (prop.get("inner") or {}).get("outer_loss") == "cv":
+                    cv_best = inner
             if inner.get("warm_start"):  # snap.inner.warm_start: how many start points, and whether one won
                 row["inner_warm_start"] = inner["warm_start"]
                 row["inner_best_warm"] = inner["best_origin"] == "warm"
@@ -90,6 +96,11 @@ def trial_row(params_file: str | os.PathLike, fold_dirs: Sequence[str | os.PathL
             for m in ("energy_rmse_mev", "force_rmse"):
                 vals = [f["per_config_type"][ct][m] for f in folds if ct in f.get("per_config_type", {})]
                 row[f"{m}[{ct}]"] = float(np.mean(vals))
+        if cv_best is not None:  # the validation fold's loss is kept beside it, as a check
+            row["valid_loss"] = row["loss"]
+            row["loss"] = float(cv_best["loss"])
+            row["inner_energy_rmse_mev"] = float(cv_best["energy_rmse_mev"])
+            row["inner_force_rmse"] = float(cv_best["force_rmse"])
     else:
         row["loss"] = math.nan
         for m in METRICS:

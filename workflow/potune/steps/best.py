@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Sequence
 from pathlib import Path
@@ -78,6 +79,7 @@ def best_step(
         "loss": float(best["loss"]),
         "energy_rmse_mev": float(best["energy_rmse_mev"]),
         "force_rmse": float(best["force_rmse"]),
+        **cv_ranked(best),
         "fitter": cfg["fitter"],
         "hyperparameters": {**fixed, **point},
         "point": point,
@@ -220,3 +222,17 @@ def errors_with_references(metrics: dict, reference=None):
         refs.insert(0, "source", "reference")
         refs["config_type"] = "all"
     return pd.concat([ours, refs], ignore_index=True) if len(refs) else ours
+
+
+def cv_ranked(best) -> dict:
+    """For a trial ranked by its inner CV loss (``snap.outer_loss: cv``): ``valid_loss`` (the
+    validation fold's loss) and the CV errors (``cv_energy_rmse_mev``, ``cv_force_rmse``);
+    otherwise nothing. ``energy_rmse_mev`` and ``force_rmse`` stay the validation fold's."""
+    v = best.get("valid_loss")
+    if v is None or math.isnan(float(v)):
+        return {}
+    return {
+        "valid_loss": float(v),
+        "cv_energy_rmse_mev": float(best["inner_energy_rmse_mev"]),
+        "cv_force_rmse": float(best["inner_force_rmse"]),
+    }

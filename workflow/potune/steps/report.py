@@ -107,7 +107,13 @@ def summary_step(cfg: dict, inputs: dict, out_md, cores: int | None = None) -> s
         f"- stop reason: {read_yaml(inputs['stop'])['reason']}",
         *core_use(fit_s + desc_s, run_dir, cores),
         f"- loss: {cfg['loss']['kind']}"
-        + (f" (alpha = {cfg['loss']['alpha']})" if cfg["loss"]["kind"] == "weighted" else ""),
+        + (f" (alpha = {cfg['loss']['alpha']})" if cfg["loss"]["kind"] == "weighted" else "")
+        + (
+            f"; trials are ranked by the {cfg['snap']['inner']['folds']}-fold cross-validation loss of their "
+            "weights on the training structures (snap.outer_loss: cv), the validation set only checks them"
+            if (cfg.get("snap") or {}).get("outer_loss") == "cv" and cfg["fitter"] == "snap"
+            else ""
+        ),
         "",
     ]
     if "stage1_best" in inputs:
@@ -147,6 +153,17 @@ def summary_step(cfg: dict, inputs: dict, out_md, cores: int | None = None) -> s
             "",
             f"Validation: E RMSE {best['energy_rmse_mev']:.3f} meV/atom, F RMSE {best['force_rmse']:.4f} eV/Å",
             "",
+            *(
+                [
+                    f"The loss is the cross-validation loss on the training structures (CV E RMSE "
+                    f"{best['cv_energy_rmse_mev']:.3f} meV/atom, F RMSE {best['cv_force_rmse']:.4f} eV/Å); "
+                    f"the validation errors above were not used to choose this trial (validation loss "
+                    f"{best['valid_loss']:.6g}).",
+                    "",
+                ]
+                if "valid_loss" in best
+                else []
+            ),
             "| hyperparameter | value |",
             "|---|---|",
         ]

@@ -35,7 +35,10 @@ by the model fitted without its fold, in one sum of squares per kind (:func:`cv_
 RMSEs a single validation fold holding all training structures would give. The chosen weights
 are fitted on the whole training file, and the trial's ``loss`` is still ``validate``'s, on the
 validation fold, so the outer search selects the descriptor hyperparameters on the validation
-fold and the inner search the weights by CV on the training structures.
+fold and the inner search the weights by CV on the training structures. With
+``snap.outer_loss: cv`` the trial's ``loss`` is instead its inner CV loss (the proposal's
+``inner["outer_loss"]``; :func:`potune.trials.trial_row`), so the outer search selects the
+descriptors by CV too and the validation fold only checks each trial (``valid_loss``).
 
 Default weights first (with ``optimizer.default_first``, the default): every proposal carries,
 in ``inner["default"]``, the fitter's default of each inner hyperparameter (``eweight`` 100,
@@ -130,6 +133,7 @@ def inner_config(cfg: dict) -> dict | None:
         **({"warm_start": warm} if warm else {}),  # off: the proposals are as before the switch
         **({"cv": cv} if cv else {}),  # folds 1: the proposals are as before the setting existed
         **({"default": default} if default else {}),  # default_first false: as before
+        **({"outer_loss": "cv"} if s.get("outer_loss") == "cv" else {}),  # validation: as before
         "loss": {"kind": cfg["loss"]["kind"], "alpha": float(cfg["loss"].get("alpha", 0.5))},
     }
 
@@ -170,6 +174,20 @@ def cv_spec(cfg: dict) -> dict | None:
         "seed": int(split.get("seed", 0)),
         "always_train": list(split.get("always_train", ["isolated_atom"])),
     }
+
+
+def check_outer_loss(cfg: dict) -> str:
+    """``snap.outer_loss`` (``validation`` or ``cv``); :class:`ConfigError` when ``cv`` has no
+    inner cross-validation to take its loss from (a search that is not nested, or
+    ``snap.inner.folds`` 1)."""
+    s = cfg.get("snap") or {}
+    value = s.get("outer_loss", "validation")
+    if value not in ("validation", "cv"):
+        raise ConfigError(f"snap.outer_loss: expected 'validation' or 'cv', got {value!r}")
+    if value == "cv" and cv_spec(cfg) is None:
+        why = "a nested search (snap.nested)" if not s.get("nested") else "snap.inner.folds > 1"
+        raise ConfigError(f"snap.outer_loss: cv ranks trials by their inner cross-validation loss and needs {why}")
+    return value
 
 
 def warm_start_count(value) -> int:
@@ -358,7 +376,7 @@ def inner_search(
         opt_cfg = {
             k: v
             for k, v in inner.items()
-            if k not in ("space", "loss", "evaluations", "warm_start", "start", "cv", "default")
+            if k not in ("space", "loss", "evaluations", "warm_start", "start", "cv", "default", "outer_loss")
         }
         opt = make_optimizer(space, {**opt_cfg, "seed": int(seed)})
     total = int(inner["evaluations"]) if space is not None else 1
