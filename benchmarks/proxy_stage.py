@@ -32,6 +32,10 @@ strategy 1 and stage 2), where a full fit costs tens of seconds, not a quarter o
     PYTHONPATH=workflow .venv/bin/python benchmarks/proxy_stage.py --data si --joint 8x4 \
         --stage1 8x4 --stage2 4x2 --proxy-structures 50 --proxy-sparse 50 --out benchmarks/out/proxy_stage_si
 
+``--optimizer bayes`` (dimers) runs strategy 1 and stage 2 with potune's default Bayesian search
+instead of PPSO's swarm (the GP on log(loss), the GAP defaults as the first trial; run names
+``...-bo-...``); stage 1 stays the swarm.
+
 Writes <out>/proxy_stage.csv (one row per search) and <out>/proxy_stage_trials.csv (the joint
 searches' trials with their cumulative fit CPU).
 """
@@ -112,8 +116,11 @@ def build_config(args, strategy: str, n: int, out: Path) -> dict:
         cfg = ppso_dimer_config(ctx, "joint" if strategy == "joint" else "two_stage", n)
     tag = proxy_tag(args) if strategy == "proxy" else ""
     data = "" if args.data == "dimers" else f"{args.data}-"
-    cfg["run_name"] = f"proxy-bench-{data}{strategy}{tag}-n{n}-s{args.seed}"
+    bo = "-bo" if args.data == "dimers" and args.optimizer == "bayes" else ""
+    cfg["run_name"] = f"proxy-bench-{data}{strategy}{tag}{bo}-n{n}-s{args.seed}"
     cfg["results_dir"] = str(out / "runs")
+    if bo:  # strategy 1 and stage 2 with potune's default search (GP on log(loss), GAP defaults first)
+        cfg["optimizer"] = {"kind": "bayes"}
     cfg["optimizer"]["seed"] = args.seed
     cfg["kernel"] = {**cfg.get("kernel", {}), "figure": False, "similarity_curve": False}
     if strategy == "joint":
@@ -286,6 +293,13 @@ def main() -> None:
     ap.add_argument("--proxy-sigma-energy", type=float, default=0.002, help="proxy fits: sigma_E (eV/atom)")
     ap.add_argument("--proxy-sigma-force", type=float, default=0.02, help="proxy fits: sigma_F (eV/A)")
     ap.add_argument("--strategies", nargs="+", default=list(STRATEGIES), choices=STRATEGIES)
+    ap.add_argument(
+        "--optimizer",
+        choices=("pso", "bayes"),
+        default="pso",
+        help="dimers: strategy 1 and stage 2 by PPSO's swarm (the paper's) or potune's default Bayesian search; "
+        "stage 1 is the swarm either way",
+    )
     ap.add_argument("--rank", action="store_true", help="also rank the joint searches' descriptors by the proxy")
     ap.add_argument("--cores", type=int, default=2)
     ap.add_argument("--out", default=str(ROOT / "benchmarks" / "out" / "proxy_stage"))

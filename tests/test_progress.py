@@ -80,6 +80,12 @@ def test_finished_trials_read_the_job_files(run_folder):
     assert set(finished_trials(run_dir, n_folds=1)) == {"0-00"}
     # two folds: not finished until fold 1 is validated too
     assert finished_trials(run_dir, n_folds=2) == {}
+    # a nested SNAP trial ranked by its inner CV loss (snap.outer_loss cv) shows that loss
+    fit = run_dir / "iter0" / "t00" / "fold0" / "fit.json"
+    cv = {"outer_loss": "cv", "loss": 0.5, "energy_rmse_mev": 4.0, "force_rmse": 0.2, "folds": 3}
+    write_json(fit, {**json.loads(fit.read_text()), "inner": cv})
+    ok = finished_trials(run_dir, n_folds=1)["0-00"]
+    assert (ok.loss, ok.energy_rmse_mev, ok.force_rmse) == (0.5, 4.0, 0.2)
 
 
 def test_estimate_and_durations():

@@ -458,6 +458,7 @@ def yaml_load(path):
 
 # ----------------------------------------------------------------------------- snap.inner.folds
 CV = {"folds": 3, "seed": 5, "always_train": ["isolated_atom"]}
+TIMES = ("wall_s", "solve_s", "table")
 
 
 @pytest.fixture(scope="module")
@@ -629,8 +630,21 @@ def test_cv_inner_search_is_deterministic_and_records_its_folds(si_folds, si_cv_
     row = trial_row(prop, [fold])
     assert row["inner_folds"] == 3 and row["inner_loss"] == res.extra["inner"]["loss"]
     assert row["loss"] == 0.2 and "valid_loss" not in row
-    # snap.outer_loss cv: the trial is ranked by its CV loss, the validation fold's is kept
-    write_yaml(prop, {**yaml_load(prop), "inner": {"outer_loss": "cv"}})
+    # snap.outer_loss cv: the fit job marks its inner CV errors as the trial's, the validation fold's loss is kept
+    res = snap.fit(
+        BASE,
+        {},
+        train,
+        tmp_path / "d",
+        tmp_path / "d.log",
+        [14],
+        seed=4,
+        descriptors=si_cv_cache,
+        valid_file=valid,
+        inner={**inner, "outer_loss": "cv"},
+    )
+    assert res.extra["inner"] == {**best, "outer_loss": "cv", **{k: res.extra["inner"][k] for k in TIMES}}
+    write_json(fold / "fit.json", {"status": "ok", "reason": "", "wall_s": 1.0, "peak_rss_mb": 1.0, **res.extra})
     row = trial_row(prop, [fold])
     assert row["loss"] == res.extra["inner"]["loss"] and row["valid_loss"] == 0.2
     assert row["inner_force_rmse"] == res.extra["inner"]["force_rmse"] and row["force_rmse"] == 0.1

@@ -95,7 +95,11 @@ def finished_trials(run_dir: str | os.PathLike, n_folds: int, skip=()) -> dict[s
     """Trial id -> :class:`TrialResult` of every trial whose ``n_folds`` folds are validated
     (``fold<f>/valid.json`` and ``fit.json`` present). A trial fails when any fold failed;
     its loss and RMSEs are the means over folds, as in the trial table. Trials whose id is in
-    ``skip`` (already known to the caller: a finished trial does not change) are not read."""
+    ``skip`` (already known to the caller: a finished trial does not change) are not read.
+    A nested SNAP trial ranked by its inner CV loss (``snap.outer_loss: cv``) shows that loss
+    and its errors (:func:`potune.trials.cv_ranked`), as the trial table does."""
+    from .trials import cv_ranked
+
     out = {}
     for it, d in _iterations(Path(run_dir)):
         for t in sorted(d.glob("t*")):
@@ -120,6 +124,7 @@ def finished_trials(run_dir: str | os.PathLike, n_folds: int, skip=()) -> dict[s
                 mean = {
                     k: sum(float(v[k]) for v in valids) / n_folds for k in ("loss", "energy_rmse_mev", "force_rmse")
                 }
+                mean = (cv_ranked(fits[0]) if n_folds == 1 else None) or mean  # snap.outer_loss cv
                 e, f = mean["energy_rmse_mev"], mean["force_rmse"]
                 out[trial_id] = TrialResult(trial_id, it, "ok", mean["loss"], e, f, fit_s, "", when, wall)
     return out

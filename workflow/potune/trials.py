@@ -50,7 +50,7 @@ def trial_row(params_file: str | os.PathLike, fold_dirs: Sequence[str | os.PathL
     for k, v in (prop.get("fixed") or {}).items():
         row.setdefault(k, v)
     status, reason = "ok", ""
-    cv_best = None  # snap.outer_loss cv: the inner CV errors of the chosen weights become the trial's loss
+    ranked = None  # snap.outer_loss cv: the inner CV errors of the chosen weights
     fit_time, fit_cpu, peak = 0.0, 0.0, 0.0
     folds = []
     logs = []
@@ -79,8 +79,7 @@ def trial_row(params_file: str | os.PathLike, fold_dirs: Sequence[str | os.PathL
             row["inner_table"] = inner["table"]
             if inner.get("folds"):  # snap.inner.folds > 1: inner_loss is the k-fold CV loss on train
                 row["inner_folds"] = inner["folds"]
-                if (prop.get("inner") or {}).get("outer_loss") == "cv":
-                    cv_best = inner
+                ranked = cv_ranked(fit)
             if inner.get("warm_start"):  # snap.inner.warm_start: how many start points, and whether one won
                 row["inner_warm_start"] = inner["warm_start"]
                 row["inner_best_warm"] = inner["best_origin"] == "warm"
@@ -96,11 +95,11 @@ def trial_row(params_file: str | os.PathLike, fold_dirs: Sequence[str | os.PathL
             for m in ("energy_rmse_mev", "force_rmse"):
                 vals = [f["per_config_type"][ct][m] for f in folds if ct in f.get("per_config_type", {})]
                 row[f"{m}[{ct}]"] = float(np.mean(vals))
-        if cv_best is not None:  # the validation fold's loss is kept beside it, as a check
+        if ranked is not None:  # the validation fold's loss is kept beside it, as a check
             row["valid_loss"] = row["loss"]
-            row["loss"] = float(cv_best["loss"])
-            row["inner_energy_rmse_mev"] = float(cv_best["energy_rmse_mev"])
-            row["inner_force_rmse"] = float(cv_best["force_rmse"])
+            row["loss"] = ranked["loss"]
+            row["inner_energy_rmse_mev"] = ranked["energy_rmse_mev"]
+            row["inner_force_rmse"] = ranked["force_rmse"]
     else:
         row["loss"] = math.nan
         for m in METRICS:
@@ -113,6 +112,17 @@ def trial_row(params_file: str | os.PathLike, fold_dirs: Sequence[str | os.PathL
     row["params_file"] = str(params_file)
     row["fit_logs"] = ";".join(logs)
     return row
+
+
+def cv_ranked(fit: dict) -> dict | None:
+    """The errors a nested SNAP trial is ranked by under ``snap.outer_loss: cv``, from its
+    ``fit.json``: the inner k-fold CV ``loss``, ``energy_rmse_mev`` and ``force_rmse`` of the
+    chosen weights (the fit job marks them with ``inner.outer_loss``); ``None`` for any other
+    trial, which is ranked by its validation loss."""
+    inner = fit.get("inner") or {}
+    if inner.get("outer_loss") != "cv":
+        return None
+    return {k: float(inner[k]) for k in ("loss", "energy_rmse_mev", "force_rmse")}
 
 
 def order_columns(df: pd.DataFrame, param_names: Sequence[str]) -> pd.DataFrame:

@@ -199,4 +199,5 @@ def _inner(
         "wall_s": wall,
         "solve_s": float(sum(solve_s)),
         "table": str(table),
+        **({"outer_loss": "cv"} if inner.get("outer_loss") == "cv" and cv_blocks else {}),  # the trial's loss
     }
