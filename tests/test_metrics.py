@@ -75,3 +75,57 @@ def test_combine_folds_means_numbers_only():
     ]
     out = combine_folds(folds)
     assert out == {"loss": 2.0, "force_rmse": pytest.approx(0.3), "n_atoms": 15.0}
+
+
+# ----------------------------------------------------------------------------- paired comparison
+def _residual_set(rng, scale_e: float, scale_f: float, n_structures: int = 20):
+    """A residual set of n structures (4-12 atoms, the last one without forces)."""
+    r = Residuals()
+    for i in range(n_structures):
+        n = int(rng.integers(4, 13))
+        f = None if i == n_structures - 1 else rng.normal(0.0, scale_f, (n, 3))
+        r.add("bulk" if i % 2 else "surf", n, float(rng.normal(0.0, scale_e)) * n, f)
+    return r
+
+
+def test_paired_bootstrap_agrees_with_the_metrics_and_resolves_a_real_difference():
+    """The whole-set values are exactly Residuals.summary()/loss(); a potential compared with
+    itself differs by 0 in every resample; one whose residuals are all halved is lower in
+    every resample, with the interval below 0; one that differs only by noise is not."""
+    from potune.evaluate.compare import paired_bootstrap, residuals_from_predictions
+
+    rng = np.random.default_rng(3)
+    a = _residual_set(rng, 0.004, 0.1)
+    half = Residuals()
+    for ct, n, de, df in zip(a.config_types, a.n_atoms, a.d_energy, a.d_forces):
+        half.add(ct, n, de / 2, df / 2 if df.size else None)
+    for kind, alpha in (("weighted", 0.75), ("gamma", 0.5)):
+        same = paired_bootstrap(a, a, kind, alpha, samples=500)
+        for key, r in same.items():
+            assert r["diff"] == 0 and r["low"] == 0 and r["high"] == 0 and r["b_lower"] == 0, key
+        res = paired_bootstrap(a, half, kind, alpha, samples=500)
+        s, sh = a.summary(), half.summary()
+        assert res["energy_rmse_mev"]["a"] == pytest.approx(s["energy_rmse_mev"], rel=1e-12)
+        assert res["force_rmse"]["b"] == pytest.approx(sh["force_rmse"], rel=1e-12)
+        assert res["loss"]["a"] == pytest.approx(a.loss(kind, alpha), rel=1e-12)
+        assert res["loss"]["b"] == pytest.approx(half.loss(kind, alpha), rel=1e-12)
+        for key, r in res.items():
+            assert r["b_lower"] == 1.0 and r["high"] < 0 and r["low"] < r["diff"] < r["high"], key
+    # another draw of the same error distribution: the interval straddles 0
+    other = _residual_set(np.random.default_rng(4), 0.004, 0.1)
+    other = Residuals(a.config_types, a.n_atoms, other.d_energy[:], other.d_forces[:])
+    noise = paired_bootstrap(a, other, "weighted", 0.75, samples=2000)["energy_rmse_mev"]
+    assert noise["low"] < 0 < noise["high"] and 0.02 < noise["b_lower"] < 0.98
+    # the saved prediction arrays give back the same residuals
+    has_f = [df.size > 0 for df in a.d_forces]
+    preds = {
+        "config_type": np.array(a.config_types),
+        "energy_ref_per_atom": np.zeros(len(a.n_atoms)),
+        "energy_pred_per_atom": np.array(a.d_energy) / np.array(a.n_atoms),
+        "force_ref": np.zeros(sum(df.size for df in a.d_forces)),
+        "force_pred": np.concatenate([df.ravel() for df in a.d_forces]),
+    }
+    back = residuals_from_predictions(preds, a.n_atoms, has_f)
+    assert back.summary() == pytest.approx(a.summary(), rel=1e-12)
+    with pytest.raises(ValueError, match="force components"):
+        residuals_from_predictions(preds, a.n_atoms, [True] * len(has_f))

@@ -278,3 +278,21 @@ def test_lookahead_search_does_not_depend_on_completion_order(tmp_path, ahead, b
     assert len(a) == batch * iterations
     names = ["cutoff", "n_max", "delta", "sigma_energy"]
     pd.testing.assert_frame_equal(a[["trial_id", *names]], b[["trial_id", *names]])
+
+
+def test_compare_two_runs_on_their_test_set(tiny_run, capsys):
+    """``python -m potune.evaluate.compare``: the residuals rebuilt from a run's saved test
+    predictions give exactly the workflow's own test errors; a run compared with itself differs
+    by 0; a run without test predictions is a clear error."""
+    from potune.evaluate.compare import main, run_residuals
+
+    run_dir, cfg, _ = tiny_run
+    res, _ = run_residuals(run_dir)
+    errors = pd.read_csv(run_dir / "best" / "test_errors.csv").set_index("config_type").loc["all"]
+    assert res.summary()["energy_rmse_mev"] == pytest.approx(errors["energy_rmse_mev"], rel=1e-9)
+    assert res.summary()["force_rmse"] == pytest.approx(errors["force_rmse"], rel=1e-9)
+    assert main([str(run_dir), str(run_dir), "--samples", "200"]) == 0
+    out = capsys.readouterr().out
+    assert "| E RMSE (meV/atom) |" in out and "| +0 | [+0, +0] | 0 % |" in out
+    assert main([str(run_dir), str(run_dir.parent / "nonexistent")]) == 2
+    assert "no test predictions" in capsys.readouterr().err
