@@ -79,7 +79,7 @@ def best_step(
         "loss": float(best["loss"]),
         "energy_rmse_mev": float(best["energy_rmse_mev"]),
         "force_rmse": float(best["force_rmse"]),
-        **cv_ranked(best),
+        **cv_fields(best),
         "fitter": cfg["fitter"],
         "hyperparameters": {**fixed, **point},
         "point": point,
@@ -224,7 +224,7 @@ def errors_with_references(metrics: dict, reference=None):
     return pd.concat([ours, refs], ignore_index=True) if len(refs) else ours
 
 
-def cv_ranked(best) -> dict:
+def cv_fields(best) -> dict:
     """For a trial ranked by its inner CV loss (``snap.outer_loss: cv``): ``valid_loss`` (the
     validation fold's loss) and the CV errors (``cv_energy_rmse_mev``, ``cv_force_rmse``);
     otherwise nothing. ``energy_rmse_mev`` and ``force_rmse`` stay the validation fold's."""
